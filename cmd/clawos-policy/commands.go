@@ -1,0 +1,424 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/seccomp"
+	"github.com/clawos/clawos-security/translate"
+)
+
+// policyFlags are the flags shared by the commands that read a whitelist.
+type policyFlags struct {
+	arch, baseline string
+	requireSig     bool
+}
+
+func addPolicyFlags(fs *flag.FlagSet, withBaseline bool) *policyFlags {
+	p := &policyFlags{}
+	fs.StringVar(&p.arch, "arch", string(translate.NativeArch()), "target architecture: x86_64 or aarch64")
+	fs.BoolVar(&p.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
+	if withBaseline {
+		fs.StringVar(&p.baseline, "baseline", "none", "measured baselines to add: start, tokio, start,tokio or none")
+	}
+	return p
+}
+
+func (p *policyFlags) options() (translate.Options, error) {
+	arch, err := translate.ParseArch(p.arch)
+	if err != nil {
+		return translate.Options{}, &usageError{err.Error()}
+	}
+	bl, err := translate.ParseBaselines(p.baseline)
+	if err != nil {
+		return translate.Options{}, &usageError{err.Error()}
+	}
+	return translate.Options{Arch: arch, RequireSignature: p.requireSig, Baselines: bl}, nil
+}
+
+// load reads and validates a whitelist. Warnings are logged; errors refuse
+// it with every diagnostic listed.
+func load(e *env, path string, opts translate.Options) (*translate.Whitelist, []byte, error) {
+	raw, err := translate.ReadFile(path, e.stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := translate.NewValidator()
+	if err != nil {
+		return nil, nil, err
+	}
+	wl, rep := v.Validate(raw, opts)
+	for _, d := range rep.Warnings() {
+		e.log.WithFields(map[string]any{"path": d.Path, "check": d.Check, "code": d.Code.String()}).Warn(d.Message)
+	}
+	if err := rep.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return wl, raw, nil
+}
+
+func oneArg(args []string, what string) (string, error) {
+	if len(args) != 1 {
+		return "", &usageError{fmt.Sprintf("want one argument, %s (- reads standard input)", what)}
+	}
+	return args[0], nil
+}
+
+func validateCmd(fs *flag.FlagSet) func(*env, []string) error {
+	pf := addPolicyFlags(fs, false)
+	return func(e *env, args []string) error {
+		path, err := oneArg(args, "the whitelist")
+		if err != nil {
+			return err
+		}
+		opts, err := pf.options()
+		if err != nil {
+			return err
+		}
+		raw, err := translate.ReadFile(path, e.stdin)
+		if err != nil {
+			return err
+		}
+		v, err := translate.NewValidator()
+		if err != nil {
+			return err
+		}
+		_, rep := v.Validate(raw, opts)
+		if e.json {
+			out := struct {
+				Valid bool `json:"valid"`
+				translate.Report
+			}{rep.Err() == nil, rep}
+			if err := writeJSON(e, out); err != nil {
+				return err
+			}
+		} else {
+			for _, d := range rep.Diagnostics {
+				fmt.Fprintln(e.stdout, d)
+			}
+			fmt.Fprintf(e.stdout, "%s: %s for %s (%d errors, %d warnings)\n", path, verdictWord(rep), opts.Arch,
+				len(rep.Errors()), len(rep.Warnings()))
+		}
+		if err := rep.Err(); err != nil {
+			// Already printed in full; return only the classification.
+			return quiet{err}
+		}
+		return nil
+	}
+}
+
+func verdictWord(r translate.Report) string {
+	if r.Err() != nil {
+		return "INVALID"
+	}
+	return "valid"
+}
+
+// quiet carries an error's code without printing it again.
+type quiet struct{ err error }
+
+func (q quiet) Error() string { return "whitelist refused" }
+func (q quiet) Unwrap() error { return q.err }
+
+func signCmd(fs *flag.FlagSet) func(*env, []string) error {
+	pf := addPolicyFlags(fs, false)
+	out := fs.String("o", "", "write the signed whitelist to this file (atomically) instead of standard output")
+	inPlace := fs.Bool("in-place", false, "replace the input file (atomically)")
+	return func(e *env, args []string) error {
+		path, err := oneArg(args, "the whitelist")
+		if err != nil {
+			return err
+		}
+		opts, err := pf.options()
+		if err != nil {
+			return err
+		}
+		raw, err := translate.ReadFile(path, e.stdin)
+		if err != nil {
+			return err
+		}
+		v, err := translate.NewValidator()
+		if err != nil {
+			return err
+		}
+		// Everything but the signature itself must be valid before signing.
+		_, rep := v.Validate(raw, opts)
+		var blocking []translate.Diagnostic
+		for _, d := range rep.Errors() {
+			if d.Check != "signature" {
+				blocking = append(blocking, d)
+			}
+		}
+		if len(blocking) > 0 {
+			return fmt.Errorf("%s: refusing to sign: %w", path, &translate.InvalidError{Diagnostics: blocking})
+		}
+		signed, err := translate.Sign(raw)
+		if err != nil {
+			return err
+		}
+		dest := *out
+		if *inPlace {
+			if path == "-" {
+				return &usageError{"--in-place needs a file, not standard input"}
+			}
+			dest = path
+		}
+		if dest == "" {
+			_, err = e.stdout.Write(signed)
+			return err
+		}
+		if err := writeFileAtomic(dest, signed, 0o644); err != nil {
+			return err
+		}
+		e.log.Infof("signed %s", dest)
+		return nil
+	}
+}
+
+func translateCmd(fs *flag.FlagSet) func(*env, []string) error {
+	pf := addPolicyFlags(fs, true)
+	spec := fs.Bool("spec", false, "print a whole OCI config (runc's default, or --config) with this seccomp section")
+	config := fs.String("config", "", "with --spec: an existing config.json to start from (it is not modified)")
+	return func(e *env, args []string) error {
+		path, err := oneArg(args, "the whitelist")
+		if err != nil {
+			return err
+		}
+		opts, err := pf.options()
+		if err != nil {
+			return err
+		}
+		wl, _, err := load(e, path, opts)
+		if err != nil {
+			return err
+		}
+		p, err := translate.Translate(wl, opts)
+		if err != nil {
+			return err
+		}
+		var b []byte
+		if *spec {
+			s, err := baseSpec(*config)
+			if err != nil {
+				return err
+			}
+			if err := translate.ApplyToSpec(s, wl, p); err != nil {
+				return err
+			}
+			b, err = translate.MarshalSpec(s)
+			if err != nil {
+				return err
+			}
+		} else if b, err = p.SeccompJSON(); err != nil {
+			return err
+		}
+		if p.Network.Restricted() {
+			e.log.Infof("port restrictions (connect %v, bind %v) are carried in the %s annotation, not in seccomp",
+				p.Network.ConnectPorts, p.Network.BindPorts, translate.AnnotationNetworkPolicy)
+		}
+		_, err = e.stdout.Write(b)
+		return err
+	}
+}
+
+func baseSpec(path string) (*specs.Spec, error) {
+	if path == "" {
+		return defaultSpec(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read OCI config")
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, clawerr.Wrap(clawerr.EProto, err, "parse OCI config "+path)
+	}
+	return &s, nil
+}
+
+func explainCmd(fs *flag.FlagSet) func(*env, []string) error {
+	pf := addPolicyFlags(fs, true)
+	argList := fs.String("args", "", "with SYSCALL: comma-separated argument values (decimal or 0x hex), evaluated through the compiled BPF")
+	return func(e *env, args []string) error {
+		if len(args) < 1 || len(args) > 2 {
+			return &usageError{"want WHITELIST [SYSCALL]"}
+		}
+		opts, err := pf.options()
+		if err != nil {
+			return err
+		}
+		wl, _, err := load(e, args[0], opts)
+		if err != nil {
+			return err
+		}
+		p, err := translate.Translate(wl, opts)
+		if err != nil {
+			return err
+		}
+		if len(args) == 2 {
+			return explainCall(e, p, args[1], *argList)
+		}
+		if e.json {
+			return writeJSON(e, p)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SYSCALL\tNR\tVERDICT\tSOURCE\tREASON")
+		for _, o := range p.Origins {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", o.Syscall, o.Number, o.Verdict, o.Source, o.Reason)
+		}
+		for _, o := range p.Skipped {
+			fmt.Fprintf(tw, "%s\t-\tno rule\t%s\t%s\n", o.Syscall, o.Source, o.Reason)
+		}
+		fmt.Fprintf(tw, "(any other)\t\tkill process (SIGSYS)\tdefault action\tP1.2: anything not listed is killed\n")
+		fmt.Fprintf(tw, "(other arch)\t\tkill process (SIGSYS)\tarchitectures\tonly %s calls are accepted (no i386 int 0x80, no x32)\n", p.Arch)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if p.Network.Restricted() {
+			fmt.Fprintf(e.stdout, "\nnetwork policy (enforced in the agent's network namespace, not by seccomp): connect ports %v, bind ports %v\n",
+				p.Network.ConnectPorts, p.Network.BindPorts)
+		}
+		return nil
+	}
+}
+
+// explainCall evaluates one call through the compiled BPF program.
+func explainCall(e *env, p *translate.Profile, name, argList string) error {
+	nr, ok := p.Arch.SyscallNumber(name)
+	if !ok {
+		return &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("%q is not a syscall on %s", name, p.Arch)}
+	}
+	in := seccomp.Input{Arch: p.Arch.Audit(), Nr: int32(nr)}
+	if argList != "" {
+		parts := strings.Split(argList, ",")
+		if len(parts) > 6 {
+			return &usageError{"--args takes at most 6 values"}
+		}
+		for i, s := range parts {
+			v, err := parseArg(strings.TrimSpace(s))
+			if err != nil {
+				return &usageError{fmt.Sprintf("--args value %d: %v", i, err)}
+			}
+			in.Args[i] = v
+		}
+	}
+	prog, err := seccomp.Compile(p.Seccomp)
+	if err != nil {
+		return err
+	}
+	ev, err := seccomp.NewEvaluator(prog)
+	if err != nil {
+		return err
+	}
+	verdict := ev.Evaluate(in)
+	rule := translate.Origin{Syscall: name, Number: nr, Verdict: "kill process (not listed)", Source: "default action"}
+	for _, o := range p.Origins {
+		if o.Syscall == name {
+			rule = o
+		}
+	}
+	if e.json {
+		return writeJSON(e, struct {
+			Syscall string           `json:"syscall"`
+			Number  int              `json:"number"`
+			Args    [6]uint64        `json:"args"`
+			Verdict string           `json:"verdict"`
+			Rule    translate.Origin `json:"rule"`
+		}{name, nr, in.Args, verdict.String(), rule})
+	}
+	fmt.Fprintf(e.stdout, "%s(%s) on %s: %s\nrule: %s (from %s)\n", name, formatArgs(in.Args, argList != ""), p.Arch, verdict, rule.Verdict, rule.Source)
+	return nil
+}
+
+func parseArg(s string) (uint64, error) {
+	if strings.HasPrefix(s, "-") {
+		v, err := strconv.ParseInt(s, 0, 64)
+		return uint64(v), err
+	}
+	return strconv.ParseUint(s, 0, 64)
+}
+
+func formatArgs(a [6]uint64, given bool) string {
+	if !given {
+		return ""
+	}
+	s := make([]string, len(a))
+	for i, v := range a {
+		s[i] = fmt.Sprintf("%#x", v)
+	}
+	return strings.Join(s, ", ")
+}
+
+func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
+	pf := addPolicyFlags(fs, true)
+	out := fs.String("o", "", "write the raw BPF program (struct sock_filter array) to this file, atomically")
+	listing := fs.Bool("listing", false, "print the readable listing")
+	return func(e *env, args []string) error {
+		path, err := oneArg(args, "the whitelist")
+		if err != nil {
+			return err
+		}
+		opts, err := pf.options()
+		if err != nil {
+			return err
+		}
+		wl, _, err := load(e, path, opts)
+		if err != nil {
+			return err
+		}
+		p, err := translate.Translate(wl, opts)
+		if err != nil {
+			return err
+		}
+		prog, err := seccomp.Compile(p.Seccomp)
+		if err != nil {
+			return err
+		}
+		if *out != "" {
+			if err := writeFileAtomic(*out, prog.Bytes(), 0o644); err != nil {
+				return err
+			}
+		}
+		if e.json {
+			return writeJSON(e, struct {
+				Arch         translate.Arch `json:"arch"`
+				Instructions int            `json:"instructions"`
+				Limit        int            `json:"limit"`
+				Listing      []string       `json:"listing,omitempty"`
+			}{p.Arch, prog.Len(), seccomp.MaxInstructions, listingLines(prog, *listing)})
+		}
+		fmt.Fprintf(e.stdout, "%s: %d BPF instructions for %s (kernel limit %d)\n", path, prog.Len(), p.Arch, seccomp.MaxInstructions)
+		if *listing {
+			fmt.Fprint(e.stdout, prog.Listing())
+		}
+		return nil
+	}
+}
+
+func listingLines(p *seccomp.Program, want bool) []string {
+	if !want {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(p.Listing(), "\n"), "\n")
+}
+
+func writeJSON(e *env, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "encode JSON output")
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+	return err
+}
+
+// defaultSpec is runc's own default config (`runc spec`).
+func defaultSpec() *specs.Spec { return specconv.Example() }

@@ -1,0 +1,17 @@
+// Command clawos-policy validates, signs, translates, explains and compiles
+// ClawOS P1.2 syscall whitelists. See `clawos-policy help`.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
