@@ -43,7 +43,9 @@ func whitelist(t *testing.T, rules ...translate.Rule) *translate.Whitelist {
 	return got
 }
 
-func allow(name string) translate.Rule { return translate.Rule{Name: name, Permission: translate.Allow} }
+func allow(name string) translate.Rule {
+	return translate.Rule{Name: name, Permission: translate.Allow}
+}
 func deny(name, errno string) translate.Rule {
 	return translate.Rule{Name: name, Permission: translate.Deny, DenyErrno: errno}
 }
