@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -94,6 +95,11 @@ func syntaxCheck(raw []byte, r *Report) bool {
 					r.errorf(clawerr.EProto, "duplicate-member", child, "remove one of them", "member %q appears more than once in this object", k)
 					ok = false
 				}
+				if want, bad := caseVariant(k); bad {
+					r.errorf(clawerr.EProto, "member-case", child, "rename it to "+want,
+						"member %q differs from the P1.2 member %q only in case; decoders disagree on such members, so it is refused", k, want)
+					ok = false
+				}
 				seen[k] = true
 				if err := walk(child); err != nil {
 					return err
@@ -114,6 +120,28 @@ func syntaxCheck(raw []byte, r *Report) bool {
 		return false
 	}
 	return ok
+}
+
+// p12Names are the member names of every P1.2 object.
+var p12Names = func() []string {
+	var out []string
+	for _, v := range []any{whitelistAlias{}, ruleAlias{}, conditionsAlias{}, portAlias{}, argAlias{}, metadataAlias{}} {
+		for n := range jsonNames(reflect.TypeOf(v)) {
+			out = append(out, n)
+		}
+	}
+	return out
+}()
+
+// caseVariant reports whether k differs from a P1.2 member name only in
+// letter case, and which name.
+func caseVariant(k string) (string, bool) {
+	for _, n := range p12Names {
+		if k != n && strings.EqualFold(k, n) {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 func joinPath(parent, key string) string {
