@@ -14,8 +14,6 @@ import (
 	"github.com/clawos/clawos-security/translate"
 )
 
-func boolPtr(b bool) *bool { return &b }
-
 // whitelist builds a valid unsigned whitelist of rules for the testing
 // environment and checks it through the validator, as a user's file would be.
 func whitelist(t *testing.T, rules ...translate.Rule) *translate.Whitelist {

@@ -1,0 +1,55 @@
+# clawos-security build, test and demo targets. Run `make help`.
+GO        ?= go
+BIN       := bin
+# The seccomp package links libseccomp (Debian: libseccomp-dev).
+export CGO_ENABLED := 1
+FUZZTIME  ?= 20s
+# The release 2026.2.2 is served under its module version v0.8.2.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build test test-go fuzz lint bench demo baselines clean help
+
+all: build
+
+help:
+	@echo "make build      build every program into $(BIN)/"
+	@echo "make test       lint, run every test (the kernel tests included) and a short fuzz run"
+	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
+	@echo "make bench      run the benchmarks"
+	@echo "make lint       gofmt, go vet, staticcheck"
+	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
+
+build: $(BIN)/clawos-probe
+	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
+
+# A static probe program: it runs inside sandboxes that have no libc.
+$(BIN)/clawos-probe: test/probe/probe.c
+	@mkdir -p $(BIN)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+test: lint test-go fuzz
+
+test-go: build
+	$(GO) test -count=1 ./...
+
+fuzz:
+	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	$(BIN)/clawos-policy validate examples/ironclaw.whitelist.json
+	$(BIN)/clawos-demo --whitelist examples/ironclaw.whitelist.json --probe $(BIN)/clawos-probe
+
+baselines:
+	test/baseline/generate.sh
+
+clean:
+	rm -rf $(BIN)

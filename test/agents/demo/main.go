@@ -1,0 +1,231 @@
+// Command clawos-demo shows a whitelist at work: it validates and compiles
+// it, then runs clawos-probe once per attempt, each in its own process that
+// loads the compiled filter and makes one call, and prints what the kernel
+// did next to what the userspace evaluator predicted from the BPF.
+//
+// It exits 0 only when the kernel agreed with the prediction for every
+// attempt. (Until clawos-run exists, the probe loads the filter itself, as
+// the launcher's init will; port restrictions need the launcher's network
+// namespace and are shown as such.)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/clawos/clawos-security/seccomp"
+	"github.com/clawos/clawos-security/translate"
+)
+
+type attempt struct {
+	what string   // in words
+	call string   // syscall name, or "int80"
+	args []uint64 // raw arguments
+	i386 int      // i386 number for int80
+}
+
+var attempts = []attempt{
+	{what: "getpid()", call: "getpid"},
+	{what: "write(1, \"\", 0)", call: "write", args: []uint64{1, 0, 0}},
+	{what: "socket(AF_INET, SOCK_STREAM)", call: "socket", args: []uint64{unix.AF_INET, unix.SOCK_STREAM}},
+	{what: "socket(AF_INET6, SOCK_DGRAM)", call: "socket", args: []uint64{unix.AF_INET6, unix.SOCK_DGRAM}},
+	{what: "socket(AF_UNIX, SOCK_STREAM)", call: "socket", args: []uint64{unix.AF_UNIX, unix.SOCK_STREAM}},
+	{what: "socket(AF_NETLINK, SOCK_RAW)", call: "socket", args: []uint64{unix.AF_NETLINK, unix.SOCK_RAW}},
+	{what: "socket(AF_INET, SOCK_RAW)", call: "socket", args: []uint64{unix.AF_INET, unix.SOCK_RAW, 1}},
+	{what: "clone3(NULL, 0)", call: "clone3"},
+	{what: "getuid()", call: "getuid"},
+	{what: "setuid(0)", call: "setuid"},
+	{what: "ptrace(PTRACE_TRACEME)", call: "ptrace"},
+	{what: "unshare(CLONE_NEWUSER)", call: "unshare", args: []uint64{unix.CLONE_NEWUSER}},
+	{what: "mount(NULL, NULL, NULL)", call: "mount"},
+	{what: "bpf(0, NULL, 0)", call: "bpf"},
+	{what: "io_uring_setup(1, NULL)", call: "io_uring_setup", args: []uint64{1}},
+	{what: "i386 getpid via int 0x80", call: "int80", i386: 20},
+}
+
+func main() {
+	code, err := run(os.Args[1:], os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clawos-demo:", err)
+	}
+	os.Exit(code)
+}
+
+func run(args []string, out io.Writer) (int, error) {
+	fs := flag.NewFlagSet("clawos-demo", flag.ContinueOnError)
+	wlPath := fs.String("whitelist", "examples/ironclaw.whitelist.json", "P1.2 whitelist")
+	probe := fs.String("probe", "bin/clawos-probe", "the clawos-probe binary")
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	raw, err := translate.ReadFile(*wlPath, os.Stdin)
+	if err != nil {
+		return 1, err
+	}
+	v, err := translate.NewValidator()
+	if err != nil {
+		return 1, err
+	}
+	wl, rep := v.Validate(raw, translate.Options{})
+	for _, d := range rep.Diagnostics {
+		fmt.Fprintln(out, d)
+	}
+	if err := rep.Err(); err != nil {
+		return 1, err
+	}
+	p, err := translate.Translate(wl, translate.Options{})
+	if err != nil {
+		return 1, err
+	}
+	prog, err := seccomp.Compile(p.Seccomp)
+	if err != nil {
+		return 1, err
+	}
+	ev, err := seccomp.NewEvaluator(prog)
+	if err != nil {
+		return 1, err
+	}
+	dir, err := os.MkdirTemp("", "clawos-demo-")
+	if err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(dir)
+	bpfFile := filepath.Join(dir, "filter.bpf")
+	if err := os.WriteFile(bpfFile, prog.Bytes(), 0o600); err != nil {
+		return 1, err
+	}
+	sig, err := translate.VerifySignature(raw, wl.Signature)
+	if err != nil {
+		return 1, err
+	}
+	fmt.Fprintf(out, "whitelist %s (%s, signature %s): %d BPF instructions for %s, default action kill process\n\n",
+		*wlPath, wl.WhitelistID, sig, prog.Len(), p.Arch)
+
+	rules := map[string]translate.Origin{}
+	for _, o := range p.Origins {
+		rules[o.Syscall] = o
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ATTEMPT\tWHITELIST RULE\tPREDICTED (BPF)\tKERNEL\tOUTCOME")
+	mismatches := 0
+	for _, a := range attempts {
+		in := seccomp.Input{Arch: p.Arch.Audit()}
+		probeArgs := []string{"--bpf", bpfFile}
+		rule := "not listed: kill"
+		if a.call == "int80" {
+			in.Arch, in.Nr = 0x40000003, int32(a.i386)
+			probeArgs = append(probeArgs, "int80", fmt.Sprint(a.i386))
+			rule = "other architecture: kill"
+		} else {
+			nr, ok := p.Arch.SyscallNumber(a.call)
+			if !ok {
+				return 1, fmt.Errorf("%s is not a syscall on %s", a.call, p.Arch)
+			}
+			in.Nr = int32(nr)
+			probeArgs = append(probeArgs, "call", fmt.Sprint(nr))
+			if o, ok := rules[a.call]; ok {
+				rule = o.Verdict
+			}
+		}
+		for i, x := range a.args {
+			in.Args[i] = x
+			probeArgs = append(probeArgs, fmt.Sprint(x))
+		}
+		predicted := ev.Evaluate(in)
+		kernel, err := runProbe(*probe, probeArgs)
+		if err != nil {
+			return 1, err
+		}
+		outcome, agrees := judge(predicted, kernel)
+		if !agrees {
+			mismatches++
+			outcome += "  <-- MISMATCH"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.what, shorten(rule, 60), predicted, kernel, outcome)
+	}
+	if err := tw.Flush(); err != nil {
+		return 1, err
+	}
+	if p.Network.Restricted() {
+		fmt.Fprintf(out, "\nport restrictions: connect only to ports %v. seccomp cannot read a sockaddr: the ports travel as a network\npolicy (annotation %s) for the launcher to enforce in the agent's network namespace, which this\nin-process demo does not have; seccomp itself limits socket() to AF_INET/AF_INET6 stream and datagram.\n",
+			p.Network.ConnectPorts, translate.AnnotationNetworkPolicy)
+	}
+	if mismatches > 0 {
+		return 1, fmt.Errorf("the kernel disagreed with the compiled program %d time(s)", mismatches)
+	}
+	fmt.Fprintf(out, "\nthe kernel agreed with the compiled program on all %d attempts\n", len(attempts))
+	return 0, nil
+}
+
+// kernelResult is what happened to one probe process.
+type kernelResult struct {
+	signal syscall.Signal
+	errno  int
+}
+
+func (k kernelResult) String() string {
+	switch {
+	case k.signal != 0:
+		return "killed by " + unix.SignalName(k.signal)
+	case k.errno == 0:
+		return "returned"
+	}
+	return "failed " + unix.ErrnoName(syscall.Errno(k.errno))
+}
+
+func runProbe(probe string, args []string) (kernelResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, probe, args...)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return kernelResult{}, nil
+	case errors.As(err, &ee):
+		ws := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			return kernelResult{signal: ws.Signal()}, nil
+		}
+		if ws.ExitStatus() == 125 {
+			return kernelResult{}, fmt.Errorf("probe %v failed to start", args)
+		}
+		return kernelResult{errno: ws.ExitStatus()}, nil
+	}
+	return kernelResult{}, fmt.Errorf("run %s: %w", probe, err)
+}
+
+// judge says what the attempt's outcome means, and whether the kernel did
+// what the compiled program predicted. An allowed call may still fail in the
+// kernel (bad arguments), but never with the filter's own answer.
+func judge(v seccomp.Verdict, k kernelResult) (string, bool) {
+	switch v.Action() {
+	case seccomp.RetAllow:
+		return "allowed", k.signal == 0
+	case seccomp.RetErrno:
+		name := unix.ErrnoName(syscall.Errno(v.Data()))
+		return "denied with " + name, k.signal == 0 && k.errno == int(v.Data())
+	case seccomp.RetKillProcess:
+		return "agent killed", k.signal == unix.SIGSYS
+	}
+	return v.String(), false
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.TrimSpace(s[:n-3]) + "..."
+}
