@@ -2,8 +2,11 @@ package translate_test
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
@@ -22,8 +25,19 @@ func FuzzValidateTranslate(f *testing.F) {
 		f.Add(readFile(f, s))
 	}
 	f.Add([]byte(`{"syscalls":[{"name":"read","permission":"CONDITIONAL","conditions":{"argument_filter":{"arg_index":0,"operator":"masked_eq","value":-1,"mask":-1},"description":""}}]}`))
+	for _, p := range pathological() {
+		f.Add(p)
+	}
 	v := validator(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// A hang is a failure the fuzzer can save: no input of at most
+		// MaxWhitelistSize may take seconds.
+		start := time.Now()
+		defer func() {
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("input of %d bytes took %v", len(raw), d)
+			}
+		}()
 		_, _ = translate.Canonical(raw)
 		wl, rep := v.Validate(raw, translate.Options{Arch: translate.ArchX8664})
 		if wl == nil || rep.Err() != nil {
@@ -47,4 +61,34 @@ func FuzzValidateTranslate(f *testing.F) {
 			t.Fatalf("compiled %d instructions past the limit", prog.Len())
 		}
 	})
+}
+
+// pathological are inputs that once were slow or could be: a megabyte
+// syscall name (edit distance against every name), huge exponents and long
+// digit strings (big-number parsing in canonicalisation and the schema).
+func pathological() [][]byte {
+	hdr := `"schema_version":"1.0.0","whitelist_id":"6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b","created_at":"2026-11-28T00:00:00Z","created_by":"Security Agent"`
+	sig := `"signature":"` + strings.Repeat("a", 64) + `"`
+	return [][]byte{
+		[]byte(`{` + hdr + `,"syscalls":[{"name":"` + strings.Repeat("a", 1<<20) + `","permission":"ALLOW"}]}`),
+		[]byte(`{` + hdr + `,"syscalls":[{"name":"read","permission":"CONDITIONAL","conditions":{"description":"x","argument_filter":{"arg_index":1e999999999,"operator":"eq","value":0}}}]}`),
+		[]byte(`{` + hdr + `,"syscalls":[{"name":"read","permission":"CONDITIONAL","conditions":{"description":"x","argument_filter":{"arg_index":1,"operator":"eq","value":1e999999999}}}]}`),
+		[]byte(`{` + hdr + `,"x":1e999999999,` + sig + `,"syscalls":[{"name":"read","permission":"ALLOW"}]}`),
+		[]byte(`{` + hdr + `,"syscalls":[{"name":"connect","permission":"CONDITIONAL","conditions":{"description":"x","port_restriction":{"allowed_ports":[1e-999999999]}}}]}`),
+		[]byte(`{` + hdr + `,"x":0.` + strings.Repeat("0", 1<<20) + `1,` + sig + `,"syscalls":[{"name":"read","permission":"ALLOW"}]}`),
+		[]byte(strings.Repeat("[", 100000) + strings.Repeat("]", 100000)),
+	}
+}
+
+// BenchmarkValidatePathological measures validation of each pathological
+// input.
+func BenchmarkValidatePathological(b *testing.B) {
+	v := validator(b)
+	for i, p := range pathological() {
+		b.Run(fmt.Sprint(i), func(b *testing.B) {
+			for n := 0; n < b.N; n++ {
+				v.Validate(p, translate.Options{Arch: translate.ArchX8664})
+			}
+		})
+	}
 }

@@ -159,8 +159,15 @@ var renamed = map[string][]string{
 	"accept": {"accept4"}, "socketcall": {"socket", "connect", "sendto", "recvfrom"},
 }
 
+// maxSuggestLen bounds the names suggest compares: Linux syscall names are
+// under 30 bytes, and the edit distance costs len(name) per known name.
+const maxSuggestLen = 64
+
 // suggest returns a hint naming the calls to use instead of name on arch.
 func suggest(arch Arch, name string) string {
+	if len(name) > maxSuggestLen {
+		return "syscall names are short identifiers such as openat"
+	}
 	var cands []string
 	for _, n := range renamed[name] {
 		if _, ok := arch.SyscallNumber(n); ok {

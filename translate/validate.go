@@ -151,7 +151,7 @@ func checkDuplicates(in *input, r *Report) {
 		if j, ok := first[rule.Name]; ok {
 			r.errorf(clawerr.EProto, "duplicate-name", rulePath(i, "name"),
 				"merge the two rules: one syscall has one permission",
-				"syscall %q is already listed at syscalls[%d]", rule.Name, j)
+				"syscall %q is already listed at syscalls[%d]", truncate(rule.Name, 64), j)
 			continue
 		}
 		first[rule.Name] = i
@@ -176,11 +176,11 @@ func checkNames(in *input, r *Report) {
 		if len(elsewhere) > 0 {
 			r.warnf(clawerr.ENoEnt, "syscall-name", rulePath(i, "name"), hint,
 				"%q is not a syscall on %s (it exists on %s): this rule has no effect on %s",
-				rule.Name, in.arch, strings.Join(elsewhere, ", "), in.arch)
+				truncate(rule.Name, 64), in.arch, strings.Join(elsewhere, ", "), in.arch)
 			continue
 		}
 		r.errorf(clawerr.ENoEnt, "syscall-name", rulePath(i, "name"), hint,
-			"%q is not a Linux syscall on %s", rule.Name, in.arch)
+			"%q is not a Linux syscall on %s", truncate(rule.Name, 64), in.arch)
 	}
 }
 
