@@ -171,7 +171,8 @@ func runChild(t *testing.T, spec childSpec) outcome {
 // free after loading) may call between loading a filter and exit_group:
 // sysmon's sleeps, futex wake-ups, preemption signals, memory management,
 // and new threads (the binary links libseccomp, so glibc's pthread_create
-// makes them with clone3, falling back to clone on ENOSYS; measured with the
+// makes them with clone3, falling back to clone on ENOSYS, and each new
+// thread registers rseq and its robust list first; measured with the
 // kernel's type=1326 audit lines). They are added as ALLOW to a profile
 // under test only when the profile has no rule of its own for them, and no
 // test case calls a name the harness added; the evaluator sees the same
@@ -179,7 +180,7 @@ func runChild(t *testing.T, spec childSpec) outcome {
 var harnessCalls = []string{
 	"brk", "clone", "clone3", "epoll_pwait", "epoll_wait", "exit", "exit_group", "futex", "getpid", "gettid",
 	"madvise", "mmap", "mprotect", "munmap", "nanosleep", "clock_nanosleep", "rt_sigaction",
-	"rt_sigprocmask", "rt_sigreturn", "sched_yield", "sigaltstack", "tgkill", "write",
+	"rt_sigprocmask", "rt_sigreturn", "rseq", "sched_yield", "set_robust_list", "sigaltstack", "tgkill", "write",
 }
 
 // withHarness returns a copy of s that also allows the harnessCalls that s
