@@ -26,10 +26,12 @@ var actions = map[specs.LinuxSeccompAction]libseccomp.ScmpAction{
 }
 
 // KnownActions lists the OCI actions Build accepts, sorted.
-func KnownActions() []specs.LinuxSeccompAction {
-	out := make([]specs.LinuxSeccompAction, 0, len(actions))
-	for a := range actions {
-		out = append(out, a)
+func KnownActions() []specs.LinuxSeccompAction { return sortedKeys(actions) }
+
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
@@ -47,14 +49,7 @@ var compareOps = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
 }
 
 // KnownOperators lists the OCI operators Build accepts, sorted.
-func KnownOperators() []specs.LinuxSeccompOperator {
-	out := make([]specs.LinuxSeccompOperator, 0, len(compareOps))
-	for o := range compareOps {
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
+func KnownOperators() []specs.LinuxSeccompOperator { return sortedKeys(compareOps) }
 
 func action(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpAction, error) {
 	act, ok := actions[a]

@@ -33,6 +33,15 @@ func addPolicyFlags(fs *flag.FlagSet, withBaseline bool) *policyFlags {
 	return p
 }
 
+// parse takes the single whitelist argument and the options.
+func (p *policyFlags) parse(args []string) (string, translate.Options, error) {
+	if len(args) != 1 {
+		return "", translate.Options{}, &usageError{"want one argument, the whitelist (- reads standard input)"}
+	}
+	opts, err := p.options()
+	return args[0], opts, err
+}
+
 func (p *policyFlags) options() (translate.Options, error) {
 	arch, err := translate.ParseArch(p.arch)
 	if err != nil {
@@ -45,54 +54,47 @@ func (p *policyFlags) options() (translate.Options, error) {
 	return translate.Options{Arch: arch, RequireSignature: p.requireSig, Baselines: bl}, nil
 }
 
-// load reads and validates a whitelist. Warnings are logged; errors refuse
-// it with every diagnostic listed.
-func load(e *env, path string, opts translate.Options) (*translate.Whitelist, []byte, error) {
+// check reads a whitelist and validates it.
+func check(e *env, path string, opts translate.Options) ([]byte, *translate.Whitelist, translate.Report, error) {
 	raw, err := translate.ReadFile(path, e.stdin)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, translate.Report{}, err
 	}
 	v, err := translate.NewValidator()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, translate.Report{}, err
 	}
 	wl, rep := v.Validate(raw, opts)
+	return raw, wl, rep, nil
+}
+
+// load reads and validates a whitelist. Warnings are logged; errors refuse
+// it with every diagnostic listed.
+func load(e *env, path string, opts translate.Options) (*translate.Whitelist, error) {
+	_, wl, rep, err := check(e, path, opts)
+	if err != nil {
+		return nil, err
+	}
 	for _, d := range rep.Warnings() {
 		e.log.WithFields(map[string]any{"path": d.Path, "check": d.Check, "code": d.Code.String()}).Warn(d.Message)
 	}
 	if err := rep.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return wl, raw, nil
-}
-
-func oneArg(args []string, what string) (string, error) {
-	if len(args) != 1 {
-		return "", &usageError{fmt.Sprintf("want one argument, %s (- reads standard input)", what)}
-	}
-	return args[0], nil
+	return wl, nil
 }
 
 func validateCmd(fs *flag.FlagSet) func(*env, []string) error {
 	pf := addPolicyFlags(fs, false)
 	return func(e *env, args []string) error {
-		path, err := oneArg(args, "the whitelist")
+		path, opts, err := pf.parse(args)
 		if err != nil {
 			return err
 		}
-		opts, err := pf.options()
+		_, _, rep, err := check(e, path, opts)
 		if err != nil {
 			return err
 		}
-		raw, err := translate.ReadFile(path, e.stdin)
-		if err != nil {
-			return err
-		}
-		v, err := translate.NewValidator()
-		if err != nil {
-			return err
-		}
-		_, rep := v.Validate(raw, opts)
 		if e.json {
 			out := struct {
 				Valid bool `json:"valid"`
@@ -134,24 +136,15 @@ func signCmd(fs *flag.FlagSet) func(*env, []string) error {
 	out := fs.String("o", "", "write the signed whitelist to this file (atomically) instead of standard output")
 	inPlace := fs.Bool("in-place", false, "replace the input file (atomically)")
 	return func(e *env, args []string) error {
-		path, err := oneArg(args, "the whitelist")
+		path, opts, err := pf.parse(args)
 		if err != nil {
 			return err
 		}
-		opts, err := pf.options()
-		if err != nil {
-			return err
-		}
-		raw, err := translate.ReadFile(path, e.stdin)
-		if err != nil {
-			return err
-		}
-		v, err := translate.NewValidator()
+		raw, _, rep, err := check(e, path, opts)
 		if err != nil {
 			return err
 		}
 		// Everything but the signature itself must be valid before signing.
-		_, rep := v.Validate(raw, opts)
 		var blocking []translate.Diagnostic
 		for _, d := range rep.Errors() {
 			if d.Check != "signature" {
@@ -189,15 +182,11 @@ func translateCmd(fs *flag.FlagSet) func(*env, []string) error {
 	spec := fs.Bool("spec", false, "print a whole OCI config (runc's default, or --config) with this seccomp section")
 	config := fs.String("config", "", "with --spec: an existing config.json to start from (it is not modified)")
 	return func(e *env, args []string) error {
-		path, err := oneArg(args, "the whitelist")
+		path, opts, err := pf.parse(args)
 		if err != nil {
 			return err
 		}
-		opts, err := pf.options()
-		if err != nil {
-			return err
-		}
-		wl, _, err := load(e, path, opts)
+		wl, err := load(e, path, opts)
 		if err != nil {
 			return err
 		}
@@ -256,7 +245,7 @@ func explainCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		wl, _, err := load(e, args[0], opts)
+		wl, err := load(e, args[0], opts)
 		if err != nil {
 			return err
 		}
@@ -363,15 +352,11 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 	out := fs.String("o", "", "write the raw BPF program (struct sock_filter array) to this file, atomically")
 	listing := fs.Bool("listing", false, "print the readable listing")
 	return func(e *env, args []string) error {
-		path, err := oneArg(args, "the whitelist")
+		path, opts, err := pf.parse(args)
 		if err != nil {
 			return err
 		}
-		opts, err := pf.options()
-		if err != nil {
-			return err
-		}
-		wl, _, err := load(e, path, opts)
+		wl, err := load(e, path, opts)
 		if err != nil {
 			return err
 		}
