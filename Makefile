@@ -19,12 +19,16 @@ help:
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
 
-build: $(BIN)/clawos-probe
+build: $(BIN)/clawos-probe $(BIN)/clawos-init
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
 
-# A static probe program: it runs inside sandboxes that have no libc.
+# Static C programs: they run inside sandboxes that may have no libc.
 $(BIN)/clawos-probe: test/probe/probe.c
+	@mkdir -p $(BIN)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BIN)/clawos-init: cmd/clawos-init/init.c
 	@mkdir -p $(BIN)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 

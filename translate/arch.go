@@ -101,3 +101,13 @@ func (a Arch) Syscalls() []string {
 	sort.Strings(out)
 	return out
 }
+
+// SyscallName returns the name of syscall nr on a, or its number in
+// brackets when libseccomp has no name for it.
+func (a Arch) SyscallName(nr int) string {
+	name, err := libseccomp.ScmpSyscall(nr).GetNameByArch(a.Seccomp())
+	if err != nil || name == "" {
+		return fmt.Sprintf("syscall %d", nr)
+	}
+	return name
+}

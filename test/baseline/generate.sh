@@ -10,6 +10,30 @@ m="$top/test/baseline/measure.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# runtime_baselines measures, as root with runc, what runc's init and
+# clawos-init call under the container-level filter, and writes them as the
+# internal baselines runtime-runc and clawos-init of the native arch.
+runtime_baselines() {
+	make -C "$top" bin/clawos-init bin/clawos-probe >/dev/null
+	"$top/test/baseline/measure-runtime.sh" "$top/bin/clawos-init" "$top/bin/clawos-probe" >"$work/runtime.json"
+	f="$top/translate/baselines/$(uname -m).json"
+	jq --slurpfile r "$work/runtime.json" '
+		.baselines["runtime-runc"] = {
+			description: "what runc'"'"'s init calls after loading the container-level filter (internal: part of the container-level filter only)",
+			measurements: [$r[0]]
+		} |
+		.baselines["clawos-init"] = {
+			description: "what clawos-init calls before it loads the exact whitelist (internal: part of the container-level filter only)",
+			measurements: [$r[1]]
+		}' "$f" >"$work/new.json"
+	mv "$work/new.json" "$f"
+	echo "wrote runtime baselines into $f"
+}
+if [ "${1:-}" = "--runtime-only" ]; then
+	runtime_baselines
+	exit 0
+fi
+
 CGO_ENABLED=0 go build -o "$work/goagent" "$top/test/agents/goagent"
 GOARCH=arm64 CGO_ENABLED=0 go build -o "$work/goagent-arm64" "$top/test/agents/goagent"
 (cd "$top/test/agents/tokio-agent" && cargo build --release -q)
@@ -26,9 +50,11 @@ runs() { # N LABEL -- CMD...: N measurements of one program
 	local n=$1; shift
 	for _ in $(seq "$n"); do "$m" "$@"; done
 }
+cc -static -O2 -o "$work/cempty" "$top/test/agents/cempty/main.c"
 {
 	runs 3 "/usr/bin/true (coreutils, glibc $glibc, dynamic)" -- /usr/bin/true
 	runs 3 "goagent (empty main, $gover, static)" -- "$work/goagent"
+	runs 3 "cempty (empty main, C, glibc $glibc, static)" -- "$work/cempty"
 } | jq -s . >"$work/start-x86_64.json"
 runs 3 "tokio-agent --minimal (tokio $tokiover, rt-multi-thread+signal, glibc $glibc)" -- "$tokio" --minimal |
 	jq -s . >"$work/tokio-x86_64.json"
@@ -60,3 +86,4 @@ for arch in x86_64 aarch64; do
 	}' >"$top/translate/baselines/$arch.json"
 done
 echo "wrote $top/translate/baselines/x86_64.json and aarch64.json"
+if [ "$(id -u)" = 0 ] && command -v runc >/dev/null; then runtime_baselines; fi

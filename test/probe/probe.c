@@ -5,6 +5,10 @@
  *   clawos-probe [--bpf FILE] call NR [A0..A5]   raw syscall NR with arguments
  *   clawos-probe [--bpf FILE] int80 NR [A0..A2]  i386 syscall through int 0x80 (x86_64)
  *   clawos-probe [--bpf FILE] connect IPV4 PORT  TCP connect
+ *   clawos-probe listen-connect PORT             listen on 127.0.0.1:PORT, then connect to it
+ *   clawos-probe exec PATH                       execve(PATH) (a Landlock check)
+ *   clawos-probe write-file PATH                 create PATH for writing
+ *   clawos-probe status                          print pid, ids, NoNewPrivs, CapEff and interfaces
  *
  * --bpf FILE loads a seccomp BPF program (struct sock_filter array, as
  * `clawos-policy compile -o` writes it) with no_new_privs, exactly as a
@@ -91,6 +95,53 @@ int main(int argc, char **argv) {
 		if (s < 0) report(errno);
 		long r = syscall(SYS_connect, s, &sa, sizeof sa);
 		report(r == -1 ? errno : 0);
+	}
+	if (strcmp(op, "listen-connect") == 0 && i < argc) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[i])) };
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		long l = syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (l < 0) report(errno);
+		int one = 1;
+		syscall(SYS_setsockopt, l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (syscall(SYS_bind, l, &sa, sizeof sa) != 0) report(errno);
+		if (syscall(SYS_listen, l, 4) != 0) report(errno);
+		long s = syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0) report(errno);
+		long r = syscall(SYS_connect, s, &sa, sizeof sa);
+		report(r == -1 ? errno : 0);
+	}
+	if (strcmp(op, "exec") == 0 && i < argc) {
+		char *args[] = { argv[i], NULL };
+		execve(argv[i], args, NULL);
+		report(errno);
+	}
+	if (strcmp(op, "write-file") == 0 && i < argc) {
+		long fd = syscall(SYS_openat, AT_FDCWD, argv[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		report(fd < 0 ? errno : 0);
+	}
+	if (strcmp(op, "status") == 0) {
+		char buf[8192];
+		printf("pid %d\n", getpid());
+		fflush(stdout);
+		const char *files[] = { "/proc/self/status", "/proc/self/uid_map", "/proc/net/dev", NULL };
+		for (int f = 0; files[f]; f++) {
+			int fd = open(files[f], O_RDONLY | O_CLOEXEC);
+			if (fd < 0) report(errno);
+			ssize_t n = read(fd, buf, sizeof buf - 1);
+			close(fd);
+			if (n < 0) report(errno);
+			buf[n] = 0;
+			for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+				if (f == 0 && strncmp(line, "NoNewPrivs", 10) && strncmp(line, "CapEff", 6) && strncmp(line, "Uid", 3) &&
+				    strncmp(line, "Seccomp", 7))
+					continue;
+				if (f == 1) printf("uid_map %s\n", line);
+				else if (f == 2) { char *c = strchr(line, ':'); if (c) { *c = 0; while (*line == ' ') line++; printf("iface %s\n", line); } }
+				else printf("%s\n", line);
+			}
+		}
+		fflush(stdout);
+		report(0);
 	}
 	fprintf(stderr, "clawos-probe: unknown operation %s\n", op);
 	return 125;

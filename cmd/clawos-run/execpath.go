@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// resolveCommand finds the agent's executable on the host and returns its
+// absolute path as given (what the sandbox execs) and every file execve
+// will open for execution: the executable itself (symlinks resolved), a
+// script's interpreter, and their ELF interpreters (the dynamic loader).
+// Landlock's execute right is checked on each of them.
+func resolveCommand(cmd string) (string, []string, error) {
+	path, err := exec.LookPath(cmd)
+	if err != nil {
+		return "", nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("command %q not found", cmd), Err: err}
+	}
+	path, err = filepath.Abs(path)
+	if err != nil {
+		return "", nil, clawerr.Wrap(clawerr.ENoEnt, err, "command "+cmd)
+	}
+	var files []string
+	seen := map[string]bool{}
+	var add func(p string, depth int) error
+	add = func(p string, depth int) error {
+		if depth > 4 {
+			return clawerr.New(clawerr.EProto, "too many levels of interpreters for "+cmd)
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return clawerr.Wrap(clawerr.ENoEnt, err, "resolve "+p)
+		}
+		if seen[real] {
+			return nil
+		}
+		seen[real] = true
+		files = append(files, real)
+		interp, err := interpreter(real)
+		if err != nil {
+			return err
+		}
+		if interp != "" {
+			return add(interp, depth+1)
+		}
+		return nil
+	}
+	if err := add(path, 0); err != nil {
+		return "", nil, err
+	}
+	return path, files, nil
+}
+
+// interpreter returns a script's #! interpreter or an ELF file's PT_INTERP,
+// "" for a static ELF file.
+func interpreter(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", clawerr.Wrap(clawerr.ENoEnt, err, "open "+path)
+	}
+	defer f.Close()
+	head := make([]byte, 256)
+	n, _ := f.Read(head)
+	head = head[:n]
+	if bytes.HasPrefix(head, []byte("#!")) {
+		line, _ := bufio.NewReader(bytes.NewReader(head[2:])).ReadString('\n')
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			return "", clawerr.New(clawerr.EProto, path+": empty #! line")
+		}
+		return fields[0], nil
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return "", clawerr.Wrap(clawerr.EProto, err, path+" is neither an ELF file nor a #! script")
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				return "", clawerr.Wrap(clawerr.EProto, err, path+": PT_INTERP")
+			}
+			return string(bytes.TrimRight(b, "\x00")), nil
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/namespaces"
+	"github.com/clawos/clawos-security/seccomp"
+	"github.com/clawos/clawos-security/translate"
+)
+
+// Paths inside the sandbox.
+const (
+	sandboxDir  = "/.clawos"
+	sandboxInit = sandboxDir + "/clawos-init"
+	sandboxBPF  = sandboxDir + "/agent.bpf"
+	idMapBase   = 100000
+)
+
+type launcher struct {
+	cfg    *config
+	log    *logrus.Logger
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// sandbox is everything launch prepares before anything runs.
+type sandbox struct {
+	id       string
+	spec     *specs.Spec
+	stages   *translate.Stages
+	agentBPF *seccomp.Program
+	links    map[string]string
+	nft      string // ruleset for the sandbox's network namespace, "" for none
+	initBin  string // host path of clawos-init
+}
+
+func (l *launcher) launch(ctx context.Context) (int, error) {
+	sb, err := l.prepare()
+	if err != nil {
+		return 0, err
+	}
+	if l.cfg.printSpec {
+		return 0, l.printSpec(sb)
+	}
+	rt, err := newRuncRuntime(l.cfg.runtime, l.cfg.stateDir, l.log)
+	if err != nil {
+		return 0, err
+	}
+	return rt.run(ctx, sb, l.stdin, l.stdout, l.stderr)
+}
+
+// prepare validates and translates the whitelist and builds the OCI config.
+func (l *launcher) prepare() (*sandbox, error) {
+	c := l.cfg
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	netMode, err := c.netMode()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := translate.ReadFile(c.whitelist, l.stdin)
+	if err != nil {
+		return nil, err
+	}
+	v, err := translate.NewValidator()
+	if err != nil {
+		return nil, err
+	}
+	wl, rep := v.Validate(raw, opts)
+	for _, d := range rep.Warnings() {
+		l.log.WithFields(logrus.Fields{"path": d.Path, "check": d.Check}).Warn(d.Message)
+	}
+	if err := rep.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.whitelist, err)
+	}
+	runtimeName := "runc"
+	stages, err := translate.TwoStage(wl, opts, runtimeName)
+	if err != nil {
+		return nil, err
+	}
+	if stages.Agent.Network.Restricted() && netMode == namespaces.NetHost {
+		return nil, &clawerr.Error{Code: clawerr.EPerm, Path: stages.Agent.Network.Sources[0],
+			Message: "the whitelist restricts ports, which cannot be enforced in the host's network namespace",
+			Hint:    "use --net loopback or --net none"}
+	}
+	agentBPF, err := seccomp.Compile(stages.Agent.Seccomp)
+	if err != nil {
+		return nil, fmt.Errorf("agent stage: %w", err)
+	}
+	if _, err := seccomp.Compile(stages.Container.Seccomp); err != nil {
+		return nil, fmt.Errorf("container stage: %w", err)
+	}
+	initBin, err := findInit()
+	if err != nil {
+		return nil, err
+	}
+
+	id := c.id
+	if id == "" {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, clawerr.Wrap(clawerr.EInternal, err, "container id")
+		}
+		id = "clawos-" + hex.EncodeToString(b[:])
+	}
+	cmdPath, execFiles, err := l.resolve()
+	if err != nil {
+		return nil, err
+	}
+	workdir := c.workdir
+	if workdir == "" {
+		if workdir, err = os.Getwd(); err != nil {
+			return nil, clawerr.Wrap(clawerr.EIO, err, "working directory")
+		}
+	}
+	view := namespaces.View{Level: levelOf(wl), PrivateNet: netMode != namespaces.NetHost, Workdir: workdir, Custom: c.rootfs != ""}
+	if c.rootfs == "" {
+		view.Exec = execFiles
+		view.Exec = append(view.Exec, cmdPath)
+	}
+	for _, b := range c.roBinds {
+		bd, err := namespaces.ParseBind(b, true)
+		if err != nil {
+			return nil, err
+		}
+		view.Binds = append(view.Binds, bd)
+	}
+	for _, b := range c.binds {
+		bd, err := namespaces.ParseBind(b, false)
+		if err != nil {
+			return nil, err
+		}
+		view.Binds = append(view.Binds, bd)
+	}
+	view.Tmpfs = c.tmpfs
+	mounts, links, err := namespaces.Mounts(view)
+	if err != nil {
+		return nil, err
+	}
+
+	args := []string{sandboxInit, sandboxBPF}
+	if landlockABI() > 0 {
+		for _, f := range execFiles {
+			args = append(args, "--exec", f)
+		}
+	} else {
+		l.log.Warn("Landlock is not available in this kernel: the agent may execve any file its whitelist's execve rule allows")
+	}
+	args = append(append(args, "--"), cmdPath)
+	args = append(args, c.cmd[1:]...)
+
+	user := specs.User{UID: 0, GID: 0}
+	if !c.userns {
+		user = specs.User{UID: 65534, GID: 65534} // nobody: never host root
+	}
+	spec := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Args: args,
+			Env:  append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp"}, c.env...),
+			Cwd:  workdir,
+			User: user,
+		},
+		Root:   &specs.Root{Path: "rootfs", Readonly: true},
+		Mounts: append(mounts, specs.Mount{Destination: sandboxDir, Type: "bind", Source: filepath.Join(bundleDir(c.stateDir, id), "clawos"),
+			Options: []string{"bind", "ro", "nosuid", "nodev"}}),
+	}
+	if c.rootfs != "" {
+		spec.Root.Path = c.rootfs
+	}
+	hard, err := hardLimits()
+	if err != nil {
+		return nil, err
+	}
+	if err := namespaces.Apply(spec, namespaces.Options{Net: netMode, UserNS: c.userns, Hostname: c.hostname, IDMapBase: idMapBase,
+		Level: levelOf(wl), Slice: c.slice, CgroupV2: cgroupV2(), HardLimits: hard}); err != nil {
+		return nil, err
+	}
+	spec.Root.Path = "rootfs"
+	if c.rootfs != "" {
+		spec.Root.Path = c.rootfs
+	}
+	// A top-level cgroup per sandbox, which runc delete removes whole.
+	spec.Linux.CgroupsPath = "/" + id
+	if err := translate.ApplyToSpec(spec, wl, stages.Container); err != nil {
+		return nil, err
+	}
+	agentDigest, err := translate.ProfileDigest(stages.Agent.Seccomp)
+	if err != nil {
+		return nil, err
+	}
+	spec.Annotations["io.clawos.agent-profile-digest"] = agentDigest
+	spec.Annotations["io.clawos.runtime"] = runtimeName
+
+	sb := &sandbox{id: id, spec: spec, stages: stages, agentBPF: agentBPF, links: links, initBin: initBin}
+	switch {
+	case netMode == namespaces.NetNone:
+		sb.nft = namespaces.NftRuleset([]int{}, []int{})
+	case stages.Agent.Network.Restricted():
+		// A restriction lists at least one port (validation refuses an
+		// empty allowed_ports), so nil means "not restricted".
+		sb.nft = namespaces.NftRuleset(stages.Agent.Network.ConnectPorts, stages.Agent.Network.BindPorts)
+	}
+	return sb, nil
+}
+
+func levelOf(wl *translate.Whitelist) string {
+	if wl.Metadata != nil {
+		return wl.Metadata.SecurityLevel
+	}
+	return ""
+}
+
+// resolve finds the command on the host, or inside --rootfs.
+func (l *launcher) resolve() (string, []string, error) {
+	cmd := l.cfg.cmd[0]
+	if l.cfg.rootfs != "" {
+		if !filepath.IsAbs(cmd) {
+			return "", nil, &usageError{fmt.Errorf("with --rootfs the command must be an absolute path inside it, not %q", cmd)}
+		}
+		return cmd, nil, nil
+	}
+	p, files, err := resolveCommand(cmd)
+	if err != nil {
+		return "", nil, &notFoundError{err}
+	}
+	return p, files, nil
+}
+
+// findInit locates clawos-init next to this executable; the path is
+// resolved before anything enters a namespace.
+func findInit() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", clawerr.Wrap(clawerr.EInternal, err, "locate clawos-run")
+	}
+	p := filepath.Join(filepath.Dir(self), "clawos-init")
+	if _, err := os.Stat(p); err != nil {
+		return "", &clawerr.Error{Code: clawerr.ENoEnt, Message: "clawos-init is not next to clawos-run", Err: err,
+			Hint: "make build puts both in bin/"}
+	}
+	return p, nil
+}
+
+func (l *launcher) printSpec(sb *sandbox) error {
+	cfg, err := translate.MarshalSpec(sb.spec)
+	if err != nil {
+		return err
+	}
+	agent, err := translate.MarshalSeccomp(sb.stages.Agent.Seccomp)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Config      json.RawMessage    `json:"config"`
+		AgentStage  json.RawMessage    `json:"agent_stage"`
+		AgentBPF    int                `json:"agent_stage_instructions"`
+		Origins     []translate.Origin `json:"container_stage_origins"`
+		Nftables    string             `json:"nftables,omitempty"`
+		RootSymlink map[string]string  `json:"rootfs_symlinks,omitempty"`
+	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, sb.nft, sb.links}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "encode spec")
+	}
+	_, err = fmt.Fprintf(l.stdout, "%s\n", b)
+	return err
+}
+
+// landlockABI returns the kernel's Landlock ABI version, 0 without Landlock.
+func landlockABI() int {
+	const createRulesetVersion = 1
+	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, createRulesetVersion)
+	if errno != 0 {
+		return 0
+	}
+	return int(v)
+}
+
+// cgroupV2 reports whether /sys/fs/cgroup is the unified hierarchy.
+func cgroupV2() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
+// hardLimits are this process's hard rlimits, by OCI name.
+func hardLimits() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for name, res := range map[string]int{"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC} {
+		var r unix.Rlimit
+		if err := unix.Getrlimit(res, &r); err != nil {
+			return nil, clawerr.Wrap(clawerr.EInternal, err, "getrlimit "+name)
+		}
+		out[name] = r.Max
+	}
+	return out, nil
+}

@@ -1,0 +1,13 @@
+// Command clawos-run runs a program as a confined ClawOS agent: in its own
+// namespaces, under exactly its P1.2 whitelist, with its port restrictions
+// enforced in its own network namespace. See `clawos-run --help`.
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/namespaces"
+	"github.com/clawos/clawos-security/translate"
+)
+
+const progName = "clawos-run"
+
+// Exit statuses of clawos-run's own failures, as podman and docker use them;
+// the agent's own status passes through otherwise (128+N when it dies of
+// signal N: 159 for a seccomp kill). The P1.7 code of a failure is in its
+// message and, with --log-format json, in its P1.7 payload.
+const (
+	exitFailure     = 125 // clawos-run could not run the agent
+	exitCannotExec  = 126
+	exitNotFound    = 127
+	exitUsage       = 125
+	defaultStateDir = "/run/clawos"
+)
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// config is everything the command line says.
+type config struct {
+	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
+	logFormat                                                                         string
+	userns, printSpec, requireSig                                                     bool
+	roBinds, binds, tmpfs, env                                                        listFlag
+	cmd                                                                               []string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s [flags] -- CMD [ARGS...]\n\nRuns CMD as a confined ClawOS agent and exits with its status (128+N if it dies of signal N; 159 = killed by seccomp).\n\nflags:\n", progName)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.whitelist, "whitelist", "", "P1.2 whitelist (required)")
+	fs.StringVar(&c.runtime, "runtime", "runc", "OCI runtime: runc or the path of a runc-compatible binary (embedded: not yet implemented)")
+	fs.StringVar(&c.rootfs, "rootfs", "", "root filesystem directory (default: a read-only view of the host's system directories)")
+	fs.StringVar(&c.workdir, "workdir", "", "working directory inside the sandbox (default: the current directory, visible read-only)")
+	fs.StringVar(&c.baseline, "baseline", "start", "measured calls added to the agent's whitelist: start, tokio, start,tokio or none")
+	fs.StringVar(&c.net, "net", "loopback", "network: none (no traffic at all), loopback (private namespace with only lo) or host")
+	fs.BoolVar(&c.userns, "userns", true, "run in a user namespace: root in the sandbox is an unprivileged host uid")
+	fs.StringVar(&c.slice, "slice", "", "P1.5 slice whose quotas apply (agents, wasm, kernel, worker, root)")
+	fs.StringVar(&c.hostname, "hostname", "", "hostname inside the sandbox (default clawos-agent)")
+	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir, "where bundles and runtime state live while agents run")
+	fs.StringVar(&c.id, "id", "", "container id (default: generated)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.printSpec, "print-spec", false, "print the OCI config and both seccomp stages that would run, and exit")
+	fs.BoolVar(&c.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
+	fs.Var(&c.roBinds, "ro-bind", "bind SRC[:DST] read-only (repeatable)")
+	fs.Var(&c.binds, "bind", "bind SRC[:DST] writable (repeatable)")
+	fs.Var(&c.tmpfs, "tmpfs", "mount a private tmpfs at DST (repeatable)")
+	fs.Var(&c.env, "env", "set K=V in the agent's environment (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return nil, &usageError{err}
+	}
+	c.cmd = fs.Args()
+	if c.whitelist == "" {
+		return nil, &usageError{errors.New("--whitelist is required: an agent never runs unconfined")}
+	}
+	if len(c.cmd) == 0 {
+		return nil, &usageError{errors.New("no command: want -- CMD [ARGS...]")}
+	}
+	return c, nil
+}
+
+type usageError struct{ err error }
+
+func (u *usageError) Error() string { return u.err.Error() }
+func (u *usageError) Unwrap() error { return u.err }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	log := logrus.New()
+	log.SetOutput(stderr)
+	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", progName, err)
+		return exitUsage
+	}
+	if c.logFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	}
+	l := &launcher{cfg: c, log: log, stdin: stdin, stdout: stdout, stderr: stderr}
+	status, err := l.launch(ctx)
+	if err != nil {
+		if c.logFormat == "json" {
+			b, _ := json.Marshal(clawerr.PayloadOf(progName, err))
+			fmt.Fprintf(stderr, "%s\n", b)
+		} else {
+			fmt.Fprintf(stderr, "%s: %v\n", progName, err)
+		}
+		var nf *notFoundError
+		if errors.As(err, &nf) {
+			return exitNotFound
+		}
+		return exitFailure
+	}
+	return status
+}
+
+type notFoundError struct{ error }
+
+func (n *notFoundError) Unwrap() error { return n.error }
+
+// options turns flags into translation and isolation options.
+func (c *config) options() (translate.Options, error) {
+	bl, err := translate.ParseBaselines(c.baseline)
+	if err != nil {
+		return translate.Options{}, err
+	}
+	return translate.Options{RequireSignature: c.requireSig, Baselines: bl}, nil
+}
+
+func (c *config) netMode() (namespaces.Net, error) {
+	for _, n := range namespaces.KnownNets() {
+		if string(n) == c.net {
+			return n, nil
+		}
+	}
+	return "", &usageError{fmt.Errorf("--net %q: want none, loopback or host", c.net)}
+}
+
+func osEnviron() []string { return os.Environ() }

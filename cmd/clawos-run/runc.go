@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/translate"
+)
+
+// runcTimeout bounds every runc command but the agent's own run.
+const runcTimeout = 30 * time.Second
+
+type runcRuntime struct {
+	bin      string // runc binary
+	root     string // runc --root
+	stateDir string
+	log      *logrus.Logger
+}
+
+func newRuncRuntime(name, stateDir string, log *logrus.Logger) (*runcRuntime, error) {
+	if name == "embedded" {
+		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: "the embedded libcontainer runtime is not implemented yet",
+			Hint: "use --runtime runc"}
+	}
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("OCI runtime %q not found", name), Err: err,
+			Hint: "install runc (Debian: apt-get install runc) or pass --runtime PATH"}
+	}
+	return &runcRuntime{bin: bin, root: filepath.Join(stateDir, "runc"), stateDir: stateDir, log: log}, nil
+}
+
+func bundleDir(stateDir, id string) string { return filepath.Join(stateDir, "bundles", id) }
+
+func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, runcTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.bin, append([]string{"--root", r.root}, args...)...)
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, fmt.Errorf("%w: %s", err, bytes.TrimSpace(out)), "runc "+args[0])
+	}
+	return nil
+}
+
+// run starts the sandbox and waits for the agent. It returns the agent's
+// exit status, 128+N if it died of signal N.
+func (r *runcRuntime) run(ctx context.Context, sb *sandbox, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	r.cleanStale(ctx)
+	dir := bundleDir(r.stateDir, sb.id)
+	if err := r.writeBundle(dir, sb); err != nil {
+		os.RemoveAll(dir)
+		return 0, err
+	}
+	defer func() {
+		if err := r.runc(context.Background(), "delete", "--force", sb.id); err != nil {
+			r.log.WithError(err).Debug("runc delete")
+		}
+		os.RemoveAll(dir)
+	}()
+
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "become child subreaper")
+	}
+	streams, err := newStdio(stdin, stdout, stderr)
+	if err != nil {
+		return 0, err
+	}
+	defer streams.close()
+
+	pidFile := filepath.Join(dir, "agent.pid")
+	create := exec.Command(r.bin, "--root", r.root, "create", "--bundle", dir, "--pid-file", pidFile, sb.id)
+	create.Stdin, create.Stdout, create.Stderr = streams.in, streams.out, streams.err
+	if err := create.Run(); err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "runc create (its error is above)")
+	}
+	streams.started()
+	pid, err := readPid(pidFile)
+	if err != nil {
+		return 0, err
+	}
+	if sb.nft != "" {
+		if err := installRules(ctx, pid, sb.nft); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return 0, err
+		}
+		r.log.WithField("pid", pid).Debug("port rules installed in the sandbox's network namespace")
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			unix.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	if err := r.runc(ctx, "start", sb.id); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return 0, err
+	}
+	ws, err := waitFor(pid)
+	if err != nil {
+		return 0, err
+	}
+	streams.wait()
+	switch {
+	case ws.Signaled():
+		sig := ws.Signal()
+		if sig == unix.SIGSYS {
+			r.log.WithField("syscall", killedSyscall(pid, sb.stages.Agent.Arch)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
+		}
+		return 128 + int(sig), nil
+	default:
+		return ws.ExitStatus(), nil
+	}
+}
+
+// writeBundle writes config.json, the init and the agent's filter, and the
+// empty root with its mount points (created here, as root, because runc's
+// init creates them as the sandbox's mapped root otherwise).
+func (r *runcRuntime) writeBundle(dir string, sb *sandbox) error {
+	root := filepath.Join(dir, "rootfs")
+	cdir := filepath.Join(dir, "clawos")
+	for _, d := range []string{root, cdir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "write owner")
+	}
+	if err := copyFile(sb.initBin, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(cdir, "agent.bpf"), sb.agentBPF.Bytes(), 0o644); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "write agent filter")
+	}
+	if sb.spec.Root.Path == "rootfs" {
+		for _, p := range sortedKeysOf(sb.links) {
+			if err := os.Symlink(sb.links[p], filepath.Join(root, p)); err != nil {
+				return clawerr.Wrap(clawerr.EIO, err, "rootfs symlink")
+			}
+		}
+		for _, m := range sb.spec.Mounts {
+			if err := mountPoint(root, m.Destination, m.Type == "bind" && isFile(m.Source)); err != nil {
+				return err
+			}
+		}
+		if sb.spec.Linux != nil && len(sb.spec.Linux.UIDMappings) > 0 {
+			uid, gid := int(sb.spec.Linux.UIDMappings[0].HostID), int(sb.spec.Linux.GIDMappings[0].HostID)
+			if err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Lchown(p, uid, gid)
+			}); err != nil {
+				return clawerr.Wrap(clawerr.EIO, err, "chown rootfs to the sandbox's root")
+			}
+		}
+	}
+	cfg, err := translate.MarshalSpec(sb.spec)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, "config.json"), cfg, 0o644)
+}
+
+func mountPoint(root, dest string, file bool) error {
+	p := filepath.Join(root, dest)
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	if file {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "mount point "+dest)
+		}
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "mount point "+dest)
+		}
+		return f.Close()
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "mount point "+dest)
+	}
+	return nil
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
+}
+
+// installRules loads the sandbox's nftables ruleset inside its network
+// namespace, before the agent's first instruction.
+func installRules(ctx context.Context, pid int, ruleset string) error {
+	ctx, cancel := context.WithTimeout(ctx, runcTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+strconv.Itoa(pid)+"/ns/net", "--", "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return &clawerr.Error{Code: clawerr.EPerm, Message: "cannot install the port restrictions in the sandbox's network namespace; the agent was not started",
+			Err: fmt.Errorf("%w: %s", err, bytes.TrimSpace(out)), Hint: "install nftables (apt-get install nftables)"}
+	}
+	return nil
+}
+
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "read agent pid")
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "agent pid")
+	}
+	return pid, nil
+}
+
+// waitFor reaps children until pid exits; as child subreaper we are the
+// agent's parent once runc create has exited.
+func waitFor(pid int) (unix.WaitStatus, error) {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for the agent")
+		}
+		if got == pid {
+			return ws, nil
+		}
+	}
+}
+
+var auditSyscall = regexp.MustCompile(`type=1326 .* pid=(\d+) .* arch=([0-9a-f]+) syscall=(\d+)`)
+
+// killedSyscall names the syscall the kernel logged for a seccomp kill of
+// pid (needs CAP_SYSLOG; the kernel rate-limits these lines), or "unknown".
+func killedSyscall(pid int, arch translate.Arch) string {
+	buf := make([]byte, 1<<20)
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		return "unknown (the kernel log is not readable)"
+	}
+	name := "unknown (the kernel did not log it)"
+	sc := bufio.NewScanner(bytes.NewReader(buf[:n]))
+	for sc.Scan() {
+		m := auditSyscall.FindStringSubmatch(sc.Text())
+		if m == nil || m[1] != strconv.Itoa(pid) {
+			continue
+		}
+		nr, _ := strconv.Atoi(m[3])
+		if a, _ := strconv.ParseUint(m[2], 16, 32); uint32(a) != arch.Audit() {
+			name = fmt.Sprintf("syscall %d of another architecture (audit arch %s)", nr, m[2])
+			continue
+		}
+		name = arch.SyscallName(nr)
+	}
+	return name
+}
+
+// cleanStale removes what earlier runs left when clawos-run itself was
+// killed: the container and its bundle, for each bundle whose owner is gone.
+func (r *runcRuntime) cleanStale(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(r.stateDir, "bundles", "*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || unix.Kill(owner, 0) != unix.ESRCH {
+			continue
+		}
+		id := filepath.Base(d)
+		r.log.WithField("id", id).Info("removing a sandbox whose clawos-run is gone")
+		if err := r.runc(ctx, "delete", "--force", id); err != nil {
+			r.log.WithError(err).Debug("runc delete of a stale sandbox")
+		}
+		os.RemoveAll(d)
+	}
+}
+
+// stdio gives runc real file descriptors. A stream that is not an *os.File
+// goes through a pipe copied here; otherwise runc create's own wait would
+// last until the agent closes its output.
+type stdio struct {
+	in, out, err *os.File
+	closers      []*os.File // our ends, closed at the end
+	childEnds    []*os.File // the child's ends, closed once runc has them
+	wg           sync.WaitGroup
+}
+
+func newStdio(stdin io.Reader, stdout, stderr io.Writer) (*stdio, error) {
+	s := &stdio{}
+	var err error
+	if f, ok := stdin.(*os.File); ok {
+		s.in = f
+	} else {
+		var w *os.File
+		if s.in, w, err = os.Pipe(); err != nil {
+			return nil, clawerr.Wrap(clawerr.EInternal, err, "stdin pipe")
+		}
+		s.childEnds = append(s.childEnds, s.in)
+		go func() { io.Copy(w, stdin); w.Close() }()
+	}
+	out := func(dst io.Writer) (*os.File, error) {
+		if f, ok := dst.(*os.File); ok {
+			return f, nil
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, clawerr.Wrap(clawerr.EInternal, err, "output pipe")
+		}
+		s.childEnds = append(s.childEnds, w)
+		s.closers = append(s.closers, r)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); io.Copy(dst, r) }()
+		return w, nil
+	}
+	if s.out, err = out(stdout); err != nil {
+		return nil, err
+	}
+	if s.err, err = out(stderr); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// started closes the child's ends once runc create has passed them on.
+func (s *stdio) started() {
+	for _, f := range s.childEnds {
+		f.Close()
+	}
+	s.childEnds = nil
+}
+
+// wait waits for the copies of the agent's output to finish.
+func (s *stdio) wait() { s.wg.Wait() }
+
+func (s *stdio) close() {
+	s.started()
+	for _, f := range s.closers {
+		f.Close()
+	}
+}

@@ -1,0 +1,159 @@
+package namespaces
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// systemDirs are the host directories a default sandbox sees read-only.
+// Where one is a symlink on the host (usr-merged Debian: /bin -> usr/bin),
+// the sandbox gets the same symlink instead.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// etcFiles are the only /etc files a default sandbox sees: what a program
+// needs to run and resolve names. No shadow, no ssh, no sudoers.
+var etcFiles = []string{
+	"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf",
+	"/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/ld.so.cache", "/etc/localtime", "/etc/ssl/certs",
+}
+
+// Bind is a bind mount from the host.
+type Bind struct {
+	Source, Dest string
+	ReadOnly     bool
+}
+
+// View describes a sandbox's filesystem.
+type View struct {
+	// HostRoot is "/" normally; tests point it elsewhere.
+	HostRoot string
+	// Level is the security level (sizes of tmpfs, /sys).
+	Level string
+	// PrivateNet: /sys can be mounted only with a private network namespace.
+	PrivateNet bool
+	// Exec are files the sandbox must see read-only at the same path (the
+	// agent's executable), and Workdir the working directory.
+	Exec    []string
+	Workdir string
+	Binds   []Bind
+	Tmpfs   []string
+	// Custom is true for --rootfs: no system directories are added.
+	Custom bool
+}
+
+// Mounts returns the OCI mounts of a view and the symlinks to create in the
+// (empty) root directory, as path -> target.
+func Mounts(v View) ([]specs.Mount, map[string]string, error) {
+	if v.HostRoot == "" {
+		v.HostRoot = "/"
+	}
+	host := func(p string) string { return filepath.Join(v.HostRoot, p) }
+	ro := []string{"rbind", "ro", "nosuid", "nodev"}
+	ms := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + TmpfsSize(v.Level)}},
+	}
+	if Sysfs(v.Level) && v.PrivateNet {
+		ms = append(ms, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
+	}
+	links := map[string]string{}
+	covered := []string{}
+	if !v.Custom {
+		for _, d := range systemDirs {
+			fi, err := os.Lstat(host(d))
+			if err != nil {
+				continue
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				t, err := os.Readlink(host(d))
+				if err != nil {
+					return nil, nil, clawerr.Wrap(clawerr.EIO, err, "read link "+d)
+				}
+				links[d] = t
+				continue
+			}
+			ms = append(ms, specs.Mount{Destination: d, Type: "bind", Source: host(d), Options: ro})
+			covered = append(covered, d)
+		}
+		for _, f := range etcFiles {
+			src, err := filepath.EvalSymlinks(host(f))
+			if err != nil {
+				continue
+			}
+			ms = append(ms, specs.Mount{Destination: f, Type: "bind", Source: src, Options: ro})
+		}
+	}
+	for _, e := range v.Exec {
+		if under(e, covered) {
+			continue
+		}
+		ms = append(ms, specs.Mount{Destination: e, Type: "bind", Source: e, Options: ro})
+		covered = append(covered, e)
+	}
+	if v.Workdir != "" && v.Workdir != "/" && !under(v.Workdir, covered) && !under(v.Workdir, []string{"/tmp"}) {
+		ms = append(ms, specs.Mount{Destination: v.Workdir, Type: "bind", Source: v.Workdir, Options: ro})
+	}
+	for _, b := range v.Binds {
+		if !filepath.IsAbs(b.Source) || !filepath.IsAbs(b.Dest) {
+			return nil, nil, clawerr.New(clawerr.EProto, fmt.Sprintf("bind %s:%s: paths must be absolute", b.Source, b.Dest))
+		}
+		opts := []string{"rbind", "nosuid", "nodev"}
+		if b.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		ms = append(ms, specs.Mount{Destination: b.Dest, Type: "bind", Source: b.Source, Options: opts})
+	}
+	for _, t := range v.Tmpfs {
+		if !filepath.IsAbs(t) {
+			return nil, nil, clawerr.New(clawerr.EProto, fmt.Sprintf("tmpfs %s: path must be absolute", t))
+		}
+		ms = append(ms, specs.Mount{Destination: t, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + TmpfsSize(v.Level)}})
+	}
+	return ms, links, nil
+}
+
+func under(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if p == d || strings.HasPrefix(p, strings.TrimSuffix(d, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseBind reads "SRC[:DST]" (DST defaults to SRC).
+func ParseBind(s string, readOnly bool) (Bind, error) {
+	src, dst, ok := strings.Cut(s, ":")
+	if !ok {
+		dst = src
+	}
+	if src == "" || dst == "" {
+		return Bind{}, clawerr.New(clawerr.EProto, fmt.Sprintf("bind %q: want SRC[:DST]", s))
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return Bind{}, clawerr.Wrap(clawerr.EProto, err, "bind "+s)
+	}
+	return Bind{Source: abs, Dest: filepath.Clean(dst), ReadOnly: readOnly}, nil
+}
+
+// SortedLinks returns the symlinks sorted by path, for deterministic output.
+func SortedLinks(links map[string]string) []string {
+	out := make([]string, 0, len(links))
+	for p := range links {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,54 @@
+package namespaces
+
+import (
+	"fmt"
+	"strings"
+)
+
+// NftTable is the nftables table clawos-run installs in a sandbox's network
+// namespace.
+const NftTable = "clawos"
+
+// NftRuleset renders the port policy of a sandbox as an nftables ruleset for
+// its own network namespace. connect lists the destination ports the agent
+// may connect or send to (TCP and UDP), bind the local ports it may accept
+// connections and datagrams on; nil means unrestricted in that direction.
+//
+// Replies of allowed connections pass first (ct state established,related):
+// a rule that only looked at destination ports would also reject a local
+// listener's SYN-ACK, whose destination is the client's ephemeral port.
+// Everything else is rejected, TCP with a reset and UDP with an ICMP port
+// unreachable, so that connect fails at once with ECONNREFUSED instead of
+// hanging.
+func NftRuleset(connect, bind []int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", NftTable)
+	chain := func(name, hook string, ports []int) {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy accept;\n", name, hook)
+		b.WriteString("\t\tct state established,related accept\n")
+		if len(ports) > 0 {
+			set := joinPorts(ports)
+			fmt.Fprintf(&b, "\t\ttcp dport { %s } accept\n", set)
+			fmt.Fprintf(&b, "\t\tudp dport { %s } accept\n", set)
+		}
+		b.WriteString("\t\tmeta l4proto tcp reject with tcp reset\n")
+		b.WriteString("\t\tmeta l4proto udp reject\n")
+		b.WriteString("\t}\n")
+	}
+	if connect != nil {
+		chain("output", "output", connect)
+	}
+	if bind != nil {
+		chain("input", "input", bind)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func joinPorts(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ", ")
+}

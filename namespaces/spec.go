@@ -1,0 +1,171 @@
+package namespaces
+
+import (
+	"fmt"
+	"sort"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// Net is the network mode of a sandbox.
+type Net string
+
+// Network modes.
+const (
+	NetNone     Net = "none"     // a private network namespace, interfaces down, not even lo
+	NetLoopback Net = "loopback" // a private network namespace with only lo, up
+	NetHost     Net = "host"     // the host's network namespace
+)
+
+// KnownNets lists the network modes.
+func KnownNets() []Net { return []Net{NetHost, NetLoopback, NetNone} }
+
+// Options describe a sandbox's isolation.
+type Options struct {
+	Net      Net
+	UserNS   bool
+	Hostname string
+	// IDMapBase is the first host uid and gid of the sandbox's 65536 ids
+	// (root in the sandbox is IDMapBase on the host).
+	IDMapBase uint32
+	// Level is the P1.2 metadata.security_level (strict, moderate,
+	// permissive; "" means strict).
+	Level string
+	// Slice is a P1.5 slice name, "" for none.
+	Slice    string
+	CgroupV2 bool
+	// HardLimits are the caller's own hard rlimits by OCI name
+	// (RLIMIT_NOFILE...); a sandbox's limit never exceeds them, since the
+	// runtime could not raise it (root on this VM lacks CAP_SYS_RESOURCE).
+	HardLimits map[string]uint64
+}
+
+// IDMapSize is the number of uids and gids mapped into a user namespace.
+const IDMapSize = 65536
+
+// level holds the defaults of a security_level.
+type level struct {
+	tmpfsSize string // size of /tmp
+	nofile    uint64
+	nproc     uint64
+	sysfs     bool // mount /sys read-only
+}
+
+// levels are the security_level defaults, documented in docs/namespaces.md.
+var levels = map[string]level{
+	"strict":     {tmpfsSize: "64m", nofile: 1024, nproc: 512, sysfs: false},
+	"moderate":   {tmpfsSize: "256m", nofile: 4096, nproc: 1024, sysfs: true},
+	"permissive": {tmpfsSize: "1g", nofile: 16384, nproc: 4096, sysfs: true},
+}
+
+// KnownLevels lists the security levels.
+func KnownLevels() []string {
+	out := make([]string, 0, len(levels))
+	for l := range levels {
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Capabilities of a sandbox: none.
+var noCaps = &specs.LinuxCapabilities{Bounding: []string{}, Effective: []string{}, Permitted: []string{}, Inheritable: []string{}, Ambient: []string{}}
+
+// maskedPaths are hidden from the sandbox (Docker's list, plus ClawOS's).
+var maskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+	"/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats", "/sys/firmware",
+	"/sys/devices/virtual/powercap", "/proc/sysrq-trigger",
+}
+
+// readonlyPaths are visible but read-only (Docker's list).
+var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"}
+
+// Apply fills the isolation of spec: namespaces, id maps, capabilities,
+// no_new_privs, read-only root, masked and read-only paths, rlimits,
+// hostname and resources. Mounts are set by Mounts.
+func Apply(spec *specs.Spec, o Options) error {
+	lvlName := o.Level
+	if lvlName == "" {
+		lvlName = "strict"
+	}
+	lvl, ok := levels[lvlName]
+	if !ok {
+		return &clawerr.Error{Code: clawerr.EProto, Path: "metadata.security_level", Message: fmt.Sprintf("unknown security level %q", o.Level)}
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	if spec.Process == nil {
+		spec.Process = &specs.Process{}
+	}
+	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace}, {Type: specs.CgroupNamespace}}
+	switch o.Net {
+	case NetNone, NetLoopback, "":
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	case NetHost:
+	default:
+		return clawerr.New(clawerr.EProto, fmt.Sprintf("unknown network mode %q (want none, loopback or host)", o.Net))
+	}
+	spec.Linux.UIDMappings, spec.Linux.GIDMappings = nil, nil
+	if o.UserNS {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: o.IDMapBase, Size: IDMapSize}}
+		spec.Linux.UIDMappings, spec.Linux.GIDMappings = m, m
+	}
+	spec.Linux.Namespaces = ns
+	spec.Process.Capabilities = noCaps
+	spec.Process.NoNewPrivileges = true
+	if spec.Root == nil {
+		spec.Root = &specs.Root{Path: "rootfs"}
+	}
+	spec.Root.Readonly = true
+	spec.Linux.MaskedPaths = maskedPaths
+	spec.Linux.ReadonlyPaths = readonlyPaths
+	spec.Hostname = o.Hostname
+	if spec.Hostname == "" {
+		spec.Hostname = "clawos-agent"
+	}
+	spec.Process.Rlimits = []specs.POSIXRlimit{
+		capped("RLIMIT_NOFILE", lvl.nofile, o.HardLimits),
+		capped("RLIMIT_NPROC", lvl.nproc, o.HardLimits),
+		{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
+	}
+	spec.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	if o.Slice != "" {
+		r, err := SliceResources(o.Slice, o.CgroupV2)
+		if err != nil {
+			return err
+		}
+		r.Devices = spec.Linux.Resources.Devices
+		spec.Linux.Resources = r
+	}
+	return nil
+}
+
+// capped returns an rlimit of value v, lowered to the caller's hard limit.
+func capped(name string, v uint64, hard map[string]uint64) specs.POSIXRlimit {
+	if h, ok := hard[name]; ok && h < v {
+		v = h
+	}
+	return specs.POSIXRlimit{Type: name, Hard: v, Soft: v}
+}
+
+// TmpfsSize is the size of the sandbox's /tmp at a security level.
+func TmpfsSize(levelName string) string {
+	if l, ok := levels[levelName]; ok {
+		return l.tmpfsSize
+	}
+	return levels["strict"].tmpfsSize
+}
+
+// Sysfs reports whether the sandbox gets a read-only /sys at a level.
+func Sysfs(levelName string) bool {
+	if l, ok := levels[levelName]; ok {
+		return l.sysfs
+	}
+	return false
+}

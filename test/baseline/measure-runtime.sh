@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Measures what an OCI runtime's init and clawos-init call after the runtime
+# has loaded the container-level seccomp filter, and prints one JSON
+# measurement per program (see measure.sh for the shape).
+#
+# Method: a bundle whose filter's default action is SCMP_ACT_LOG, so the
+# kernel logs (type=1326) every call made under it; the log lines are grouped
+# by comm ("runc:[2:INIT]", "clawos-init"). Needs root, runc and the kernel
+# log. usage: measure-runtime.sh CLAWOS_INIT PROBE
+set -euo pipefail
+init=$1 probe=$2
+b=$(mktemp -d)
+trap 'runc delete -f clawos-measure >/dev/null 2>&1 || true; rm -rf "$b"' EXIT
+mkdir -p "$b/rootfs" "$b/clawos"
+cp "$init" "$b/clawos/clawos-init"
+cp "$probe" "$b/clawos/probe"
+head -c 8 /dev/zero >"$b/clawos/allow.bpf"
+# ret SECCOMP_RET_ALLOW: the second stage allows everything here.
+printf '\x06\x00\x00\x00\x00\x00\xff\x7f' >"$b/clawos/allow.bpf"
+(cd "$b" && runc spec)
+jq --arg b "$b" '
+	.process.terminal = false |
+	.process.noNewPrivileges = true |
+	.process.args = ["/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/probe", "--", "/.clawos/probe", "call", "39"] |
+	.root = {path: "rootfs", readonly: true} |
+	.mounts += [{destination: "/.clawos", type: "bind", source: ($b + "/clawos"), options: ["bind", "ro", "nosuid", "nodev"]}] |
+	.linux.seccomp = {defaultAction: "SCMP_ACT_LOG", architectures: ["SCMP_ARCH_X86_64"], flags: []}
+' "$b/config.json" >"$b/config.tmp" && mv "$b/config.tmp" "$b/config.json"
+old=$(cat /proc/sys/kernel/printk_ratelimit)
+echo 0 >/proc/sys/kernel/printk_ratelimit
+mark="clawos-measure-$$-$RANDOM"
+echo "$mark" >/dev/kmsg
+(cd "$b" && runc run clawos-measure >/dev/null 2>&1) || true
+sleep 0.5
+echo "$old" >/proc/sys/kernel/printk_ratelimit
+log=$(dmesg | sed -n "/$mark/,\$p" | grep 'type=1326' || true)
+runc_ver=$(runc --version | head -1)
+for comm in 'runc:[2:INIT]' clawos-init; do
+	names=$(printf '%s\n' "$log" | grep -F "comm=\"$comm\"" | sed -nE 's/.* syscall=([0-9]+) .*/\1/p' | sort -un |
+		while read -r nr; do scmp_sys_resolver "$nr"; done | sort -u | jq -R . | jq -sc .)
+	case $comm in
+	clawos-init) label="clawos-init (static, glibc $(dpkg-query -W -f='${Version}' libc6)) before loading the exact filter" ;;
+	*) label="$runc_ver init after loading the container filter (runc run, no_new_privs)" ;;
+	esac
+	jq -nc --arg p "$label" --arg a "$(uname -m)" --arg k "$(uname -r)" \
+		--arg t "seccomp SCMP_ACT_LOG, kernel audit log" --argjson s "$names" \
+		'{program: $p, arch: $a, kernel: $k, tool: $t, syscalls: $s}'
+done

@@ -1,0 +1,140 @@
+package translate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// Internal baselines: what a runtime's init and clawos-init call under the
+// container-level filter, measured by test/baseline/measure-runtime.sh.
+const (
+	baselineRuntimePrefix = "runtime-"
+	baselineInit          = "clawos-init"
+)
+
+// Runtimes lists the OCI runtimes whose needs have been measured.
+func Runtimes(arch Arch) []string {
+	var out []string
+	for _, r := range []string{"runc"} {
+		if _, err := Baseline(arch, baselineRuntimePrefix+r); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Stages are the two filters of a sandbox. The OCI runtime loads Container
+// (linux.seccomp) while it starts the container; clawos-init then loads
+// Agent and execs the agent. The kernel applies the most restrictive verdict
+// of stacked filters, and every call Agent allows, Container allows
+// unconditionally or under the same condition, so the agent runs under
+// exactly Agent: the whitelist, the chosen baselines, and the execve that
+// starts it.
+type Stages struct {
+	Container *Profile
+	Agent     *Profile
+}
+
+// TwoStage translates wl into both stages for runtime (see Runtimes).
+func TwoStage(wl *Whitelist, opts Options, runtime string) (*Stages, error) {
+	arch := opts.arch()
+	agent, err := Translate(wl, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := allowExecve(agent); err != nil {
+		return nil, err
+	}
+	rt, err := Baseline(arch, baselineRuntimePrefix+runtime)
+	if err != nil {
+		return nil, fmt.Errorf("runtime %s: %w", runtime, err)
+	}
+	ini, err := Baseline(arch, baselineInit)
+	if err != nil {
+		return nil, fmt.Errorf("clawos-init: %w", err)
+	}
+	container := &Profile{Arch: agent.Arch, Network: agent.Network, Skipped: agent.Skipped}
+	force := map[string]string{}
+	for _, c := range rt {
+		force[c.Name] = "runtime:" + runtime + " (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
+	}
+	for _, c := range ini {
+		if _, ok := force[c.Name]; !ok {
+			force[c.Name] = "clawos-init (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
+		}
+	}
+	container.Seccomp = forceAllow(agent.Seccomp, sortedKeys(force))
+	for _, o := range agent.Origins {
+		if src, ok := force[o.Syscall]; ok {
+			o.Verdict, o.Source, o.Reason = "allow (container stage)", src, "the agent stage still applies: "+o.Verdict
+			delete(force, o.Syscall)
+		}
+		container.Origins = append(container.Origins, o)
+	}
+	for _, name := range sortedKeys(force) {
+		nr, _ := arch.SyscallNumber(name)
+		container.Origins = append(container.Origins, Origin{Syscall: name, Number: nr, Verdict: "allow (container stage only; the agent stage kills it)", Source: force[name]})
+	}
+	sort.Slice(container.Origins, func(i, j int) bool { return container.Origins[i].Syscall < container.Origins[j].Syscall })
+	return &Stages{Container: container, Agent: agent}, nil
+}
+
+// allowExecve adds the execve that starts the agent. A whitelist that denies
+// execve cannot be started, and says so.
+func allowExecve(p *Profile) error {
+	for _, o := range p.Origins {
+		if o.Syscall != "execve" {
+			continue
+		}
+		if !strings.HasPrefix(o.Verdict, "allow") {
+			return &clawerr.Error{Code: clawerr.EPerm, Path: o.Source,
+				Message: "the whitelist denies execve, so the agent cannot be started",
+				Hint:    "allow execve: clawos-init needs it once to start the agent (with Landlock, only the agent's own binary can be executed)"}
+		}
+		return nil
+	}
+	nr, _ := p.Arch.SyscallNumber("execve")
+	p.Seccomp = forceAllow(p.Seccomp, []string{"execve"})
+	p.Origins = append(p.Origins, Origin{Syscall: "execve", Number: nr, Verdict: "allow", Source: "clawos-init",
+		Reason: "the execve that starts the agent; where the kernel has Landlock, only the agent's binary and its interpreter can be executed"})
+	sort.Slice(p.Origins, func(i, j int) bool { return p.Origins[i].Syscall < p.Origins[j].Syscall })
+	return nil
+}
+
+// forceAllow returns a copy of s where names are allowed unconditionally:
+// every other rule for them is removed, and they join the unconditional
+// ALLOW entry.
+func forceAllow(s *specs.LinuxSeccomp, names []string) *specs.LinuxSeccomp {
+	drop := map[string]bool{}
+	for _, n := range names {
+		drop[n] = true
+	}
+	out := *s
+	out.Syscalls = nil
+	var allow []string
+	for _, c := range s.Syscalls {
+		var keep []string
+		for _, n := range c.Names {
+			if !drop[n] {
+				keep = append(keep, n)
+			}
+		}
+		if c.Action == specs.ActAllow && len(c.Args) == 0 {
+			allow = append(allow, keep...)
+			continue
+		}
+		if len(keep) > 0 {
+			c.Names = keep
+			out.Syscalls = append(out.Syscalls, c)
+		}
+	}
+	allow = append(allow, names...)
+	sort.Strings(allow)
+	out.Syscalls = append([]specs.LinuxSyscall{{Names: allow, Action: specs.ActAllow}}, out.Syscalls...)
+	return &out
+}
