@@ -176,7 +176,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 			Cwd:  workdir,
 			User: user,
 		},
-		Root:   &specs.Root{Path: "rootfs", Readonly: true},
+		Root: &specs.Root{Path: "rootfs", Readonly: true},
 		Mounts: append(mounts, specs.Mount{Destination: sandboxDir, Type: "bind", Source: filepath.Join(bundleDir(c.stateDir, id), "clawos"),
 			Options: []string{"bind", "ro", "nosuid", "nodev"}}),
 	}
