@@ -35,7 +35,7 @@ $(BIN)/clawos-init: cmd/clawos-init/init.c
 test: lint test-go fuzz
 
 test-go: build
-	$(GO) test -count=1 ./...
+	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 20m ./...
 
 fuzz:
 	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)

@@ -59,7 +59,7 @@ func (l *launcher) launch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return rt.run(ctx, sb, l.stdin, l.stdout, l.stderr)
+	return rt.run(ctx, sb, l.cfg.killAfter, l.stdin, l.stdout, l.stderr)
 }
 
 // prepare validates and translates the whitelist and builds the OCI config.

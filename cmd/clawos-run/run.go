@@ -7,8 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -41,6 +41,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 type config struct {
 	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
 	logFormat                                                                         string
+	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig                                                     bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
@@ -66,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir, "where bundles and runtime state live while agents run")
 	fs.StringVar(&c.id, "id", "", "container id (default: generated)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, kill the agent if it has not exited (an agent is pid 1 of its namespace: the kernel drops signals it has no handler for)")
 	fs.BoolVar(&c.printSpec, "print-spec", false, "print the OCI config and both seccomp stages that would run, and exit")
 	fs.BoolVar(&c.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
 	fs.Var(&c.roBinds, "ro-bind", "bind SRC[:DST] read-only (repeatable)")
@@ -145,4 +147,3 @@ func (c *config) netMode() (namespaces.Net, error) {
 	return "", &usageError{fmt.Errorf("--net %q: want none, loopback or host", c.net)}
 }
 
-func osEnviron() []string { return os.Environ() }

@@ -64,7 +64,7 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 
 // run starts the sandbox and waits for the agent. It returns the agent's
 // exit status, 128+N if it died of signal N.
-func (r *runcRuntime) run(ctx context.Context, sb *sandbox, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	r.cleanStale(ctx)
 	dir := bundleDir(r.stateDir, sb.id)
 	if err := r.writeBundle(dir, sb); err != nil {
@@ -108,11 +108,7 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, stdin io.Reader, std
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			unix.Kill(pid, s.(syscall.Signal))
-		}
-	}()
+	go forwardSignals(sigs, pid, killAfter, r.log)
 	if err := r.runc(ctx, "start", sb.id); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
@@ -131,6 +127,34 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, stdin io.Reader, std
 		return 128 + int(sig), nil
 	default:
 		return ws.ExitStatus(), nil
+	}
+}
+
+// forwardSignals passes each signal to the agent. The agent is pid 1 of its
+// pid namespace, so the kernel drops a signal it has no handler for; if it
+// has not exited killAfter after the first signal, or a second signal
+// comes, it is killed.
+func forwardSignals(sigs <-chan os.Signal, pid int, killAfter time.Duration, log *logrus.Logger) {
+	var deadline <-chan time.Time
+	forwarded := 0
+	for {
+		select {
+		case s, ok := <-sigs:
+			if !ok {
+				return
+			}
+			forwarded++
+			if forwarded > 1 {
+				unix.Kill(pid, unix.SIGKILL)
+				continue
+			}
+			unix.Kill(pid, s.(syscall.Signal))
+			deadline = time.After(killAfter)
+		case <-deadline:
+			log.WithField("after", killAfter).Warn("the agent did not exit after the forwarded signal; killing it")
+			unix.Kill(pid, unix.SIGKILL)
+			return
+		}
 	}
 }
 

@@ -9,6 +9,9 @@
  *   clawos-probe exec PATH                       execve(PATH) (a Landlock check)
  *   clawos-probe write-file PATH                 create PATH for writing
  *   clawos-probe status                          print pid, ids, NoNewPrivs, CapEff and interfaces
+ *   clawos-probe forks N                         clone N children that pause; report the first failure
+ *   clawos-probe alloc MB                        map and touch MB MiB of memory
+ *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
  *
  * --bpf FILE loads a seccomp BPF program (struct sock_filter array, as
  * `clawos-policy compile -o` writes it) with no_new_privs, exactly as a
@@ -26,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -60,6 +65,8 @@ static void report(long err) {
 	syscall(SYS_write, 1, buf, len);
 	syscall(SYS_exit_group, (int)err);
 }
+
+static void on_signal(int sig) { syscall(SYS_exit_group, 128 + sig); }
 
 static unsigned long arg(int argc, char **argv, int i) {
 	return i < argc ? strtoul(argv[i], NULL, 0) : 0;
@@ -109,6 +116,32 @@ int main(int argc, char **argv) {
 		if (s < 0) report(errno);
 		long r = syscall(SYS_connect, s, &sa, sizeof sa);
 		report(r == -1 ? errno : 0);
+	}
+	if (strcmp(op, "forks") == 0 && i < argc) {
+		long n = atol(argv[i]);
+		for (long k = 0; k < n; k++) {
+			long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+			if (pid < 0) report(errno);
+			if (pid == 0) for (;;) syscall(SYS_pause);
+		}
+		report(0);
+	}
+	if (strcmp(op, "alloc") == 0 && i < argc) {
+		long mb = atol(argv[i]);
+		for (long k = 0; k < mb; k++) {
+			char *p = (char *)syscall(SYS_mmap, 0, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED) report(errno);
+			for (long b = 0; b < (1 << 20); b += 4096) p[b] = 1;
+		}
+		report(0);
+	}
+	if (strcmp(op, "sigwait") == 0) {
+		struct sigaction sa = { .sa_handler = on_signal };
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		syscall(SYS_write, 1, "waiting\n", 8);
+		for (;;) syscall(SYS_pause);
 	}
 	if (strcmp(op, "exec") == 0 && i < argc) {
 		char *args[] = { argv[i], NULL };
