@@ -146,4 +146,3 @@ func (c *config) netMode() (namespaces.Net, error) {
 	}
 	return "", &usageError{fmt.Errorf("--net %q: want none, loopback or host", c.net)}
 }
-
