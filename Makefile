@@ -50,7 +50,7 @@ bench:
 
 demo: build
 	$(BIN)/clawos-policy validate examples/ironclaw.whitelist.json
-	$(BIN)/clawos-demo --whitelist examples/ironclaw.whitelist.json --probe $(BIN)/clawos-probe
+	$(BIN)/clawos-demo --whitelist examples/ironclaw.whitelist.json --probe $(BIN)/clawos-probe --run $(BIN)/clawos-run
 
 baselines:
 	test/baseline/generate.sh

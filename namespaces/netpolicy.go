@@ -2,6 +2,8 @@ package namespaces
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -19,7 +21,7 @@ const NftTable = "clawos"
 // listener's SYN-ACK, whose destination is the client's ephemeral port.
 // Everything else is rejected, TCP with a reset and UDP with an ICMP port
 // unreachable, so that connect fails at once with ECONNREFUSED instead of
-// hanging.
+// hanging. The reject rules count what they refuse (see RefusedPackets).
 func NftRuleset(connect, bind []int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", NftTable)
@@ -31,8 +33,8 @@ func NftRuleset(connect, bind []int) string {
 			fmt.Fprintf(&b, "\t\ttcp dport { %s } accept\n", set)
 			fmt.Fprintf(&b, "\t\tudp dport { %s } accept\n", set)
 		}
-		b.WriteString("\t\tmeta l4proto tcp reject with tcp reset\n")
-		b.WriteString("\t\tmeta l4proto udp reject\n")
+		b.WriteString("\t\tmeta l4proto tcp counter reject with tcp reset\n")
+		b.WriteString("\t\tmeta l4proto udp counter reject\n")
 		b.WriteString("\t}\n")
 	}
 	if connect != nil {
@@ -51,4 +53,18 @@ func joinPorts(ports []int) string {
 		s[i] = fmt.Sprint(p)
 	}
 	return strings.Join(s, ", ")
+}
+
+var counterRe = regexp.MustCompile(`counter packets (\d+) bytes \d+ reject`)
+
+// RefusedPackets sums the counters of the reject rules in the output of
+// `nft list table inet clawos`: the packets the port policy refused (for
+// TCP, one per connection attempt and retransmission).
+func RefusedPackets(listing string) int {
+	n := 0
+	for _, m := range counterRe.FindAllStringSubmatch(listing, -1) {
+		v, _ := strconv.Atoi(m[1])
+		n += v
+	}
+	return n
 }

@@ -216,6 +216,11 @@ func TestRunPorts(t *testing.T) {
 		if r.code != c.code {
 			t.Errorf("--net %s port %s: exit %d, want %d (%s)", c.net, c.port, r.code, c.code, r.stderr)
 		}
+		// The policy's own refusals are counted and reported; an allowed
+		// port is not.
+		if refused := strings.Contains(r.stderr, "refused_packets"); refused != (c.code == int(unix.ECONNREFUSED)) {
+			t.Errorf("--net %s port %s: refusal report %v: %s", c.net, c.port, refused, r.stderr)
+		}
 		t.Logf("--net %s port %s: %s in %v", c.net, c.port, strings.TrimSpace(r.stdout), time.Since(start))
 	}
 	r := s.clawosRun(t, "--net", "host", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid"))

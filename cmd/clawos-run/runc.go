@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -104,6 +105,15 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 			return 0, err
 		}
 		r.log.WithField("pid", pid).Debug("port rules installed in the sandbox's network namespace")
+		// Hold the namespace so that its counters can be read after the
+		// agent exits.
+		netns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
+		if err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return 0, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's network namespace")
+		}
+		defer netns.Close()
+		defer r.reportRefusals(netns)
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
@@ -127,6 +137,22 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 		return 128 + int(sig), nil
 	default:
 		return ws.ExitStatus(), nil
+	}
+}
+
+// reportRefusals logs how many packets the port policy refused.
+func (r *runcRuntime) reportRefusals(netns *os.File) {
+	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", "--net=/proc/self/fd/3", "--", "nft", "list", "table", "inet", namespaces.NftTable)
+	cmd.ExtraFiles = []*os.File{netns}
+	out, err := cmd.Output()
+	if err != nil {
+		r.log.WithError(err).Debug("read the port policy counters")
+		return
+	}
+	if n := namespaces.RefusedPackets(string(out)); n > 0 {
+		r.log.WithField("refused_packets", n).Warn("the port policy refused connection attempts")
 	}
 }
 

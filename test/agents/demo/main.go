@@ -1,12 +1,10 @@
-// Command clawos-demo shows a whitelist at work: it validates and compiles
-// it, then runs clawos-probe once per attempt, each in its own process that
-// loads the compiled filter and makes one call, and prints what the kernel
-// did next to what the userspace evaluator predicted from the BPF.
+// Command clawos-demo shows a whitelist at work: for each attempt it runs
+// clawos-probe as a sandboxed agent under clawos-run (one sandbox per
+// attempt, since a kill ends the agent) and prints what the whitelist says,
+// what the compiled BPF predicts, and what the kernel did.
 //
 // It exits 0 only when the kernel agreed with the prediction for every
-// attempt. (Until clawos-run exists, the probe loads the filter itself, as
-// the launcher's init will; port restrictions need the launcher's network
-// namespace and are shown as such.)
+// attempt.
 package main
 
 import (
@@ -17,7 +15,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -31,9 +28,10 @@ import (
 
 type attempt struct {
 	what string   // in words
-	call string   // syscall name, or "int80"
+	call string   // syscall name, "int80" or "connect"
 	args []uint64 // raw arguments
 	i386 int      // i386 number for int80
+	port int      // for connect
 }
 
 var attempts = []attempt{
@@ -53,6 +51,8 @@ var attempts = []attempt{
 	{what: "bpf(0, NULL, 0)", call: "bpf"},
 	{what: "io_uring_setup(1, NULL)", call: "io_uring_setup", args: []uint64{1}},
 	{what: "i386 getpid via int 0x80", call: "int80", i386: 20},
+	{what: "connect 127.0.0.1:5432", call: "connect", port: 5432},
+	{what: "connect 127.0.0.1:8080", call: "connect", port: 8080},
 }
 
 func main() {
@@ -67,6 +67,7 @@ func run(args []string, out io.Writer) (int, error) {
 	fs := flag.NewFlagSet("clawos-demo", flag.ContinueOnError)
 	wlPath := fs.String("whitelist", "examples/ironclaw.whitelist.json", "P1.2 whitelist")
 	probe := fs.String("probe", "bin/clawos-probe", "the clawos-probe binary")
+	launcher := fs.String("run", "bin/clawos-run", "the clawos-run binary")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -97,21 +98,17 @@ func run(args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	dir, err := os.MkdirTemp("", "clawos-demo-")
+	status, err := sandboxed(*launcher, *wlPath, *probe, "status")
 	if err != nil {
-		return 1, err
-	}
-	defer os.RemoveAll(dir)
-	bpfFile := filepath.Join(dir, "filter.bpf")
-	if err := os.WriteFile(bpfFile, prog.Bytes(), 0o600); err != nil {
 		return 1, err
 	}
 	sig, err := translate.VerifySignature(raw, wl.Signature)
 	if err != nil {
 		return 1, err
 	}
-	fmt.Fprintf(out, "whitelist %s (%s, signature %s): %d BPF instructions for %s, default action kill process\n\n",
+	fmt.Fprintf(out, "whitelist %s (%s, signature %s): %d BPF instructions for %s, default action kill process\n",
 		*wlPath, wl.WhitelistID, sig, prog.Len(), p.Arch)
+	fmt.Fprintf(out, "the agent sees itself as: %s\n\n", summarize(status.stdout))
 
 	rules := map[string]translate.Origin{}
 	for _, o := range p.Origins {
@@ -122,8 +119,29 @@ func run(args []string, out io.Writer) (int, error) {
 	mismatches := 0
 	for _, a := range attempts {
 		in := seccomp.Input{Arch: p.Arch.Audit()}
-		probeArgs := []string{"--bpf", bpfFile}
+		var probeArgs []string
 		rule := "not listed: kill"
+		if a.call == "connect" {
+			res, err := sandboxed(*launcher, *wlPath, *probe, "connect", "127.0.0.1", fmt.Sprint(a.port))
+			if err != nil {
+				return 1, err
+			}
+			allowed := contains(p.Network.ConnectPorts, a.port)
+			rule, predicted := "port not in the policy", "refused by the port policy"
+			if allowed {
+				rule, predicted = "port allowed", "allowed (nothing listens here)"
+			}
+			outcome, agrees := "connection refused by the stack", allowed && res.errno == int(unix.ECONNREFUSED) && !res.portRefusal
+			if !allowed {
+				outcome, agrees = "port refused (nftables counted it)", res.errno == int(unix.ECONNREFUSED) && res.portRefusal
+			}
+			if !agrees {
+				mismatches++
+				outcome += "  <-- MISMATCH"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.what, rule, predicted, res, outcome)
+			continue
+		}
 		if a.call == "int80" {
 			in.Arch, in.Nr = 0x40000003, int32(a.i386)
 			probeArgs = append(probeArgs, "int80", fmt.Sprint(a.i386))
@@ -144,7 +162,7 @@ func run(args []string, out io.Writer) (int, error) {
 			probeArgs = append(probeArgs, fmt.Sprint(x))
 		}
 		predicted := ev.Evaluate(in)
-		kernel, err := runProbe(*probe, probeArgs)
+		kernel, err := sandboxed(*launcher, *wlPath, *probe, probeArgs...)
 		if err != nil {
 			return 1, err
 		}
@@ -159,8 +177,8 @@ func run(args []string, out io.Writer) (int, error) {
 		return 1, err
 	}
 	if p.Network.Restricted() {
-		fmt.Fprintf(out, "\nport restrictions: connect only to ports %v. seccomp cannot read a sockaddr: the ports travel as a network\npolicy (annotation %s) for the launcher to enforce in the agent's network namespace, which this\nin-process demo does not have; seccomp itself limits socket() to AF_INET/AF_INET6 stream and datagram.\n",
-			p.Network.ConnectPorts, translate.AnnotationNetworkPolicy)
+		fmt.Fprintf(out, "\nport restrictions: connect only to ports %v, enforced by nftables in the agent's own network namespace\n(seccomp cannot read a sockaddr; it limits socket() to AF_INET/AF_INET6 stream and datagram).\n",
+			p.Network.ConnectPorts)
 	}
 	if mismatches > 0 {
 		return 1, fmt.Errorf("the kernel disagreed with the compiled program %d time(s)", mismatches)
@@ -169,10 +187,12 @@ func run(args []string, out io.Writer) (int, error) {
 	return 0, nil
 }
 
-// kernelResult is what happened to one probe process.
+// kernelResult is what happened to one sandboxed probe.
 type kernelResult struct {
-	signal syscall.Signal
-	errno  int
+	signal      syscall.Signal
+	errno       int
+	stdout      string
+	portRefusal bool // clawos-run reported refusals by the port policy
 }
 
 func (k kernelResult) String() string {
@@ -185,26 +205,62 @@ func (k kernelResult) String() string {
 	return "failed " + unix.ErrnoName(syscall.Errno(k.errno))
 }
 
-func runProbe(probe string, args []string) (kernelResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// sandboxed runs the probe as an agent under clawos-run and reads its exit
+// status (128+N for signal N) and clawos-run's JSON log.
+func sandboxed(launcher, whitelist, probe string, args ...string) (kernelResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, probe, args...)
+	cmd := exec.CommandContext(ctx, launcher, append([]string{"--log-format", "json", "--whitelist", whitelist, "--", probe}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	res := kernelResult{stdout: stdout.String(), portRefusal: strings.Contains(stderr.String(), "refused_packets")}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return kernelResult{}, nil
 	case errors.As(err, &ee):
-		ws := ee.Sys().(syscall.WaitStatus)
-		if ws.Signaled() {
-			return kernelResult{signal: ws.Signal()}, nil
+		code := ee.ExitCode()
+		switch {
+		case code >= 125 && code <= 127:
+			return res, fmt.Errorf("clawos-run %v failed: %s", args, stderr.String())
+		case code > 128:
+			res.signal = syscall.Signal(code - 128)
+		default:
+			res.errno = code
 		}
-		if ws.ExitStatus() == 125 {
-			return kernelResult{}, fmt.Errorf("probe %v failed to start", args)
-		}
-		return kernelResult{errno: ws.ExitStatus()}, nil
+	default:
+		return res, fmt.Errorf("run %s: %w", launcher, err)
 	}
-	return kernelResult{}, fmt.Errorf("run %s: %w", probe, err)
+	return res, nil
+}
+
+// summarize picks the lines of `clawos-probe status` that describe the
+// sandbox.
+func summarize(status string) string {
+	var parts []string
+	for _, line := range strings.Split(status, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "pid":
+			parts = append(parts, "pid "+f[1])
+		case len(f) == 2 && (f[0] == "NoNewPrivs:" || f[0] == "CapEff:" || f[0] == "Seccomp_filters:"):
+			parts = append(parts, strings.TrimSuffix(f[0], ":")+" "+f[1])
+		case len(f) == 4 && f[0] == "uid_map":
+			parts = append(parts, "uid "+f[1]+" = host uid "+f[2])
+		case len(f) == 2 && f[0] == "iface":
+			parts = append(parts, "interface "+f[1])
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // judge says what the attempt's outcome means, and whether the kernel did
