@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/moby/profiles/seccomp v0.3.0
 	github.com/opencontainers/runc v1.5.3
 	github.com/sirupsen/logrus v1.9.4
 	golang.org/x/net v0.62.0

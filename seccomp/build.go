@@ -3,6 +3,7 @@ package seccomp
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
@@ -118,15 +119,15 @@ func setArches(f *libseccomp.ScmpFilter, list []specs.Arch) error {
 	}
 	keepNative := false
 	for _, a := range list {
-		arch, err := translate.ParseArch(string(a))
+		arch, err := scmpArch(a)
 		if err != nil {
-			return clawerr.Wrap(clawerr.EProto, err, "architectures")
+			return err
 		}
-		if arch.Seccomp() == native {
+		if arch == native {
 			keepNative = true
 			continue
 		}
-		if err := f.AddArch(arch.Seccomp()); err != nil {
+		if err := f.AddArch(arch); err != nil {
 			return clawerr.Wrap(clawerr.EInternal, err, "add arch "+string(a))
 		}
 	}
@@ -136,6 +137,20 @@ func setArches(f *libseccomp.ScmpFilter, list []specs.Arch) error {
 		}
 	}
 	return nil
+}
+
+// scmpArch maps an OCI architecture (SCMP_ARCH_X86_64, SCMP_ARCH_X32...) to
+// libseccomp's. Profiles such as Docker's list architectures that whitelists
+// cannot target (i386, x32); a filter may still accept their calls.
+func scmpArch(a specs.Arch) (libseccomp.ScmpArch, error) {
+	if t, err := translate.ParseArch(string(a)); err == nil {
+		return t.Seccomp(), nil
+	}
+	arch, err := libseccomp.GetArchFromString(strings.ToLower(strings.TrimPrefix(string(a), "SCMP_ARCH_")))
+	if err != nil {
+		return 0, &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("unknown architecture %q", a), Err: err}
+	}
+	return arch, nil
 }
 
 func addCall(f *libseccomp.ScmpFilter, call specs.LinuxSyscall) error {

@@ -29,7 +29,9 @@ const (
 )
 
 type launcher struct {
-	cfg    *config
+	cfg *config
+	// initPath is clawos-init on the host; "" looks next to this executable.
+	initPath string
 	log    *logrus.Logger
 	stdin  io.Reader
 	stdout io.Writer
@@ -39,6 +41,7 @@ type launcher struct {
 // sandbox is everything launch prepares before anything runs.
 type sandbox struct {
 	id       string
+	bundle   string // the bundle directory
 	spec     *specs.Spec
 	stages   *translate.Stages
 	agentBPF *seccomp.Program
@@ -58,6 +61,9 @@ func (l *launcher) launch(ctx context.Context) (int, error) {
 	rt, err := newRuncRuntime(l.cfg.runtime, l.cfg.stateDir, l.log)
 	if err != nil {
 		return 0, err
+	}
+	if l.cfg.writeBundle != "" {
+		return 0, rt.writeBundle(sb.bundle, sb)
 	}
 	return rt.run(ctx, sb, l.cfg.killAfter, l.stdin, l.stdout, l.stderr)
 }
@@ -105,9 +111,11 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if _, err := seccomp.Compile(stages.Container.Seccomp); err != nil {
 		return nil, fmt.Errorf("container stage: %w", err)
 	}
-	initBin, err := findInit()
-	if err != nil {
-		return nil, err
+	initBin := l.initPath
+	if initBin == "" {
+		if initBin, err = findInit(); err != nil {
+			return nil, err
+		}
 	}
 
 	id := c.id
@@ -117,6 +125,12 @@ func (l *launcher) prepare() (*sandbox, error) {
 			return nil, clawerr.Wrap(clawerr.EInternal, err, "container id")
 		}
 		id = "clawos-" + hex.EncodeToString(b[:])
+	}
+	bundle := bundleDir(c.stateDir, id)
+	if c.writeBundle != "" {
+		if bundle, err = filepath.Abs(c.writeBundle); err != nil {
+			return nil, clawerr.Wrap(clawerr.EIO, err, "bundle directory")
+		}
 	}
 	cmdPath, execFiles, err := l.resolve()
 	if err != nil {
@@ -177,7 +191,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 			User: user,
 		},
 		Root: &specs.Root{Path: "rootfs", Readonly: true},
-		Mounts: append(mounts, specs.Mount{Destination: sandboxDir, Type: "bind", Source: filepath.Join(bundleDir(c.stateDir, id), "clawos"),
+		Mounts: append(mounts, specs.Mount{Destination: sandboxDir, Type: "bind", Source: filepath.Join(bundle, "clawos"),
 			Options: []string{"bind", "ro", "nosuid", "nodev"}}),
 	}
 	if c.rootfs != "" {
@@ -207,7 +221,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	spec.Annotations["io.clawos.agent-profile-digest"] = agentDigest
 	spec.Annotations["io.clawos.runtime"] = runtimeName
 
-	sb := &sandbox{id: id, spec: spec, stages: stages, agentBPF: agentBPF, links: links, initBin: initBin}
+	sb := &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: agentBPF, links: links, initBin: initBin}
 	switch {
 	case netMode == namespaces.NetNone:
 		sb.nft = namespaces.NftRuleset([]int{}, []int{})

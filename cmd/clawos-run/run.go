@@ -40,7 +40,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // config is everything the command line says.
 type config struct {
 	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
-	logFormat                                                                         string
+	logFormat, writeBundle                                                            string
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig                                                     bool
 	roBinds, binds, tmpfs, env                                                        listFlag
@@ -68,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.id, "id", "", "container id (default: generated)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, kill the agent if it has not exited (an agent is pid 1 of its namespace: the kernel drops signals it has no handler for)")
+	fs.StringVar(&c.writeBundle, "write-bundle", "", "write the OCI bundle that would run to this new directory, and exit (for benchmarks and debugging)")
 	fs.BoolVar(&c.printSpec, "print-spec", false, "print the OCI config and both seccomp stages that would run, and exit")
 	fs.BoolVar(&c.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
 	fs.Var(&c.roBinds, "ro-bind", "bind SRC[:DST] read-only (repeatable)")

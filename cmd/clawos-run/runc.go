@@ -67,7 +67,7 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 // exit status, 128+N if it died of signal N.
 func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	r.cleanStale(ctx)
-	dir := bundleDir(r.stateDir, sb.id)
+	dir := sb.bundle
 	if err := r.writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err
@@ -190,6 +190,17 @@ func forwardSignals(sigs <-chan os.Signal, pid int, killAfter time.Duration, log
 func (r *runcRuntime) writeBundle(dir string, sb *sandbox) error {
 	root := filepath.Join(dir, "rootfs")
 	cdir := filepath.Join(dir, "clawos")
+	// The sandbox's mapped root reaches rootfs and clawos/ through these
+	// directories: each must be traversable (0711, not listable), whoever
+	// created it first (runc creates its --root 0700).
+	for _, d := range []string{r.stateDir, filepath.Dir(dir), dir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
+		}
+	}
 	for _, d := range []string{root, cdir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return clawerr.Wrap(clawerr.EIO, err, "create bundle")

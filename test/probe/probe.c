@@ -11,6 +11,7 @@
  *   clawos-probe status                          print pid, ids, NoNewPrivs, CapEff and interfaces
  *   clawos-probe forks N                         clone N children that pause; report the first failure
  *   clawos-probe alloc MB                        map and touch MB MiB of memory
+ *   clawos-probe loop NR COUNT [ARGS]            make syscall NR COUNT times; print ns per call
  *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
  *
  * --bpf FILE loads a seccomp BPF program (struct sock_filter array, as
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <signal.h>
@@ -134,6 +136,21 @@ int main(int argc, char **argv) {
 			for (long b = 0; b < (1 << 20); b += 4096) p[b] = 1;
 		}
 		report(0);
+	}
+	if (strcmp(op, "loop") == 0 && i + 1 < argc) {
+		/* clock_gettime is served by the vDSO: timing adds no syscall. */
+		long nr = arg(argc, argv, i), count = arg(argc, argv, i + 1);
+		unsigned long a0 = arg(argc, argv, i + 2), a1 = arg(argc, argv, i + 3);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (long k = 0; k < count; k++)
+			syscall(nr, a0, a1, 0, 0, 0, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+		char buf[64];
+		int len = snprintf(buf, sizeof buf, "ns_per_call %.2f\n", ns / (double)count);
+		syscall(SYS_write, 1, buf, len);
+		syscall(SYS_exit_group, 0);
 	}
 	if (strcmp(op, "sigwait") == 0) {
 		struct sigaction sa = { .sa_handler = on_signal };
