@@ -32,10 +32,10 @@ type launcher struct {
 	cfg *config
 	// initPath is clawos-init on the host; "" looks next to this executable.
 	initPath string
-	log    *logrus.Logger
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	log      *logrus.Logger
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
 }
 
 // sandbox is everything launch prepares before anything runs.
