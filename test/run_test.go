@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,23 @@ const integrationEnv = "CLAWOS_INTEGRATION"
 
 type sandboxTools struct {
 	run, probe, stateDir string
+	runtime              string // --runtime
+}
+
+// runtimes are the OCI runtimes every sandbox test runs with: both must
+// give the same confinement.
+var runtimes = []string{"embedded", "runc"}
+
+// eachRuntime runs f as a subtest per runtime.
+func eachRuntime(t *testing.T, f func(t *testing.T, s sandboxTools)) {
+	s := requireSandbox(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := s
+			s.runtime = rt
+			f(t, s)
+		})
+	}
 }
 
 func requireSandbox(t *testing.T) sandboxTools {
@@ -64,7 +82,7 @@ func (s sandboxTools) clawosRun(t *testing.T, args ...string) runResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.run, append([]string{"--state-dir", s.stateDir}, args...)...)
+	cmd := exec.CommandContext(ctx, s.run, append(s.flags(), args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -78,6 +96,47 @@ func (s sandboxTools) clawosRun(t *testing.T, args ...string) runResult {
 		t.Fatalf("clawos-run: %v", err)
 	}
 	return res
+}
+
+// flags are the flags every run of this sandbox gets.
+func (s sandboxTools) flags() []string {
+	f := []string{"--state-dir", s.stateDir}
+	if s.runtime != "" {
+		f = append(f, "--runtime", s.runtime)
+	}
+	return f
+}
+
+// start starts clawos-run in the background and waits until the agent
+// (clawos-probe ready or sigwait) says it is ready.
+func (s sandboxTools) start(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(s.run, append(s.flags(), args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 6)
+		_, err := io.ReadFull(out, buf)
+		if err == nil && string(buf) != "ready\n" {
+			err = fmt.Errorf("agent said %q", buf)
+		}
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("agent did not get ready: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent did not get ready in 20 s")
+	}
+	return cmd
 }
 
 func sysnr(t *testing.T, name string) string {
@@ -95,239 +154,217 @@ const probeWhitelist = "testdata/probe.whitelist.json"
 // and with the corrected reference whitelist, and checks every verdict in
 // the kernel: the agent's exit status is the errno, 159 a seccomp kill.
 func TestRunEnforcement(t *testing.T) {
-	s := requireSandbox(t)
-	const killed = 128 + int(unix.SIGSYS)
-	type tc struct {
-		name   string
-		wl     string
-		args   []string
-		code   int
-		stderr string
-	}
-	cases := []tc{
-		{"allowed getpid", probeWhitelist, []string{"call", sysnr(t, "getpid")}, 0, ""},
-		{"DENY returns EPERM", probeWhitelist, []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM), ""},
-		{"DENY with ENOSYS", probeWhitelist, []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS), ""},
-		{"unlisted call kills the agent", probeWhitelist, []string{"call", sysnr(t, "getuid")}, killed, "syscall=getuid"},
-		{"read-only openat: a read open works", probeWhitelist, []string{"status"}, 0, ""},
-		{"read-only openat: a write open fails while the container started", probeWhitelist, []string{"write-file", "/tmp/x"}, int(unix.EPERM), ""},
-		{"clone without namespace flags", probeWhitelist, []string{"forks", "2"}, 0, ""},
-		{"clone with CLONE_NEWUSER", probeWhitelist, []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWUSER | int(unix.SIGCHLD))}, int(unix.EPERM), ""},
-		{"clone with CLONE_NEWNET", probeWhitelist, []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWNET | int(unix.SIGCHLD))}, int(unix.EPERM), ""},
-		{"Landlock: exec of another binary", probeWhitelist, []string{"exec", "/bin/true"}, int(unix.EACCES), ""},
-		{"reference: getpid", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "getpid")}, 0, ""},
-		{"reference: clone3 ENOSYS", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS), ""},
-		{"reference: socket AF_UNIX", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "socket"), "1", "1"}, int(unix.EPERM), ""},
-		{"reference: socket AF_INET", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "socket"), "2", "1"}, 0, ""},
-		{"reference: unlisted getuid", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "getuid")}, killed, "syscall=getuid"},
-	}
-	if translate.NativeArch() == translate.ArchX8664 {
-		cases = append(cases,
-			tc{"i386 int 0x80", probeWhitelist, []string{"int80", "20"}, killed, "another architecture"},
-			tc{"x32 getpid", probeWhitelist, []string{"call", strconv.Itoa(0x40000000 | 39)}, killed, ""},
-		)
-	}
-	escapes := []struct {
-		name string
-		args []string
-	}{
-		{"io_uring_setup", []string{"1", "0"}}, {"unshare", []string{strconv.Itoa(unix.CLONE_NEWUSER)}}, {"mount", nil},
-		{"ptrace", nil}, {"bpf", nil}, {"keyctl", nil}, {"userfaultfd", nil}, {"perf_event_open", nil}, {"setns", nil},
-		{"init_module", nil}, {"finit_module", nil}, {"delete_module", nil}, {"kexec_load", nil}, {"kexec_file_load", nil},
-		{"pivot_root", nil}, {"open_by_handle_at", nil}, {"process_vm_writev", nil}, {"add_key", nil},
-	}
-	for _, e := range escapes {
-		cases = append(cases, tc{"escape " + e.name, probeWhitelist, append([]string{"call", sysnr(t, e.name)}, e.args...), killed, "syscall=" + e.name})
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := s.clawosRun(t, append([]string{"--whitelist", c.wl, "--", s.probe}, c.args...)...)
-			if r.code != c.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
-			}
-			if c.stderr != "" && !strings.Contains(r.stderr, c.stderr) {
-				t.Errorf("stderr lacks %q: %s", c.stderr, r.stderr)
-			}
-		})
-	}
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		const killed = 128 + int(unix.SIGSYS)
+		type tc struct {
+			name   string
+			wl     string
+			args   []string
+			code   int
+			stderr string
+		}
+		cases := []tc{
+			{"allowed getpid", probeWhitelist, []string{"call", sysnr(t, "getpid")}, 0, ""},
+			{"DENY returns EPERM", probeWhitelist, []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM), ""},
+			{"DENY with ENOSYS", probeWhitelist, []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS), ""},
+			{"unlisted call kills the agent", probeWhitelist, []string{"call", sysnr(t, "getuid")}, killed, "syscall=getuid"},
+			{"read-only openat: a read open works", probeWhitelist, []string{"status"}, 0, ""},
+			{"read-only openat: a write open fails while the container started", probeWhitelist, []string{"write-file", "/tmp/x"}, int(unix.EPERM), ""},
+			{"clone without namespace flags", probeWhitelist, []string{"forks", "2"}, 0, ""},
+			{"clone with CLONE_NEWUSER", probeWhitelist, []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWUSER | int(unix.SIGCHLD))}, int(unix.EPERM), ""},
+			{"clone with CLONE_NEWNET", probeWhitelist, []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWNET | int(unix.SIGCHLD))}, int(unix.EPERM), ""},
+			{"Landlock: exec of another binary", probeWhitelist, []string{"exec", "/bin/true"}, int(unix.EACCES), ""},
+			{"reference: getpid", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "getpid")}, 0, ""},
+			{"reference: clone3 ENOSYS", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS), ""},
+			{"reference: socket AF_UNIX", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "socket"), "1", "1"}, int(unix.EPERM), ""},
+			{"reference: socket AF_INET", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "socket"), "2", "1"}, 0, ""},
+			{"reference: unlisted getuid", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "getuid")}, killed, "syscall=getuid"},
+		}
+		if translate.NativeArch() == translate.ArchX8664 {
+			cases = append(cases,
+				tc{"i386 int 0x80", probeWhitelist, []string{"int80", "20"}, killed, "another architecture"},
+				tc{"x32 getpid", probeWhitelist, []string{"call", strconv.Itoa(0x40000000 | 39)}, killed, ""},
+			)
+		}
+		escapes := []struct {
+			name string
+			args []string
+		}{
+			{"io_uring_setup", []string{"1", "0"}}, {"unshare", []string{strconv.Itoa(unix.CLONE_NEWUSER)}}, {"mount", nil},
+			{"ptrace", nil}, {"bpf", nil}, {"keyctl", nil}, {"userfaultfd", nil}, {"perf_event_open", nil}, {"setns", nil},
+			{"init_module", nil}, {"finit_module", nil}, {"delete_module", nil}, {"kexec_load", nil}, {"kexec_file_load", nil},
+			{"pivot_root", nil}, {"open_by_handle_at", nil}, {"process_vm_writev", nil}, {"add_key", nil},
+		}
+		for _, e := range escapes {
+			cases = append(cases, tc{"escape " + e.name, probeWhitelist, append([]string{"call", sysnr(t, e.name)}, e.args...), killed, "syscall=" + e.name})
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				r := s.clawosRun(t, append([]string{"--whitelist", c.wl, "--", s.probe}, c.args...)...)
+				if r.code != c.code {
+					t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+				}
+				if c.stderr != "" && !strings.Contains(r.stderr, c.stderr) {
+					t.Errorf("stderr lacks %q: %s", c.stderr, r.stderr)
+				}
+			})
+		}
+	})
 }
 
 // TestRunIsolation checks what the agent sees of itself and its world.
 func TestRunIsolation(t *testing.T) {
-	s := requireSandbox(t)
-	r := s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
-	if r.code != 0 {
-		t.Fatalf("status: exit %d: %s", r.code, r.stderr)
-	}
-	for _, want := range []string{
-		`(?m)^pid 1$`,
-		`(?m)^NoNewPrivs:\s+1$`,
-		`(?m)^CapEff:\s+0000000000000000$`,
-		`(?m)^Seccomp:\s+2$`,
-		`(?m)^Seccomp_filters:\s+2$`,
-		`(?m)^uid_map\s+0\s+100000\s+65536$`,
-		`(?m)^iface lo$`,
-	} {
-		if !regexp.MustCompile(want).MatchString(r.stdout) {
-			t.Errorf("status lacks %s:\n%s", want, r.stdout)
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		r := s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
+		if r.code != 0 {
+			t.Fatalf("status: exit %d: %s", r.code, r.stderr)
 		}
-	}
-	if n := strings.Count(r.stdout, "iface "); n != 1 {
-		t.Errorf("the agent sees %d interfaces, want only lo:\n%s", n, r.stdout)
-	}
-	// The root filesystem and the host view are read-only; /tmp is private
-	// and writable (the reference whitelist allows write opens).
-	wl := "../examples/ironclaw.whitelist.json"
-	for _, c := range []struct {
-		path string
-		code int
-	}{{"/etc/clawos-test", int(unix.EROFS)}, {"/usr/clawos-test", int(unix.EROFS)}, {"/clawos-test", int(unix.EROFS)}, {"/tmp/clawos-test", 0}} {
-		if r := s.clawosRun(t, "--whitelist", wl, "--", s.probe, "write-file", c.path); r.code != c.code {
-			t.Errorf("write %s: exit %d, want %d (%s)", c.path, r.code, c.code, r.stderr)
+		for _, want := range []string{
+			`(?m)^pid 1$`,
+			`(?m)^NoNewPrivs:\s+1$`,
+			`(?m)^CapEff:\s+0000000000000000$`,
+			`(?m)^Seccomp:\s+2$`,
+			`(?m)^Seccomp_filters:\s+2$`,
+			`(?m)^uid_map\s+0\s+100000\s+65536$`,
+			`(?m)^iface lo$`,
+		} {
+			if !regexp.MustCompile(want).MatchString(r.stdout) {
+				t.Errorf("status lacks %s:\n%s", want, r.stdout)
+			}
 		}
-	}
-	// Host secrets are not there at all.
-	for _, p := range []string{"/etc/shadow", "/root"} {
-		if r := s.clawosRun(t, "--whitelist", wl, "--", s.probe, "write-file", p+"/x"); r.code != int(unix.ENOENT) && r.code != int(unix.EROFS) {
-			t.Errorf("%s: exit %d", p, r.code)
+		if n := strings.Count(r.stdout, "iface "); n != 1 {
+			t.Errorf("the agent sees %d interfaces, want only lo:\n%s", n, r.stdout)
 		}
-	}
+		// The root filesystem and the host view are read-only; /tmp is private
+		// and writable (the reference whitelist allows write opens).
+		wl := "../examples/ironclaw.whitelist.json"
+		for _, c := range []struct {
+			path string
+			code int
+		}{{"/etc/clawos-test", int(unix.EROFS)}, {"/usr/clawos-test", int(unix.EROFS)}, {"/clawos-test", int(unix.EROFS)}, {"/tmp/clawos-test", 0}} {
+			if r := s.clawosRun(t, "--whitelist", wl, "--", s.probe, "write-file", c.path); r.code != c.code {
+				t.Errorf("write %s: exit %d, want %d (%s)", c.path, r.code, c.code, r.stderr)
+			}
+		}
+		// Host secrets are not there at all.
+		for _, p := range []string{"/etc/shadow", "/root"} {
+			if r := s.clawosRun(t, "--whitelist", wl, "--", s.probe, "write-file", p+"/x"); r.code != int(unix.ENOENT) && r.code != int(unix.EROFS) {
+				t.Errorf("%s: exit %d", p, r.code)
+			}
+		}
+	})
 }
 
 // TestRunPorts checks the port restriction in the agent's own network
 // namespace: an allowed port reaches a listener (its SYN-ACK passes), any
 // other port is refused at once even with a listener on it.
 func TestRunPorts(t *testing.T) {
-	s := requireSandbox(t)
-	for _, c := range []struct {
-		net  string
-		port string
-		code int
-	}{
-		{"loopback", "5432", 0},
-		{"loopback", "8080", int(unix.ECONNREFUSED)},
-		{"loopback", "9443", int(unix.ECONNREFUSED)},
-		// No capabilities: the listener cannot even bind a privileged port.
-		{"loopback", "443", int(unix.EACCES)},
-		{"none", "5432", int(unix.ECONNREFUSED)},
-	} {
-		start := time.Now()
-		r := s.clawosRun(t, "--net", c.net, "--whitelist", probeWhitelist, "--", s.probe, "listen-connect", c.port)
-		if r.code != c.code {
-			t.Errorf("--net %s port %s: exit %d, want %d (%s)", c.net, c.port, r.code, c.code, r.stderr)
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		for _, c := range []struct {
+			net  string
+			port string
+			code int
+		}{
+			{"loopback", "5432", 0},
+			{"loopback", "8080", int(unix.ECONNREFUSED)},
+			{"loopback", "9443", int(unix.ECONNREFUSED)},
+			// No capabilities: the listener cannot even bind a privileged port.
+			{"loopback", "443", int(unix.EACCES)},
+			{"none", "5432", int(unix.ECONNREFUSED)},
+		} {
+			start := time.Now()
+			r := s.clawosRun(t, "--net", c.net, "--whitelist", probeWhitelist, "--", s.probe, "listen-connect", c.port)
+			if r.code != c.code {
+				t.Errorf("--net %s port %s: exit %d, want %d (%s)", c.net, c.port, r.code, c.code, r.stderr)
+			}
+			// The policy's own refusals are counted and reported; an allowed
+			// port is not.
+			if refused := strings.Contains(r.stderr, "refused_packets"); refused != (c.code == int(unix.ECONNREFUSED)) {
+				t.Errorf("--net %s port %s: refusal report %v: %s", c.net, c.port, refused, r.stderr)
+			}
+			t.Logf("--net %s port %s: %s in %v", c.net, c.port, strings.TrimSpace(r.stdout), time.Since(start))
 		}
-		// The policy's own refusals are counted and reported; an allowed
-		// port is not.
-		if refused := strings.Contains(r.stderr, "refused_packets"); refused != (c.code == int(unix.ECONNREFUSED)) {
-			t.Errorf("--net %s port %s: refusal report %v: %s", c.net, c.port, refused, r.stderr)
+		r := s.clawosRun(t, "--net", "host", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid"))
+		if r.code != 125 || !strings.Contains(r.stderr, "cannot be enforced") {
+			t.Errorf("--net host with port restrictions: exit %d, %s", r.code, r.stderr)
 		}
-		t.Logf("--net %s port %s: %s in %v", c.net, c.port, strings.TrimSpace(r.stdout), time.Since(start))
-	}
-	r := s.clawosRun(t, "--net", "host", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid"))
-	if r.code != 125 || !strings.Contains(r.stderr, "cannot be enforced") {
-		t.Errorf("--net host with port restrictions: exit %d, %s", r.code, r.stderr)
-	}
+	})
 }
 
 // TestRunSlice checks that the P1.5 quotas hold: the pids limit stops
 // forks, the memory limit (swap 0) kills an agent that exceeds it.
 func TestRunSlice(t *testing.T) {
-	s := requireSandbox(t)
-	if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "forks", "200"); r.code != int(unix.EAGAIN) {
-		t.Errorf("200 forks under wasm.slice (pids.max 128): exit %d, want EAGAIN (%s)", r.code, r.stderr)
-	}
-	if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "forks", "100"); r.code != 0 {
-		t.Errorf("100 forks under wasm.slice: exit %d (%s)", r.code, r.stderr)
-	}
-	if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "alloc", "700"); r.code != 128+int(unix.SIGKILL) {
-		t.Errorf("700 MiB under wasm.slice (memory.max 512M, swap 0): exit %d, want an OOM kill (%s)", r.code, r.stderr)
-	}
-	if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "alloc", "100"); r.code != 0 {
-		t.Errorf("100 MiB under wasm.slice: exit %d (%s)", r.code, r.stderr)
-	}
-	if r := s.clawosRun(t, "--slice", "nosuch", "--whitelist", probeWhitelist, "--", s.probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "no P1.5 slice") {
-		t.Errorf("unknown slice: exit %d %s", r.code, r.stderr)
-	}
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "forks", "200"); r.code != int(unix.EAGAIN) {
+			t.Errorf("200 forks under wasm.slice (pids.max 128): exit %d, want EAGAIN (%s)", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "forks", "100"); r.code != 0 {
+			t.Errorf("100 forks under wasm.slice: exit %d (%s)", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "alloc", "700"); r.code != 128+int(unix.SIGKILL) {
+			t.Errorf("700 MiB under wasm.slice (memory.max 512M, swap 0): exit %d, want an OOM kill (%s)", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--slice", "wasm", "--whitelist", probeWhitelist, "--", s.probe, "alloc", "100"); r.code != 0 {
+			t.Errorf("100 MiB under wasm.slice: exit %d (%s)", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--slice", "nosuch", "--whitelist", probeWhitelist, "--", s.probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "no P1.5 slice") {
+			t.Errorf("unknown slice: exit %d %s", r.code, r.stderr)
+		}
+	})
 }
 
 // TestRunExitAndSignals checks that exit statuses pass through and that
-// SIGTERM reaches the agent.
+// signals reach the agent.
 func TestRunExitAndSignals(t *testing.T) {
-	s := requireSandbox(t)
-	if r := s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "exit_group"), "7"); r.code != 7 {
-		t.Errorf("exit_group(7): exit %d", r.code)
-	}
-	// An agent with handlers gets each forwarded signal.
-	for _, sig := range []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP} {
-		id := fmt.Sprintf("clawos-test-signal-%d", sig)
-		cmd := exec.Command(s.run, "--state-dir", s.stateDir, "--id", id, "--whitelist", probeWhitelist, "--", s.probe, "sigwait")
-		if err := cmd.Start(); err != nil {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		if r := s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "exit_group"), "7"); r.code != 7 {
+			t.Errorf("exit_group(7): exit %d", r.code)
+		}
+		// An agent with handlers gets each forwarded signal.
+		for _, sig := range []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP} {
+			cmd := s.start(t, "--whitelist", probeWhitelist, "--", s.probe, "sigwait")
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			var ee *exec.ExitError
+			if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+				t.Errorf("%v: %v, want exit %d", sig, err, 128+int(sig))
+			}
+		}
+		// An agent without a handler (pid 1 ignores the signal) is killed
+		// after --kill-after.
+		cmd := s.start(t, "--kill-after", "500ms", "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		waitRunning(t, s, id)
-		if err := cmd.Process.Signal(sig); err != nil {
-			t.Fatal(err)
-		}
-		err := cmd.Wait()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
-			t.Errorf("%v: %v, want exit %d", sig, err, 128+int(sig))
+		if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 128+int(unix.SIGKILL) {
+			t.Errorf("agent without a handler: %v, want exit %d", err, 128+int(unix.SIGKILL))
 		}
-	}
-	// An agent without a handler (pid 1 ignores the signal) is killed
-	// after --kill-after.
-	id := "clawos-test-signal-nohandler"
-	cmd := exec.Command(s.run, "--state-dir", s.stateDir, "--id", id, "--kill-after", "500ms", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "pause"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitRunning(t, s, id)
-	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	var ee *exec.ExitError
-	if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 128+int(unix.SIGKILL) {
-		t.Errorf("agent without a handler: %v, want exit %d", err, 128+int(unix.SIGKILL))
-	}
-}
-
-// waitRunning waits until the agent of sandbox id has started.
-func waitRunning(t *testing.T, s sandboxTools, id string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		out, err := exec.Command("runc", "--root", filepath.Join(s.stateDir, "runc"), "state", id).Output()
-		if err == nil && bytes.Contains(out, []byte(`"status": "running"`)) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("sandbox %s did not start", id)
+	})
 }
 
 // TestRunCleanup checks that nothing is left behind after a normal exit, a
 // seccomp kill, and a SIGKILL of clawos-run itself (cleaned on the next run).
 func TestRunCleanup(t *testing.T) {
-	s := requireSandbox(t)
-	s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
-	s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getuid"))
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
+		s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getuid"))
+		assertClean(t, s)
 
-	id := "clawos-test-sigkill"
-	cmd := exec.Command(s.run, "--state-dir", s.stateDir, "--id", id, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "pause"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitRunning(t, s, id)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	if _, err := os.Stat(filepath.Join(s.stateDir, "bundles", id)); err != nil {
-		t.Fatalf("after SIGKILL of clawos-run the bundle should still be there until the next run: %v", err)
-	}
-	// The next run removes it.
-	s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
-	assertClean(t, s)
+		id := "clawos-test-sigkill-" + s.runtime
+		cmd := s.start(t, "--id", id, "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		if _, err := os.Stat(filepath.Join(s.stateDir, "bundles", id)); err != nil {
+			t.Fatalf("after SIGKILL of clawos-run the bundle should still be there until the next run: %v", err)
+		}
+		// The next run removes it, and the agent with it.
+		s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
+		assertClean(t, s)
+	})
 }
 
 func assertClean(t *testing.T, s sandboxTools) {
@@ -335,9 +372,17 @@ func assertClean(t *testing.T, s sandboxTools) {
 	if left, _ := filepath.Glob(filepath.Join(s.stateDir, "bundles", "*")); len(left) > 0 {
 		t.Errorf("bundles left behind: %v", left)
 	}
-	out, err := exec.Command("runc", "--root", filepath.Join(s.stateDir, "runc"), "list", "-q").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "" {
-		t.Errorf("runc still lists containers: %q %v", out, err)
+	if s.runtime == "runc" {
+		out, err := exec.Command("runc", "--root", filepath.Join(s.stateDir, "runc"), "list", "-q").Output()
+		if err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("runc still lists containers: %q %v", out, err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.stateDir, "libcontainer", "*")); len(left) > 0 {
+		t.Errorf("libcontainer state left behind: %v", left)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "clawos-probe ready").Output(); len(out) > 0 {
+		t.Errorf("agents still running: %s", out)
 	}
 	if left, _ := filepath.Glob("/sys/fs/cgroup/*/clawos-*"); len(left) > 0 {
 		t.Errorf("cgroups left behind: %v", left)

@@ -20,7 +20,7 @@ const (
 // Runtimes lists the OCI runtimes whose needs have been measured.
 func Runtimes(arch Arch) []string {
 	var out []string
-	for _, r := range []string{"runc"} {
+	for _, r := range []string{"embedded", "runc"} {
 		if _, err := Baseline(arch, baselineRuntimePrefix+r); err == nil {
 			out = append(out, r)
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -58,7 +59,7 @@ func (l *launcher) launch(ctx context.Context) (int, error) {
 	if l.cfg.printSpec {
 		return 0, l.printSpec(sb)
 	}
-	rt, err := newRuncRuntime(l.cfg.runtime, l.cfg.stateDir, l.log)
+	rt, err := newRuntime(l.cfg.runtime, l.cfg.stateDir, l.log)
 	if err != nil {
 		return 0, err
 	}
@@ -94,10 +95,19 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err := rep.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.whitelist, err)
 	}
-	runtimeName := "runc"
-	stages, err := translate.TwoStage(wl, opts, runtimeName)
+	runtimeName := runtimeKind(c.runtime)
+	measured := runtimeName
+	if c.measureRuntime {
+		measured = "runc" // any measured runtime; its container stage is replaced below
+	}
+	stages, err := translate.TwoStage(wl, opts, measured)
 	if err != nil {
 		return nil, err
+	}
+	if c.measureRuntime {
+		l.log.Warn("measurement mode: the container-level filter logs every call and kills none; the agent's own filter is exact")
+		stages.Container.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActLog,
+			Architectures: stages.Agent.Seccomp.Architectures, Flags: []specs.LinuxSeccompFlag{}}
 	}
 	if stages.Agent.Network.Restricted() && netMode == namespaces.NetHost {
 		return nil, &clawerr.Error{Code: clawerr.EPerm, Path: stages.Agent.Network.Sources[0],
@@ -254,6 +264,29 @@ func (l *launcher) resolve() (string, []string, error) {
 		return "", nil, &notFoundError{err}
 	}
 	return p, files, nil
+}
+
+// runtime runs a prepared sandbox.
+type runtime interface {
+	run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	writeBundle(dir string, sb *sandbox) error
+}
+
+// runtimeKind names the runtime whose measured needs the container-level
+// filter includes: embedded (libcontainer in this binary) or runc (any
+// runc-compatible program).
+func runtimeKind(flag string) string {
+	if flag == "embedded" {
+		return "embedded"
+	}
+	return "runc"
+}
+
+func newRuntime(flag, stateDir string, log *logrus.Logger) (runtime, error) {
+	if flag == "embedded" {
+		return newEmbeddedRuntime(stateDir, log), nil
+	}
+	return newRuncRuntime(flag, stateDir, log)
 }
 
 // findInit locates clawos-init next to this executable; the path is

@@ -42,7 +42,7 @@ type config struct {
 	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
 	logFormat, writeBundle                                                            string
 	killAfter                                                                         time.Duration
-	userns, printSpec, requireSig                                                     bool
+	userns, printSpec, requireSig, measureRuntime                                     bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
@@ -56,7 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.whitelist, "whitelist", "", "P1.2 whitelist (required)")
-	fs.StringVar(&c.runtime, "runtime", "runc", "OCI runtime: runc or the path of a runc-compatible binary (embedded: not yet implemented)")
+	fs.StringVar(&c.runtime, "runtime", "embedded", "OCI runtime: embedded (runc's libcontainer inside this binary), runc, or the path of a runc-compatible binary")
 	fs.StringVar(&c.rootfs, "rootfs", "", "root filesystem directory (default: a read-only view of the host's system directories)")
 	fs.StringVar(&c.workdir, "workdir", "", "working directory inside the sandbox (default: the current directory, visible read-only)")
 	fs.StringVar(&c.baseline, "baseline", "start", "measured calls added to the agent's whitelist: start, tokio, start,tokio or none")
@@ -69,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, kill the agent if it has not exited (an agent is pid 1 of its namespace: the kernel drops signals it has no handler for)")
 	fs.StringVar(&c.writeBundle, "write-bundle", "", "write the OCI bundle that would run to this new directory, and exit (for benchmarks and debugging)")
+	fs.BoolVar(&c.measureRuntime, "measure-runtime", false, "measurement mode for test/baseline/measure-runtime.sh: the container-level filter logs every call instead of killing (the agent's own filter stays exact)")
 	fs.BoolVar(&c.printSpec, "print-spec", false, "print the OCI config and both seccomp stages that would run, and exit")
 	fs.BoolVar(&c.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
 	fs.Var(&c.roBinds, "ro-bind", "bind SRC[:DST] read-only (repeatable)")

@@ -37,10 +37,6 @@ type runcRuntime struct {
 }
 
 func newRuncRuntime(name, stateDir string, log *logrus.Logger) (*runcRuntime, error) {
-	if name == "embedded" {
-		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: "the embedded libcontainer runtime is not implemented yet",
-			Hint: "use --runtime runc"}
-	}
 	bin, err := exec.LookPath(name)
 	if err != nil {
 		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("OCI runtime %q not found", name), Err: err,
@@ -68,7 +64,7 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	r.cleanStale(ctx)
 	dir := sb.bundle
-	if err := r.writeBundle(dir, sb); err != nil {
+	if err := writeBundle(r.stateDir, dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err
 	}
@@ -100,20 +96,13 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 		return 0, err
 	}
 	if sb.nft != "" {
-		if err := installRules(ctx, pid, sb.nft); err != nil {
+		netns, err := installPolicy(ctx, pid, sb.nft, r.log)
+		if err != nil {
 			unix.Kill(pid, unix.SIGKILL)
 			return 0, err
 		}
-		r.log.WithField("pid", pid).Debug("port rules installed in the sandbox's network namespace")
-		// Hold the namespace so that its counters can be read after the
-		// agent exits.
-		netns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
-		if err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			return 0, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's network namespace")
-		}
 		defer netns.Close()
-		defer r.reportRefusals(netns)
+		defer reportRefusals(netns, r.log)
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
@@ -128,31 +117,50 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 		return 0, err
 	}
 	streams.wait()
-	switch {
-	case ws.Signaled():
-		sig := ws.Signal()
-		if sig == unix.SIGSYS {
-			r.log.WithField("syscall", killedSyscall(pid, sb.stages.Agent.Arch)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
-		}
-		return 128 + int(sig), nil
-	default:
-		return ws.ExitStatus(), nil
+	return exitStatus(ws, pid, sb, r.log), nil
+}
+
+// exitStatus is the agent's exit status, 128+N when it died of signal N; a
+// seccomp kill is logged with the syscall the kernel reported.
+func exitStatus(ws unix.WaitStatus, pid int, sb *sandbox, log *logrus.Logger) int {
+	if !ws.Signaled() {
+		return ws.ExitStatus()
 	}
+	sig := ws.Signal()
+	if sig == unix.SIGSYS {
+		log.WithField("syscall", killedSyscall(pid, sb.stages.Agent.Arch)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
+	}
+	return 128 + int(sig)
+}
+
+// installPolicy installs the port rules in the network namespace of pid and
+// returns the namespace, held open so that its counters can be read after
+// the agent exits.
+func installPolicy(ctx context.Context, pid int, ruleset string, log *logrus.Logger) (*os.File, error) {
+	if err := installRules(ctx, pid, ruleset); err != nil {
+		return nil, err
+	}
+	log.WithField("pid", pid).Debug("port rules installed in the sandbox's network namespace")
+	netns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	if err != nil {
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's network namespace")
+	}
+	return netns, nil
 }
 
 // reportRefusals logs how many packets the port policy refused.
-func (r *runcRuntime) reportRefusals(netns *os.File) {
+func reportRefusals(netns *os.File, log *logrus.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "nsenter", "--net=/proc/self/fd/3", "--", "nft", "list", "table", "inet", namespaces.NftTable)
 	cmd.ExtraFiles = []*os.File{netns}
 	out, err := cmd.Output()
 	if err != nil {
-		r.log.WithError(err).Debug("read the port policy counters")
+		log.WithError(err).Debug("read the port policy counters")
 		return
 	}
 	if n := namespaces.RefusedPackets(string(out)); n > 0 {
-		r.log.WithField("refused_packets", n).Warn("the port policy refused connection attempts")
+		log.WithField("refused_packets", n).Warn("the port policy refused connection attempts")
 	}
 }
 
@@ -184,16 +192,20 @@ func forwardSignals(sigs <-chan os.Signal, pid int, killAfter time.Duration, log
 	}
 }
 
+func (r *runcRuntime) writeBundle(dir string, sb *sandbox) error {
+	return writeBundle(r.stateDir, dir, sb)
+}
+
 // writeBundle writes config.json, the init and the agent's filter, and the
 // empty root with its mount points (created here, as root, because runc's
 // init creates them as the sandbox's mapped root otherwise).
-func (r *runcRuntime) writeBundle(dir string, sb *sandbox) error {
+func writeBundle(stateDir, dir string, sb *sandbox) error {
 	root := filepath.Join(dir, "rootfs")
 	cdir := filepath.Join(dir, "clawos")
 	// The sandbox's mapped root reaches rootfs and clawos/ through these
 	// directories: each must be traversable (0711, not listable), whoever
 	// created it first (runc creates its --root 0700).
-	for _, d := range []string{r.stateDir, filepath.Dir(dir), dir} {
+	for _, d := range []string{stateDir, filepath.Dir(dir), dir} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
 		}
@@ -342,10 +354,10 @@ func killedSyscall(pid int, arch translate.Arch) string {
 	return name
 }
 
-// cleanStale removes what earlier runs left when clawos-run itself was
-// killed: the container and its bundle, for each bundle whose owner is gone.
-func (r *runcRuntime) cleanStale(ctx context.Context) {
-	dirs, _ := filepath.Glob(filepath.Join(r.stateDir, "bundles", "*"))
+// staleBundles lists the bundles whose clawos-run is gone (it was killed).
+func staleBundles(stateDir string) []string {
+	var out []string
+	dirs, _ := filepath.Glob(filepath.Join(stateDir, "bundles", "*"))
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
 		if err != nil {
@@ -355,6 +367,15 @@ func (r *runcRuntime) cleanStale(ctx context.Context) {
 		if err != nil || unix.Kill(owner, 0) != unix.ESRCH {
 			continue
 		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// cleanStale removes what earlier runs left when clawos-run itself was
+// killed: the container and its bundle.
+func (r *runcRuntime) cleanStale(ctx context.Context) {
+	for _, d := range staleBundles(r.stateDir) {
 		id := filepath.Base(d)
 		r.log.WithField("id", id).Info("removing a sandbox whose clawos-run is gone")
 		if err := r.runc(ctx, "delete", "--force", id); err != nil {

@@ -12,6 +12,7 @@
  *   clawos-probe forks N                         clone N children that pause; report the first failure
  *   clawos-probe alloc MB                        map and touch MB MiB of memory
  *   clawos-probe loop NR COUNT [ARGS]            make syscall NR COUNT times; print ns per call
+ *   clawos-probe ready                           print "ready", then pause forever (no handlers)
  *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
  *
  * --bpf FILE loads a seccomp BPF program (struct sock_filter array, as
@@ -152,12 +153,16 @@ int main(int argc, char **argv) {
 		syscall(SYS_write, 1, buf, len);
 		syscall(SYS_exit_group, 0);
 	}
+	if (strcmp(op, "ready") == 0) {
+		syscall(SYS_write, 1, "ready\n", 6);
+		for (;;) syscall(SYS_pause);
+	}
 	if (strcmp(op, "sigwait") == 0) {
 		struct sigaction sa = { .sa_handler = on_signal };
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGHUP, &sa, NULL);
-		syscall(SYS_write, 1, "waiting\n", 8);
+		syscall(SYS_write, 1, "ready\n", 6);
 		for (;;) syscall(SYS_pause);
 	}
 	if (strcmp(op, "exec") == 0 && i < argc) {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	_ "github.com/opencontainers/cgroups/devices" // device rules in cgroups, as runc's main registers them
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of libcontainer's init
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// initCommand is the hidden subcommand libcontainer re-executes this binary
+// with (/proc/self/exe init) to become the container's init.
+const initCommand = "init"
+
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == initCommand {
+		// Runs after libcontainer/nsenter's C constructor has set up the
+		// namespaces; it never returns.
+		libcontainer.Init()
+	}
+}
+
+// embeddedRuntime runs containers with runc's libcontainer inside this
+// binary: no runc program, no runc processes.
+type embeddedRuntime struct {
+	root     string // libcontainer state
+	stateDir string
+	log      *logrus.Logger
+}
+
+func newEmbeddedRuntime(stateDir string, log *logrus.Logger) *embeddedRuntime {
+	return &embeddedRuntime{root: filepath.Join(stateDir, "libcontainer"), stateDir: stateDir, log: log}
+}
+
+func (e *embeddedRuntime) writeBundle(dir string, sb *sandbox) error {
+	return writeBundle(e.stateDir, dir, sb)
+}
+
+func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	e.cleanStale()
+	dir := sb.bundle
+	if err := writeBundle(e.stateDir, dir, sb); err != nil {
+		os.RemoveAll(dir)
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+
+	spec := *sb.spec
+	root := *spec.Root
+	if !filepath.IsAbs(root.Path) {
+		root.Path = filepath.Join(dir, root.Path)
+	}
+	spec.Root = &root
+	rootless := os.Geteuid() != 0
+	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName: sb.id, Spec: &spec, RootlessEUID: rootless, RootlessCgroups: rootless,
+	})
+	if err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "libcontainer config")
+	}
+	c, err := libcontainer.Create(e.root, sb.id, config)
+	if err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "create container")
+	}
+	defer func() {
+		if err := c.Destroy(); err != nil {
+			e.log.WithError(err).Debug("destroy container")
+		}
+	}()
+	p := &libcontainer.Process{
+		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
+		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID),
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Init:     true,
+		LogLevel: strconv.Itoa(int(logrus.WarnLevel)),
+	}
+	if err := c.Start(p); err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the container")
+	}
+	pid, err := p.Pid()
+	if err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "container pid")
+	}
+	if sb.nft != "" {
+		netns, err := installPolicy(ctx, pid, sb.nft, e.log)
+		if err != nil {
+			p.Signal(unix.SIGKILL)
+			p.Wait()
+			return 0, err
+		}
+		defer netns.Close()
+		defer reportRefusals(netns, e.log)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	defer signal.Stop(sigs)
+	go forwardSignals(sigs, pid, killAfter, e.log)
+	if err := c.Exec(); err != nil {
+		p.Signal(unix.SIGKILL)
+		p.Wait()
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the agent")
+	}
+	st, err := p.Wait()
+	if st == nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for the agent")
+	}
+	return exitStatus(unix.WaitStatus(st.Sys().(syscall.WaitStatus)), pid, sb, e.log), nil
+}
+
+// cleanStale destroys containers whose clawos-run is gone: those of stale
+// bundles, and any container in libcontainer's state whose bundle is gone.
+func (e *embeddedRuntime) cleanStale() {
+	stale := staleBundles(e.stateDir)
+	states, _ := filepath.Glob(filepath.Join(e.root, "*"))
+	for _, st := range states {
+		d := bundleDir(e.stateDir, filepath.Base(st))
+		if _, err := os.Stat(d); os.IsNotExist(err) {
+			stale = append(stale, d)
+		}
+	}
+	for _, d := range stale {
+		id := filepath.Base(d)
+		e.log.WithField("id", id).Info("removing a sandbox whose clawos-run is gone")
+		c, err := libcontainer.Load(e.root, id)
+		if err != nil {
+			e.log.WithError(err).Warn("load a stale container")
+			os.RemoveAll(d)
+			continue
+		}
+		c.Signal(unix.SIGKILL)
+		// Destroy refuses a container that is still running: wait, bounded,
+		// for the killed init to go.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if st, err := c.Status(); err != nil || st == libcontainer.Stopped {
+				break
+			}
+		}
+		if err := c.Destroy(); err != nil {
+			e.log.WithError(err).Warn("destroy a stale container")
+		}
+		os.RemoveAll(d)
+	}
+}
