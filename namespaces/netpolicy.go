@@ -14,7 +14,8 @@ const NftTable = "clawos"
 // NftRuleset renders the port policy of a sandbox as an nftables ruleset for
 // its own network namespace. connect lists the destination ports the agent
 // may connect or send to (TCP and UDP), bind the local ports it may accept
-// connections and datagrams on; nil means unrestricted in that direction.
+// connections and datagrams on; nil means unrestricted in that direction,
+// and an empty list (--net none) means no traffic of any protocol.
 //
 // Replies of allowed connections pass first (ct state established,related):
 // a rule that only looked at destination ports would also reject a local
@@ -35,6 +36,10 @@ func NftRuleset(connect, bind []int) string {
 		}
 		b.WriteString("\t\tmeta l4proto tcp counter reject with tcp reset\n")
 		b.WriteString("\t\tmeta l4proto udp counter reject\n")
+		if len(ports) == 0 {
+			// No port at all: no traffic of any protocol either (ICMP...).
+			b.WriteString("\t\tcounter drop\n")
+		}
 		b.WriteString("\t}\n")
 	}
 	if connect != nil {

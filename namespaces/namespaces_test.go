@@ -1,0 +1,203 @@
+package namespaces_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/clawos/clawos-security/namespaces"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./namespaces -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test ./namespaces -update if intended)\n--- got\n%s", path, got)
+	}
+}
+
+func TestApplyGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    namespaces.Options
+	}{
+		{"strict-userns-loopback-agents", namespaces.Options{Net: namespaces.NetLoopback, UserNS: true, IDMapBase: 100000, Level: "strict", Slice: "agents.slice",
+			HardLimits: map[string]uint64{"RLIMIT_NOFILE": 20000, "RLIMIT_NPROC": 32768}}},
+		{"moderate-host-net-no-userns", namespaces.Options{Net: namespaces.NetHost, Level: "moderate", Hostname: "agent-7"}},
+		{"permissive-capped-rlimits-v2", namespaces.Options{Net: namespaces.NetNone, UserNS: true, IDMapBase: 200000, Level: "permissive", Slice: "wasm", CgroupV2: true,
+			HardLimits: map[string]uint64{"RLIMIT_NOFILE": 1000, "RLIMIT_NPROC": 100}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &specs.Spec{}
+			if err := namespaces.Apply(s, tc.o); err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.MarshalIndent(s, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "apply-"+tc.name+".json", append(b, '\n'))
+			// Invariants whatever the options.
+			if !s.Process.NoNewPrivileges || !s.Root.Readonly || len(s.Process.Capabilities.Bounding) != 0 || len(s.Process.Capabilities.Effective) != 0 {
+				t.Error("no_new_privs, read-only root and no capabilities must always hold")
+			}
+			for _, r := range s.Process.Rlimits {
+				if h, ok := tc.o.HardLimits[r.Type]; ok && r.Hard > h {
+					t.Errorf("%s %d exceeds the caller's hard limit %d", r.Type, r.Hard, h)
+				}
+			}
+		})
+	}
+}
+
+func TestApplyRefusals(t *testing.T) {
+	for _, o := range []namespaces.Options{{Level: "lax"}, {Net: "bridge"}, {Slice: "nosuch"}} {
+		if err := namespaces.Apply(&specs.Spec{}, o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+func TestSliceResources(t *testing.T) {
+	r, err := namespaces.SliceResources("agents", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// P1.5 agents.slice: memory.max 2G, swap 0, cpu.max 500000/1000000, pids.max 512.
+	if *r.Memory.Limit != 2<<30 || *r.Memory.Swap != 2<<30 || *r.CPU.Quota != 500000 || *r.CPU.Period != 1000000 || *r.Pids.Limit != 512 {
+		t.Errorf("agents.slice: %+v %+v %+v", r.Memory, r.CPU, r.Pids)
+	}
+	if r.Unified != nil {
+		t.Error("unified resources on a v1 host: runc refuses them")
+	}
+	if r, _ := namespaces.SliceResources("agents.slice", true); r.Unified["memory.oom.group"] != "1" {
+		t.Error("memory.oom.group missing on a v2 host")
+	}
+	names, err := namespaces.Slices()
+	if err != nil || strings.Join(names, ",") != "agents.slice,kernel.slice,root.slice,wasm.slice,worker.slice" {
+		t.Errorf("slices %v %v", names, err)
+	}
+	for _, n := range names {
+		if _, err := namespaces.SliceResources(n, false); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+}
+
+func TestEmbeddedP15IsUpstream(t *testing.T) {
+	src, err := os.ReadFile("p15/SOURCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("SHA-256 `([0-9a-f]{64})`").FindSubmatch(src)
+	b, err := os.ReadFile("p15/quotas.json")
+	if err != nil || m == nil {
+		t.Fatal("missing P1.5 copy or its recorded digest")
+	}
+	sum := sha256.Sum256(b)
+	if hex.EncodeToString(sum[:]) != string(m[1]) {
+		t.Error("p15/quotas.json differs from the recorded upstream copy")
+	}
+}
+
+// TestMounts builds the default view from a fake host root.
+func TestMounts(t *testing.T) {
+	host := t.TempDir()
+	for _, d := range []string{"usr/bin", "lib64", "etc"} {
+		if err := os.MkdirAll(filepath.Join(host, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("usr/bin", filepath.Join(host, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"etc/passwd", "etc/shadow", "etc/hosts"} {
+		if err := os.WriteFile(filepath.Join(host, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, links, err := namespaces.Mounts(namespaces.View{HostRoot: host, Level: "strict", PrivateNet: true,
+		Exec: []string{"/opt/agent/bin/agent"}, Workdir: "/srv/work", Binds: []namespaces.Bind{{Source: "/data", Dest: "/data", ReadOnly: false}}, Tmpfs: []string{"/scratch"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if links["/bin"] != "usr/bin" {
+		t.Errorf("symlinked /bin: %v", links)
+	}
+	var lines []string
+	for _, m := range ms {
+		src := strings.Replace(m.Source, host, "HOST", 1)
+		lines = append(lines, m.Destination+" "+m.Type+" "+src+" "+strings.Join(m.Options, ","))
+	}
+	got := strings.Join(lines, "\n") + "\n"
+	golden(t, "mounts-default.txt", []byte(got))
+	for _, forbidden := range []string{"/etc/shadow", "/root", "/home"} {
+		if strings.Contains(got, forbidden+" ") {
+			t.Errorf("the default view exposes %s", forbidden)
+		}
+	}
+	if _, _, err := namespaces.Mounts(namespaces.View{Binds: []namespaces.Bind{{Source: "rel", Dest: "/x"}}}); err == nil {
+		t.Error("a relative bind source was accepted")
+	}
+}
+
+func TestParseBind(t *testing.T) {
+	b, err := namespaces.ParseBind("/a:/b", true)
+	if err != nil || b.Source != "/a" || b.Dest != "/b" || !b.ReadOnly {
+		t.Errorf("%+v %v", b, err)
+	}
+	if b, _ := namespaces.ParseBind("/a", false); b.Dest != "/a" {
+		t.Errorf("default destination %+v", b)
+	}
+	if _, err := namespaces.ParseBind(":/b", false); err == nil {
+		t.Error("empty source accepted")
+	}
+}
+
+func TestNftRuleset(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		connect, bind []int
+	}{
+		{"connect-5432", []int{5432}, nil},
+		{"connect-and-bind", []int{443, 5432}, []int{8080}},
+		{"none", []int{}, []int{}},
+	} {
+		rs := namespaces.NftRuleset(tc.connect, tc.bind)
+		golden(t, "nft-"+tc.name+".nft", []byte(rs))
+		// The real nft program accepts it (syntax check, no kernel change).
+		if nft, err := exec.LookPath("nft"); err == nil {
+			cmd := exec.Command(nft, "-c", "-f", "-")
+			cmd.Stdin = strings.NewReader(rs)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s: nft -c: %v %s", tc.name, err, out)
+			}
+		}
+	}
+	listing := "table inet clawos {\n chain output {\n  meta l4proto tcp counter packets 3 bytes 180 reject with tcp reset\n  meta l4proto udp counter packets 2 bytes 60 reject\n }\n}\n"
+	if n := namespaces.RefusedPackets(listing); n != 5 {
+		t.Errorf("RefusedPackets = %d, want 5", n)
+	}
+}
