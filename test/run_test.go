@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/translate"
@@ -394,6 +396,72 @@ func assertClean(t *testing.T, s sandboxTools) {
 	if bytes.Contains(mi, []byte(s.stateDir)) {
 		t.Errorf("mounts left behind under %s", s.stateDir)
 	}
+}
+
+// TestRunBundleAndRootfs runs the probe from a root filesystem of the
+// user's, as --rootfs and as an OCI bundle, and checks that the user's
+// files are not modified.
+func TestRunBundleAndRootfs(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		dir := filepath.Join(s.stateDir, "user-bundle-"+s.runtime) // traversable by the sandbox's mapped root
+		os.RemoveAll(dir)
+		defer os.RemoveAll(dir)
+		for _, d := range []string{"rootfs/proc", "rootfs/dev", "rootfs/tmp", "rootfs/sys", "rootfs/bin"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		probe, err := os.ReadFile(s.probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "rootfs/bin/probe"), probe, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		spec := specconv.Example()
+		spec.Process.Terminal = false
+		spec.Process.Args = []string{"/bin/probe", "status"}
+		b, _ := json.Marshal(spec)
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := treeDigest(t, dir)
+
+		r := s.clawosRun(t, "--bundle", dir, "--whitelist", probeWhitelist)
+		if r.code != 0 || !strings.Contains(r.stdout, "NoNewPrivs:\t1") || !strings.Contains(r.stdout, "pid 1") {
+			t.Errorf("--bundle: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		if r := s.clawosRun(t, "--bundle", dir, "--whitelist", probeWhitelist, "--", "/bin/probe", "call", sysnr(t, "getuid")); r.code != 159 {
+			t.Errorf("--bundle with a command: exit %d, want 159 (%s)", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--rootfs", filepath.Join(dir, "rootfs"), "--whitelist", probeWhitelist, "--", "/bin/probe", "write-file", "/tmp/x"); r.code != int(unix.EPERM) {
+			t.Errorf("--rootfs: exit %d, want EPERM from the read-only openat rule (%s)", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--rootfs", filepath.Join(dir, "rootfs"), "--whitelist", probeWhitelist, "--", "/bin/nothere"); r.code != 127 {
+			t.Errorf("missing command in --rootfs: exit %d (%s)", r.code, r.stderr)
+		}
+		if after := treeDigest(t, dir); after != before {
+			t.Error("clawos-run modified the user's bundle")
+		}
+	})
+}
+
+// treeDigest summarises every path, size, mode and modification time
+// under dir.
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %d %v %d\n", p, fi.Size(), fi.Mode(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // TestRunRefusals checks that bad input never runs an agent.

@@ -10,8 +10,45 @@ import (
 	"path/filepath"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
+
 	clawerr "github.com/clawos/clawos-security/errors"
 )
+
+// resolveInRoot is resolveCommand for a command inside a root filesystem
+// directory: cmd is an absolute path inside root, files are read through
+// securejoin (symlinks cannot leave root), and the returned paths are paths
+// inside the sandbox. clawos-init opens them there, so their symlinks
+// resolve inside the sandbox too.
+func resolveInRoot(root, cmd string) (string, []string, error) {
+	if !filepath.IsAbs(cmd) {
+		return "", nil, &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("with a root filesystem the command must be an absolute path inside it, not %q", cmd)}
+	}
+	var files []string
+	seen := map[string]bool{}
+	p := cmd
+	for depth := 0; p != ""; depth++ {
+		if depth > 4 {
+			return "", nil, clawerr.New(clawerr.EProto, "too many levels of interpreters for "+cmd)
+		}
+		if seen[p] {
+			break
+		}
+		seen[p] = true
+		files = append(files, p)
+		host, err := securejoin.SecureJoin(root, p)
+		if err != nil {
+			return "", nil, clawerr.Wrap(clawerr.ENoEnt, err, "resolve "+p+" in "+root)
+		}
+		if _, err := os.Stat(host); err != nil {
+			return "", nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("command %q not found in %s", p, root), Err: err}
+		}
+		if p, err = interpreter(host); err != nil {
+			return "", nil, err
+		}
+	}
+	return cmd, files, nil
+}
 
 // resolveCommand finds the agent's executable on the host and returns its
 // absolute path as given (what the sandbox execs) and every file execve

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -21,9 +22,10 @@ import (
 	"github.com/clawos/clawos-security/translate"
 )
 
-// Paths inside the sandbox.
+// Paths inside the sandbox: inside its own /dev tmpfs, so that no mount
+// point is ever created in a root filesystem the user owns.
 const (
-	sandboxDir  = "/.clawos"
+	sandboxDir  = "/dev/.clawos"
 	sandboxInit = sandboxDir + "/clawos-init"
 	sandboxBPF  = sandboxDir + "/agent.bpf"
 	idMapBase   = 100000
@@ -142,20 +144,50 @@ func (l *launcher) prepare() (*sandbox, error) {
 			return nil, clawerr.Wrap(clawerr.EIO, err, "bundle directory")
 		}
 	}
-	cmdPath, execFiles, err := l.resolve()
+	base, err := l.baseConfig()
 	if err != nil {
 		return nil, err
 	}
-	workdir := c.workdir
-	if workdir == "" {
-		if workdir, err = os.Getwd(); err != nil {
-			return nil, clawerr.Wrap(clawerr.EIO, err, "working directory")
+	cmdArgs := c.cmd
+	if len(cmdArgs) == 0 && base != nil && base.Process != nil {
+		cmdArgs = base.Process.Args
+	}
+	if len(cmdArgs) == 0 {
+		return nil, &usageError{fmt.Errorf("no command: want -- CMD [ARGS...]")}
+	}
+	root := ""
+	switch {
+	case base != nil:
+		root = base.Root.Path
+	case c.rootfs != "":
+		if root, err = filepath.Abs(c.rootfs); err != nil {
+			return nil, clawerr.Wrap(clawerr.EIO, err, "--rootfs")
 		}
 	}
-	view := namespaces.View{Level: levelOf(wl), PrivateNet: netMode != namespaces.NetHost, Workdir: workdir, Custom: c.rootfs != ""}
-	if c.rootfs == "" {
-		view.Exec = execFiles
-		view.Exec = append(view.Exec, cmdPath)
+	cmdPath, execFiles, err := l.resolve(root, cmdArgs[0])
+	if err != nil {
+		return nil, err
+	}
+	// The working directory: the host's current directory, visible
+	// read-only, in the default view; "/" (or the bundle's) in a root
+	// filesystem of the user's, where no host path is visible.
+	workdir := c.workdir
+	if workdir == "" {
+		switch {
+		case base != nil && base.Process != nil && base.Process.Cwd != "":
+			workdir = base.Process.Cwd
+		case root != "":
+			workdir = "/"
+		default:
+			if workdir, err = os.Getwd(); err != nil {
+				return nil, clawerr.Wrap(clawerr.EIO, err, "working directory")
+			}
+		}
+	}
+	view := namespaces.View{Level: levelOf(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
+	if root == "" {
+		view.Workdir = workdir
+		view.Exec = append(execFiles, cmdPath)
 	}
 	for _, b := range c.roBinds {
 		bd, err := namespaces.ParseBind(b, true)
@@ -176,6 +208,16 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	if base != nil {
+		// The bundle's own mounts first; ours (proc, dev, tmp, binds) only
+		// where the bundle has none at that destination. The security level
+		// decides about /sys, whatever the bundle says.
+		baseMounts := base.Mounts
+		if !namespaces.Sysfs(levelOf(wl)) {
+			baseMounts = withoutSys(baseMounts)
+		}
+		mounts = mergeMounts(baseMounts, mounts)
+	}
 
 	args := []string{sandboxInit, sandboxBPF}
 	if landlockABI() > 0 {
@@ -186,27 +228,27 @@ func (l *launcher) prepare() (*sandbox, error) {
 		l.log.Warn("Landlock is not available in this kernel: the agent may execve any file its whitelist's execve rule allows")
 	}
 	args = append(append(args, "--"), cmdPath)
-	args = append(args, c.cmd[1:]...)
+	args = append(args, cmdArgs[1:]...)
 
 	user := specs.User{UID: 0, GID: 0}
 	if !c.userns {
 		user = specs.User{UID: 65534, GID: 65534} // nobody: never host root
 	}
-	spec := &specs.Spec{
-		Version: specs.Version,
-		Process: &specs.Process{
-			Args: args,
-			Env:  append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp"}, c.env...),
-			Cwd:  workdir,
-			User: user,
-		},
-		Root: &specs.Root{Path: "rootfs", Readonly: true},
-		Mounts: append(mounts, specs.Mount{Destination: sandboxDir, Type: "bind", Source: filepath.Join(bundle, "clawos"),
-			Options: []string{"bind", "ro", "nosuid", "nodev"}}),
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp"}
+	if base != nil && base.Process != nil && len(base.Process.Env) > 0 {
+		env = base.Process.Env
 	}
-	if c.rootfs != "" {
-		spec.Root.Path = c.rootfs
+	spec := &specs.Spec{Version: specs.Version}
+	if base != nil {
+		spec = base
 	}
+	spec.Process = &specs.Process{Args: args, Env: append(env, c.env...), Cwd: workdir, User: user}
+	spec.Root = &specs.Root{Path: "rootfs", Readonly: true}
+	if root != "" {
+		spec.Root.Path = root
+	}
+	spec.Mounts = append(mounts, specs.Mount{Destination: sandboxDir, Type: "bind", Source: filepath.Join(bundle, "clawos"),
+		Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	hard, err := hardLimits()
 	if err != nil {
 		return nil, err
@@ -216,8 +258,8 @@ func (l *launcher) prepare() (*sandbox, error) {
 		return nil, err
 	}
 	spec.Root.Path = "rootfs"
-	if c.rootfs != "" {
-		spec.Root.Path = c.rootfs
+	if root != "" {
+		spec.Root.Path = root
 	}
 	// A top-level cgroup per sandbox, which runc delete removes whole.
 	spec.Linux.CgroupsPath = "/" + id
@@ -250,14 +292,67 @@ func levelOf(wl *translate.Whitelist) string {
 	return ""
 }
 
-// resolve finds the command on the host, or inside --rootfs.
-func (l *launcher) resolve() (string, []string, error) {
-	cmd := l.cfg.cmd[0]
-	if l.cfg.rootfs != "" {
-		if !filepath.IsAbs(cmd) {
-			return "", nil, &usageError{fmt.Errorf("with --rootfs the command must be an absolute path inside it, not %q", cmd)}
+// baseConfig reads --bundle's config.json, with its root made absolute; nil
+// without --bundle. The user's files are only read.
+func (l *launcher) baseConfig() (*specs.Spec, error) {
+	if l.cfg.bundle == "" {
+		return nil, nil
+	}
+	dir, err := filepath.Abs(l.cfg.bundle)
+	if err != nil {
+		return nil, clawerr.Wrap(clawerr.EIO, err, "--bundle")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read the bundle's config")
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "the bundle's config.json is not an OCI config", Err: err}
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, clawerr.New(clawerr.EProto, "the bundle's config.json has no root.path")
+	}
+	if !filepath.IsAbs(s.Root.Path) {
+		s.Root.Path = filepath.Join(dir, s.Root.Path)
+	}
+	return &s, nil
+}
+
+func withoutSys(ms []specs.Mount) []specs.Mount {
+	var out []specs.Mount
+	for _, m := range ms {
+		if d := filepath.Clean(m.Destination); d != "/sys" && !strings.HasPrefix(d, "/sys/") {
+			out = append(out, m)
 		}
-		return cmd, nil, nil
+	}
+	return out
+}
+
+// mergeMounts keeps every mount of base and adds those of ours whose
+// destination base does not mount.
+func mergeMounts(base, ours []specs.Mount) []specs.Mount {
+	have := map[string]bool{}
+	for _, m := range base {
+		have[filepath.Clean(m.Destination)] = true
+	}
+	out := append([]specs.Mount{}, base...)
+	for _, m := range ours {
+		if !have[filepath.Clean(m.Destination)] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// resolve finds the command on the host, or inside a root filesystem.
+func (l *launcher) resolve(root, cmd string) (string, []string, error) {
+	if root != "" {
+		p, files, err := resolveInRoot(root, cmd)
+		if err != nil {
+			return "", nil, &notFoundError{err}
+		}
+		return p, files, nil
 	}
 	p, files, err := resolveCommand(cmd)
 	if err != nil {

@@ -40,7 +40,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // config is everything the command line says.
 type config struct {
 	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
-	logFormat, writeBundle                                                            string
+	logFormat, writeBundle, bundle                                                    string
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime                                     bool
 	roBinds, binds, tmpfs, env                                                        listFlag
@@ -58,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.whitelist, "whitelist", "", "P1.2 whitelist (required)")
 	fs.StringVar(&c.runtime, "runtime", "embedded", "OCI runtime: embedded (runc's libcontainer inside this binary), runc, or the path of a runc-compatible binary")
 	fs.StringVar(&c.rootfs, "rootfs", "", "root filesystem directory (default: a read-only view of the host's system directories)")
+	fs.StringVar(&c.bundle, "bundle", "", "an existing OCI bundle: its root, mounts and process are kept, ClawOS's confinement is applied to a copy of its config (its files are never modified); the command after -- is optional")
 	fs.StringVar(&c.workdir, "workdir", "", "working directory inside the sandbox (default: the current directory, visible read-only)")
 	fs.StringVar(&c.baseline, "baseline", "start", "measured calls added to the agent's whitelist: start, tokio, start,tokio or none")
 	fs.StringVar(&c.net, "net", "loopback", "network: none (no traffic at all), loopback (private namespace with only lo) or host")
@@ -83,8 +84,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.whitelist == "" {
 		return nil, &usageError{errors.New("--whitelist is required: an agent never runs unconfined")}
 	}
-	if len(c.cmd) == 0 {
+	if len(c.cmd) == 0 && c.bundle == "" {
 		return nil, &usageError{errors.New("no command: want -- CMD [ARGS...]")}
+	}
+	if c.bundle != "" && c.rootfs != "" {
+		return nil, &usageError{errors.New("--bundle and --rootfs exclude each other: the bundle has its root")}
 	}
 	return c, nil
 }
