@@ -398,6 +398,18 @@ func assertClean(t *testing.T, s sandboxTools) {
 	}
 }
 
+// TestRunTTY checks that --tty gives the agent a terminal.
+func TestRunTTY(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		if r := s.clawosRun(t, "--tty", "--whitelist", probeWhitelist, "--", s.probe, "isatty"); r.code != 0 || !strings.Contains(r.stdout, "ok") {
+			t.Errorf("--tty: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if r := s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "isatty"); r.code != int(unix.ENOTTY) {
+			t.Errorf("without --tty: exit %d, want ENOTTY", r.code)
+		}
+	})
+}
+
 // TestRunBundleAndRootfs runs the probe from a root filesystem of the
 // user's, as --rootfs and as an OCI bundle, and checks that the user's
 // files are not modified.

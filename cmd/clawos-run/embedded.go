@@ -86,8 +86,33 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 		Init:     true,
 		LogLevel: strconv.Itoa(int(logrus.WarnLevel)),
 	}
+	var consoleParent *os.File
+	if spec.Process.Terminal {
+		parent, child, err := socketPair()
+		if err != nil {
+			return 0, err
+		}
+		defer parent.Close()
+		defer child.Close()
+		p.Stdin, p.Stdout, p.Stderr, p.ConsoleSocket = nil, nil, nil, child
+		consoleParent = parent
+	}
 	if err := c.Start(p); err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the container")
+	}
+	if consoleParent != nil {
+		f, err := recvFile(consoleParent)
+		if err == nil {
+			term := &terminal{}
+			if err = term.start(f, stdin, stdout); err == nil {
+				defer term.close()
+			}
+		}
+		if err != nil {
+			p.Signal(unix.SIGKILL)
+			p.Wait()
+			return 0, err
+		}
 	}
 	pid, err := p.Pid()
 	if err != nil {
@@ -117,6 +142,14 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for the agent")
 	}
 	return exitStatus(unix.WaitStatus(st.Sys().(syscall.WaitStatus)), pid, sb, e.log), nil
+}
+
+func socketPair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, clawerr.Wrap(clawerr.EInternal, err, "console socket pair")
+	}
+	return os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child"), nil
 }
 
 // cleanStale destroys containers whose clawos-run is gone: those of stale

@@ -242,7 +242,10 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if base != nil {
 		spec = base
 	}
-	spec.Process = &specs.Process{Args: args, Env: append(env, c.env...), Cwd: workdir, User: user}
+	spec.Process = &specs.Process{Args: args, Env: append(env, c.env...), Cwd: workdir, User: user, Terminal: c.tty}
+	if c.tty {
+		spec.Process.Env = append(spec.Process.Env, "TERM=xterm")
+	}
 	spec.Root = &specs.Root{Path: "rootfs", Readonly: true}
 	if root != "" {
 		spec.Root.Path = root

@@ -42,7 +42,7 @@ type config struct {
 	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
 	logFormat, writeBundle, bundle                                                    string
 	killAfter                                                                         time.Duration
-	userns, printSpec, requireSig, measureRuntime                                     bool
+	userns, printSpec, requireSig, measureRuntime, tty                                bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
@@ -62,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.workdir, "workdir", "", "working directory inside the sandbox (default: the current directory, visible read-only)")
 	fs.StringVar(&c.baseline, "baseline", "start", "measured calls added to the agent's whitelist: start, tokio, start,tokio or none")
 	fs.StringVar(&c.net, "net", "loopback", "network: none (no traffic at all), loopback (private namespace with only lo) or host")
+	fs.BoolVar(&c.tty, "tty", false, "give the agent a terminal (a pty created in the sandbox; this terminal is put in raw mode)")
 	fs.BoolVar(&c.userns, "userns", true, "run in a user namespace: root in the sandbox is an unprivileged host uid")
 	fs.StringVar(&c.slice, "slice", "", "P1.5 slice whose quotas apply (agents, wasm, kernel, worker, root)")
 	fs.StringVar(&c.hostname, "hostname", "", "hostname inside the sandbox (default clawos-agent)")

@@ -85,12 +85,37 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 	defer streams.close()
 
 	pidFile := filepath.Join(dir, "agent.pid")
-	create := exec.Command(r.bin, "--root", r.root, "create", "--bundle", dir, "--pid-file", pidFile, sb.id)
+	args := []string{"--root", r.root, "create", "--bundle", dir, "--pid-file", pidFile}
+	var master chan fileOrErr
+	if sb.spec.Process.Terminal {
+		l, path, err := consoleListener(dir)
+		if err != nil {
+			return 0, err
+		}
+		defer l.Close()
+		args = append(args, "--console-socket", path)
+		master = make(chan fileOrErr, 1)
+		go func() { f, err := acceptTerminal(l); master <- fileOrErr{f, err} }()
+	}
+	create := exec.Command(r.bin, append(args, sb.id)...)
 	create.Stdin, create.Stdout, create.Stderr = streams.in, streams.out, streams.err
 	if err := create.Run(); err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "runc create (its error is above)")
 	}
 	streams.started()
+	if master != nil {
+		m := <-master
+		if m.err != nil {
+			r.runc(context.Background(), "delete", "--force", sb.id)
+			return 0, m.err
+		}
+		term := &terminal{}
+		if err := term.start(m.f, stdin, stdout); err != nil {
+			r.runc(context.Background(), "delete", "--force", sb.id)
+			return 0, err
+		}
+		defer term.close()
+	}
 	pid, err := readPid(pidFile)
 	if err != nil {
 		return 0, err
@@ -118,6 +143,11 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 	}
 	streams.wait()
 	return exitStatus(ws, pid, sb, r.log), nil
+}
+
+type fileOrErr struct {
+	f   *os.File
+	err error
 }
 
 // exitStatus is the agent's exit status, 128+N when it died of signal N; a

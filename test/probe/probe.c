@@ -12,6 +12,7 @@
  *   clawos-probe forks N                         clone N children that pause; report the first failure
  *   clawos-probe alloc MB                        map and touch MB MiB of memory
  *   clawos-probe loop NR COUNT [ARGS]            make syscall NR COUNT times; print ns per call
+ *   clawos-probe isatty                          report whether stdout is a terminal (ioctl TCGETS)
  *   clawos-probe ready                           print "ready", then pause forever (no handlers)
  *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
  *
@@ -152,6 +153,11 @@ int main(int argc, char **argv) {
 		int len = snprintf(buf, sizeof buf, "ns_per_call %.2f\n", ns / (double)count);
 		syscall(SYS_write, 1, buf, len);
 		syscall(SYS_exit_group, 0);
+	}
+	if (strcmp(op, "isatty") == 0) {
+		char t[64];
+		long r = syscall(SYS_ioctl, 1, 0x5401 /* TCGETS */, t);
+		report(r == -1 ? errno : 0);
 	}
 	if (strcmp(op, "ready") == 0) {
 		syscall(SYS_write, 1, "ready\n", 6);
