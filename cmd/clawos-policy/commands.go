@@ -19,8 +19,8 @@ import (
 
 // policyFlags are the flags shared by the commands that read a whitelist.
 type policyFlags struct {
-	arch, baseline string
-	requireSig     bool
+	arch, baseline, stage string
+	requireSig            bool
 }
 
 func addPolicyFlags(fs *flag.FlagSet, withBaseline bool) *policyFlags {
@@ -29,8 +29,21 @@ func addPolicyFlags(fs *flag.FlagSet, withBaseline bool) *policyFlags {
 	fs.BoolVar(&p.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
 	if withBaseline {
 		fs.StringVar(&p.baseline, "baseline", "none", "measured baselines to add: start, tokio, start,tokio or none")
+		fs.StringVar(&p.stage, "container-stage", "", "show the container-level filter that clawos-run gives this OCI runtime (embedded or runc) instead of the agent's")
 	}
 	return p
+}
+
+// profile translates wl, or gives the container stage of --container-stage.
+func (p *policyFlags) profile(wl *translate.Whitelist, opts translate.Options) (*translate.Profile, error) {
+	if p.stage == "" {
+		return translate.Translate(wl, opts)
+	}
+	st, err := translate.TwoStage(wl, opts, p.stage)
+	if err != nil {
+		return nil, err
+	}
+	return st.Container, nil
 }
 
 // parse takes the single whitelist argument and the options.
@@ -190,7 +203,7 @@ func translateCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		p, err := translate.Translate(wl, opts)
+		p, err := pf.profile(wl, opts)
 		if err != nil {
 			return err
 		}
@@ -249,7 +262,7 @@ func explainCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		p, err := translate.Translate(wl, opts)
+		p, err := pf.profile(wl, opts)
 		if err != nil {
 			return err
 		}
@@ -360,7 +373,7 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		p, err := translate.Translate(wl, opts)
+		p, err := pf.profile(wl, opts)
 		if err != nil {
 			return err
 		}

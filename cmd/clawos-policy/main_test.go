@@ -65,6 +65,9 @@ func TestCommands(t *testing.T) {
 		{"compile listing", []string{"compile", "--listing", example}, "", exitOK, []string{"; arch", "KILL_PROCESS"}, nil},
 		{"tokio baseline refused on aarch64", []string{"translate", "--arch", "aarch64", "--baseline", "tokio", example}, "",
 			clawerr.ENoEnt.ExitStatus(), nil, []string{"has not been measured on aarch64"}},
+		{"explain container stage", []string{"explain", "--baseline", "start", "--container-stage", "runc", example}, "", exitOK,
+			[]string{"getdents64", "runtime:runc", "container stage only; the agent stage kills it", "clawos-init"}, nil},
+		{"container stage of an unmeasured runtime", []string{"explain", "--container-stage", "crun", example}, "", clawerr.ENoEnt.ExitStatus(), nil, []string{"runtime crun"}},
 		{"json error payload", []string{"translate", "--json", upstream}, "", exitEPerm, nil, []string{`"error_code":4`, `"component":"clawos-policy"`}},
 	}
 	for _, tt := range tests {
