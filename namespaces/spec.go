@@ -30,6 +30,10 @@ type Options struct {
 	// IDMapBase is the first host uid and gid of the sandbox's 65536 ids
 	// (root in the sandbox is IDMapBase on the host).
 	IDMapBase uint32
+	// Rootless: the caller is not root. The sandbox then maps one id, its
+	// root, to the caller's own HostUID and HostGID.
+	Rootless         bool
+	HostUID, HostGID uint32
 	// Level is the P1.2 metadata.security_level (strict, moderate,
 	// permissive; "" means strict).
 	Level string
@@ -111,7 +115,12 @@ func Apply(spec *specs.Spec, o Options) error {
 		return clawerr.New(clawerr.EProto, fmt.Sprintf("unknown network mode %q (want none, loopback or host)", o.Net))
 	}
 	spec.Linux.UIDMappings, spec.Linux.GIDMappings = nil, nil
-	if o.UserNS {
+	switch {
+	case o.Rootless:
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
+		spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: o.HostUID, Size: 1}}
+		spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: o.HostGID, Size: 1}}
+	case o.UserNS:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
 		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: o.IDMapBase, Size: IDMapSize}}
 		spec.Linux.UIDMappings, spec.Linux.GIDMappings = m, m

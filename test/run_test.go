@@ -476,6 +476,98 @@ func treeDigest(t *testing.T, dir string) string {
 	return b.String()
 }
 
+// TestRunRootless runs clawos-run as an unprivileged user (uid 65534): the
+// sandbox maps its root to that uid, and the whitelist, the port rules and
+// Landlock hold as they do for root.
+func TestRunRootless(t *testing.T) {
+	s := requireSandbox(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is missing")
+	}
+	// Copies in a directory every user can traverse: the clone's own path
+	// may not be.
+	dir, err := os.MkdirTemp("", "clawos-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ src, name string }{{s.run, "clawos-run"}, {filepath.Join(filepath.Dir(s.run), "clawos-init"), "clawos-init"}, {s.probe, "clawos-probe"}, {probeWhitelist, "wl.json"}} {
+		b, err := os.ReadFile(f.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const uid = "65534"
+	stateDir := "/tmp/clawos-" + uid
+	rootless := func(t *testing.T, runtime string, args ...string) runResult {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "setpriv", append([]string{"--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--",
+			filepath.Join(dir, "clawos-run"), "--runtime", runtime, "--whitelist", filepath.Join(dir, "wl.json")}, args...)...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp"}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		r := runResult{stdout: out.String(), stderr: errb.String()}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	probe := filepath.Join(dir, "clawos-probe")
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			r := rootless(t, rt, "--", probe, "status")
+			if r.code != 0 {
+				t.Fatalf("status: exit %d %s", r.code, r.stderr)
+			}
+			for _, want := range []string{`(?m)^pid 1$`, `(?m)^NoNewPrivs:\s+1$`, `(?m)^CapEff:\s+0000000000000000$`, `(?m)^uid_map\s+0\s+65534\s+1$`, `(?m)^iface lo$`} {
+				if !regexp.MustCompile(want).MatchString(r.stdout) {
+					t.Errorf("rootless status lacks %s:\n%s", want, r.stdout)
+				}
+			}
+			for _, c := range []struct {
+				args []string
+				code int
+			}{
+				{[]string{"--", probe, "call", sysnr(t, "getuid")}, 159},
+				{[]string{"--", probe, "write-file", "/tmp/x"}, int(unix.EPERM)},
+				{[]string{"--", probe, "listen-connect", "5432"}, 0},
+				{[]string{"--", probe, "listen-connect", "8080"}, int(unix.ECONNREFUSED)},
+				{[]string{"--", probe, "exec", "/bin/true"}, int(unix.EACCES)},
+			} {
+				if r := rootless(t, rt, c.args...); r.code != c.code {
+					t.Errorf("%v: exit %d, want %d (%s)", c.args, r.code, c.code, r.stderr)
+				}
+			}
+			if !cgroupV2Host() {
+				if r := rootless(t, rt, "--slice", "agents", "--", probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "cannot manage") {
+					t.Errorf("rootless --slice on cgroup v1: exit %d %s", r.code, r.stderr)
+				}
+			}
+			if left, _ := filepath.Glob(filepath.Join(stateDir, "bundles", "*")); len(left) > 0 {
+				t.Errorf("rootless bundles left behind: %v", left)
+			}
+		})
+	}
+}
+
+func cgroupV2Host() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
 // TestRunRefusals checks that bad input never runs an agent.
 func TestRunRefusals(t *testing.T) {
 	s := requireSandbox(t)

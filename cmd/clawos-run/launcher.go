@@ -256,7 +256,16 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	rootless := os.Geteuid() != 0
+	if rootless && c.slice != "" && !cgroupV2() {
+		return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "P1.5 quotas need cgroups, which a non-root user cannot manage on this cgroup v1 host",
+			Hint: "run clawos-run as root for --slice, or on a cgroup v2 host with delegation"}
+	}
+	if rootless && !c.userns {
+		return nil, &usageError{fmt.Errorf("a non-root user needs a user namespace: drop --userns=false")}
+	}
 	if err := namespaces.Apply(spec, namespaces.Options{Net: netMode, UserNS: c.userns, Hostname: c.hostname, IDMapBase: idMapBase,
+		Rootless: rootless, HostUID: uint32(os.Geteuid()), HostGID: uint32(os.Getegid()),
 		Level: levelOf(wl), Slice: c.slice, CgroupV2: cgroupV2(), HardLimits: hard}); err != nil {
 		return nil, err
 	}
@@ -264,8 +273,11 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if root != "" {
 		spec.Root.Path = root
 	}
-	// A top-level cgroup per sandbox, which runc delete removes whole.
-	spec.Linux.CgroupsPath = "/" + id
+	// A top-level cgroup per sandbox, which runc delete removes whole; none
+	// for a non-root caller, who cannot create one on a cgroup v1 host.
+	if !rootless {
+		spec.Linux.CgroupsPath = "/" + id
+	}
 	if err := translate.ApplyToSpec(spec, wl, stages.Container); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -66,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.userns, "userns", true, "run in a user namespace: root in the sandbox is an unprivileged host uid")
 	fs.StringVar(&c.slice, "slice", "", "P1.5 slice whose quotas apply (agents, wasm, kernel, worker, root)")
 	fs.StringVar(&c.hostname, "hostname", "", "hostname inside the sandbox (default clawos-agent)")
-	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir, "where bundles and runtime state live while agents run")
+	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir, "where bundles and runtime state live while agents run (for a non-root user: $XDG_RUNTIME_DIR/clawos or /tmp/clawos-UID)")
 	fs.StringVar(&c.id, "id", "", "container id (default: generated)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, kill the agent if it has not exited (an agent is pid 1 of its namespace: the kernel drops signals it has no handler for)")
@@ -82,6 +84,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, &usageError{err}
 	}
 	c.cmd = fs.Args()
+	if c.stateDir == defaultStateDir && os.Geteuid() != 0 {
+		c.stateDir = rootlessStateDir()
+	}
 	if c.whitelist == "" {
 		return nil, &usageError{errors.New("--whitelist is required: an agent never runs unconfined")}
 	}
@@ -92,6 +97,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, &usageError{errors.New("--bundle and --rootfs exclude each other: the bundle has its root")}
 	}
 	return c, nil
+}
+
+// rootlessStateDir is where a non-root user's sandboxes live.
+func rootlessStateDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "clawos")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("clawos-%d", os.Geteuid()))
 }
 
 type usageError struct{ err error }

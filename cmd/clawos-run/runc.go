@@ -163,10 +163,32 @@ func exitStatus(ws unix.WaitStatus, pid int, sb *sandbox, log *logrus.Logger) in
 	return 128 + int(sig)
 }
 
+// nsenterArgs runs a command in a sandbox's network namespace. A non-root
+// caller joins the sandbox's user namespace first, which it owns, to get
+// CAP_NET_ADMIN over the network namespace, keeping its credentials
+// (setgroups is denied there). Root already has the capability, and its uid
+// is not mapped in the sandbox, so it joins the network namespace only.
+func nsenterArgs(userns, netns string, cmd ...string) []string {
+	args := []string{"--net=" + netns}
+	if os.Geteuid() != 0 {
+		args = []string{"--preserve-credentials", "--user=" + userns, "--net=" + netns}
+	}
+	return append(append(args, "--"), cmd...)
+}
+
+// heldNS holds a sandbox's network and user namespaces open after its agent
+// exits.
+type heldNS struct{ net, user *os.File }
+
+func (h *heldNS) Close() error {
+	h.user.Close()
+	return h.net.Close()
+}
+
 // installPolicy installs the port rules in the network namespace of pid and
-// returns the namespace, held open so that its counters can be read after
+// returns the namespaces, held open so that the counters can be read after
 // the agent exits.
-func installPolicy(ctx context.Context, pid int, ruleset string, log *logrus.Logger) (*os.File, error) {
+func installPolicy(ctx context.Context, pid int, ruleset string, log *logrus.Logger) (*heldNS, error) {
 	if err := installRules(ctx, pid, ruleset); err != nil {
 		return nil, err
 	}
@@ -175,15 +197,20 @@ func installPolicy(ctx context.Context, pid int, ruleset string, log *logrus.Log
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's network namespace")
 	}
-	return netns, nil
+	userns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
+	if err != nil {
+		netns.Close()
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's user namespace")
+	}
+	return &heldNS{net: netns, user: userns}, nil
 }
 
 // reportRefusals logs how many packets the port policy refused.
-func reportRefusals(netns *os.File, log *logrus.Logger) {
+func reportRefusals(ns *heldNS, log *logrus.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", "--net=/proc/self/fd/3", "--", "nft", "list", "table", "inet", namespaces.NftTable)
-	cmd.ExtraFiles = []*os.File{netns}
+	cmd := exec.CommandContext(ctx, "nsenter", nsenterArgs("/proc/self/fd/4", "/proc/self/fd/3", "nft", "list", "table", "inet", namespaces.NftTable)...)
+	cmd.ExtraFiles = []*os.File{ns.net, ns.user}
 	out, err := cmd.Output()
 	if err != nil {
 		log.WithError(err).Debug("read the port policy counters")
@@ -268,7 +295,7 @@ func writeBundle(stateDir, dir string, sb *sandbox) error {
 				return err
 			}
 		}
-		if sb.spec.Linux != nil && len(sb.spec.Linux.UIDMappings) > 0 {
+		if sb.spec.Linux != nil && len(sb.spec.Linux.UIDMappings) > 0 && os.Geteuid() == 0 {
 			uid, gid := int(sb.spec.Linux.UIDMappings[0].HostID), int(sb.spec.Linux.GIDMappings[0].HostID)
 			if err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
 				if err != nil {
@@ -318,7 +345,8 @@ func isFile(p string) bool {
 func installRules(ctx context.Context, pid int, ruleset string) error {
 	ctx, cancel := context.WithTimeout(ctx, runcTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+strconv.Itoa(pid)+"/ns/net", "--", "nft", "-f", "-")
+	ns := "/proc/" + strconv.Itoa(pid) + "/ns/"
+	cmd := exec.CommandContext(ctx, "nsenter", nsenterArgs(ns+"user", ns+"net", "nft", "-f", "-")...)
 	cmd.Stdin = strings.NewReader(ruleset)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return &clawerr.Error{Code: clawerr.EPerm, Message: "cannot install the port restrictions in the sandbox's network namespace; the agent was not started",
