@@ -26,8 +26,8 @@ runtime_baselines() {
 	f="$top/translate/baselines/$(uname -m).json"
 	jq --slurpfile r "$work/runtime.json" --slurpfile e "$work/embedded.json" '
 		.baselines["runtime-runc"] = {
-			description: "what runc'"'"'s init calls after loading the container-level filter (internal: part of the container-level filter only)",
-			measurements: [$r[0]]
+			description: "what runc'"'"'s init calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal: part of the container-level filter only)",
+			measurements: ([$r[0]] + [.baselines.start.measurements[] | select(.program | startswith("goagent"))])
 		} |
 		.baselines["runtime-embedded"] = {
 			description: "what libcontainer'"'"'s init, embedded in clawos-run, calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal)",
