@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/translate"
@@ -396,6 +397,69 @@ func assertClean(t *testing.T, s sandboxTools) {
 	if bytes.Contains(mi, []byte(s.stateDir)) {
 		t.Errorf("mounts left behind under %s", s.stateDir)
 	}
+}
+
+// TestRunFlags checks the filesystem, environment and identity flags.
+func TestRunFlags(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		host := filepath.Join(s.stateDir, "flags-"+s.runtime)
+		os.RemoveAll(host)
+		defer os.RemoveAll(host)
+		if err := os.MkdirAll(host, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(host, 0o777)                       // writable by the sandbox's mapped root
+		wl := "../examples/ironclaw.whitelist.json" // allows write opens
+		for _, c := range []struct {
+			name string
+			args []string
+			code int
+			out  string
+		}{
+			{"--bind is writable", []string{"--bind", host + ":/data", "--whitelist", wl, "--", s.probe, "write-file", "/data/from-agent"}, 0, ""},
+			{"--ro-bind is read-only", []string{"--ro-bind", host + ":/data", "--whitelist", wl, "--", s.probe, "write-file", "/data/x"}, int(unix.EROFS), ""},
+			{"--tmpfs is writable", []string{"--tmpfs", "/scratch", "--whitelist", wl, "--", s.probe, "write-file", "/scratch/x"}, 0, ""},
+			{"--env", []string{"--env", "AGENT_MODE=test", "--whitelist", probeWhitelist, "--", s.probe, "env", "AGENT_MODE"}, 0, "AGENT_MODE=test"},
+			{"host environment is not passed", []string{"--whitelist", probeWhitelist, "--", s.probe, "env", "CLAWOS_INTEGRATION"}, int(unix.ENOENT), "(unset)"},
+			{"--hostname", []string{"--hostname", "agent-7", "--whitelist", probeWhitelist, "--", s.probe, "uname"}, 0, "hostname agent-7"},
+			{"default hostname", []string{"--whitelist", probeWhitelist, "--", s.probe, "uname"}, 0, "hostname clawos-agent"},
+			{"--workdir", []string{"--workdir", "/tmp", "--whitelist", probeWhitelist, "--", s.probe, "cwd"}, 0, "/tmp\n"},
+			{"--baseline none: the static probe cannot even start", []string{"--baseline", "none", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid")}, 159, ""},
+		} {
+			r := s.clawosRun(t, c.args...)
+			if r.code != c.code || !strings.Contains(r.stdout, c.out) {
+				t.Errorf("%s: exit %d (want %d), stdout %q (want %q), stderr %s", c.name, r.code, c.code, r.stdout, c.out, r.stderr)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(host, "from-agent")); err != nil {
+			t.Errorf("the agent's write through --bind did not reach the host: %v", err)
+		}
+		// --print-spec describes both stages and runs nothing.
+		r := s.clawosRun(t, "--print-spec", "--whitelist", probeWhitelist, "--", s.probe, "status")
+		var ps struct {
+			Config     specs.Spec         `json:"config"`
+			AgentStage specs.LinuxSeccomp `json:"agent_stage"`
+			Origins    []translate.Origin `json:"container_stage_origins"`
+			Nftables   string             `json:"nftables"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &ps); err != nil || r.code != 0 {
+			t.Fatalf("--print-spec: %v exit %d", err, r.code)
+		}
+		if ps.Config.Linux.Seccomp.DefaultAction != specs.ActKillProcess || ps.AgentStage.DefaultAction != specs.ActKillProcess ||
+			!strings.Contains(ps.Nftables, "5432") || len(ps.Origins) == 0 || ps.Config.Process.Args[0] != "/dev/.clawos/clawos-init" {
+			t.Errorf("--print-spec output incomplete: %s", r.stdout[:min(len(r.stdout), 400)])
+		}
+		// --log-format json: failures are P1.7 payloads.
+		r = s.clawosRun(t, "--log-format", "json", "--whitelist", "../translate/testdata/upstream-example.json", "--", s.probe, "status")
+		var payload struct {
+			Code      int    `json:"error_code"`
+			Component string `json:"component"`
+		}
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n") // warnings first, the payload last
+		if r.code != 125 || json.Unmarshal([]byte(lines[len(lines)-1]), &payload) != nil || payload.Code == 0 || payload.Component != "clawos-run" {
+			t.Errorf("--log-format json failure: exit %d, stderr %s", r.code, r.stderr)
+		}
+	})
 }
 
 // TestRunTTY checks that --tty gives the agent a terminal.

@@ -12,6 +12,9 @@
  *   clawos-probe forks N                         clone N children that pause; report the first failure
  *   clawos-probe alloc MB                        map and touch MB MiB of memory
  *   clawos-probe loop NR COUNT [ARGS]            make syscall NR COUNT times; print ns per call
+ *   clawos-probe env NAME                        print the value of environment variable NAME
+ *   clawos-probe uname                           print the host name (uname)
+ *   clawos-probe cwd                             print the working directory (getcwd)
  *   clawos-probe isatty                          report whether stdout is a terminal (ioctl TCGETS)
  *   clawos-probe ready                           print "ready", then pause forever (no handlers)
  *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
@@ -39,6 +42,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 static void load_bpf(const char *path) {
@@ -153,6 +157,30 @@ int main(int argc, char **argv) {
 		int len = snprintf(buf, sizeof buf, "ns_per_call %.2f\n", ns / (double)count);
 		syscall(SYS_write, 1, buf, len);
 		syscall(SYS_exit_group, 0);
+	}
+	if (strcmp(op, "env") == 0 && i < argc) {
+		const char *v = getenv(argv[i]);
+		char buf[512];
+		int len = snprintf(buf, sizeof buf, "%s=%s\n", argv[i], v ? v : "(unset)");
+		syscall(SYS_write, 1, buf, len);
+		report(v ? 0 : ENOENT);
+	}
+	if (strcmp(op, "uname") == 0) {
+		struct utsname u;
+		if (syscall(SYS_uname, &u) != 0) report(errno);
+		char buf[128];
+		int len = snprintf(buf, sizeof buf, "hostname %s\n", u.nodename);
+		syscall(SYS_write, 1, buf, len);
+		report(0);
+	}
+	if (strcmp(op, "cwd") == 0) {
+		char buf[4096];
+		long n = syscall(SYS_getcwd, buf, sizeof buf - 2);
+		if (n < 0) report(errno);
+		size_t len = strlen(buf);
+		buf[len] = '\n';
+		syscall(SYS_write, 1, buf, len + 1);
+		report(0);
 	}
 	if (strcmp(op, "isatty") == 0) {
 		char t[64];
