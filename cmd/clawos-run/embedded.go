@@ -118,8 +118,8 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 	if err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "container pid")
 	}
-	if sb.nft != "" {
-		netns, err := installPolicy(ctx, pid, sb.nft, e.log)
+	if sb.ports != nil {
+		netns, err := installPolicy(ctx, pid, sb.ports, e.log)
 		if err != nil {
 			p.Signal(unix.SIGKILL)
 			p.Wait()

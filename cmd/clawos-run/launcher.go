@@ -49,8 +49,8 @@ type sandbox struct {
 	stages   *translate.Stages
 	agentBPF *seccomp.Program
 	links    map[string]string
-	nft      string // ruleset for the sandbox's network namespace, "" for none
-	initBin  string // host path of clawos-init
+	ports    *portPolicy // enforced in the sandbox's network namespace; nil for none
+	initBin  string      // host path of clawos-init
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -291,11 +291,11 @@ func (l *launcher) prepare() (*sandbox, error) {
 	sb := &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: agentBPF, links: links, initBin: initBin}
 	switch {
 	case netMode == namespaces.NetNone:
-		sb.nft = namespaces.NftRuleset([]int{}, []int{})
+		sb.ports = &portPolicy{connect: []int{}, bind: []int{}}
 	case stages.Agent.Network.Restricted():
 		// A restriction lists at least one port (validation refuses an
 		// empty allowed_ports), so nil means "not restricted".
-		sb.nft = namespaces.NftRuleset(stages.Agent.Network.ConnectPorts, stages.Agent.Network.BindPorts)
+		sb.ports = &portPolicy{connect: stages.Agent.Network.ConnectPorts, bind: stages.Agent.Network.BindPorts}
 	}
 	return sb, nil
 }
@@ -430,13 +430,20 @@ func (l *launcher) printSpec(sb *sandbox) error {
 		Origins     []translate.Origin `json:"container_stage_origins"`
 		Nftables    string             `json:"nftables,omitempty"`
 		RootSymlink map[string]string  `json:"rootfs_symlinks,omitempty"`
-	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, sb.nft, sb.links}
+	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, nftText(sb.ports), sb.links}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "encode spec")
 	}
 	_, err = fmt.Fprintf(l.stdout, "%s\n", b)
 	return err
+}
+
+func nftText(p *portPolicy) string {
+	if p == nil {
+		return ""
+	}
+	return p.ruleset()
 }
 
 // landlockABI returns the kernel's Landlock ABI version, 0 without Landlock.

@@ -120,8 +120,8 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 	if err != nil {
 		return 0, err
 	}
-	if sb.nft != "" {
-		netns, err := installPolicy(ctx, pid, sb.nft, r.log)
+	if sb.ports != nil {
+		netns, err := installPolicy(ctx, pid, sb.ports, r.log)
 		if err != nil {
 			unix.Kill(pid, unix.SIGKILL)
 			return 0, err
@@ -187,12 +187,10 @@ func (h *heldNS) Close() error {
 
 // installPolicy installs the port rules in the network namespace of pid and
 // returns the namespaces, held open so that the counters can be read after
-// the agent exits.
-func installPolicy(ctx context.Context, pid int, ruleset string, log *logrus.Logger) (*heldNS, error) {
-	if err := installRules(ctx, pid, ruleset); err != nil {
-		return nil, err
-	}
-	log.WithField("pid", pid).Debug("port rules installed in the sandbox's network namespace")
+// the agent exits. Root installs them over netlink from this process; a
+// non-root caller through nsenter and nft, joining the sandbox's user
+// namespace first.
+func installPolicy(ctx context.Context, pid int, p *portPolicy, log *logrus.Logger) (*heldNS, error) {
 	netns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's network namespace")
@@ -202,11 +200,31 @@ func installPolicy(ctx context.Context, pid int, ruleset string, log *logrus.Log
 		netns.Close()
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's user namespace")
 	}
-	return &heldNS{net: netns, user: userns}, nil
+	held := &heldNS{net: netns, user: userns}
+	if os.Geteuid() == 0 {
+		err = installNetlink(netns, p)
+	} else {
+		err = installRules(ctx, pid, p.ruleset())
+	}
+	if err != nil {
+		held.Close()
+		return nil, err
+	}
+	log.WithField("pid", pid).Debug("port rules installed in the sandbox's network namespace")
+	return held, nil
 }
 
 // reportRefusals logs how many packets the port policy refused.
 func reportRefusals(ns *heldNS, log *logrus.Logger) {
+	if os.Geteuid() == 0 {
+		n, err := refusedNetlink(ns.net)
+		if err != nil {
+			log.WithError(err).Debug("read the port policy counters")
+		} else if n > 0 {
+			log.WithField("refused_packets", n).Warn("the port policy refused connection attempts")
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "nsenter", nsenterArgs("/proc/self/fd/4", "/proc/self/fd/3", "nft", "list", "table", "inet", namespaces.NftTable)...)
@@ -422,12 +440,31 @@ func staleBundles(stateDir string) []string {
 			continue
 		}
 		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || unix.Kill(owner, 0) != unix.ESRCH {
+		if err != nil || ownerAlive(owner) {
 			continue
 		}
 		out = append(out, d)
 	}
 	return out
+}
+
+// ownerAlive reports whether pid is a live clawos-run. A killed clawos-run
+// whose parent does not reap it stays a zombie (PID 1 on some machines
+// never reaps orphans), and a pid can be reused by another program: neither
+// owns a sandbox.
+func ownerAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...; comm may contain spaces and parentheses.
+	st := string(b)
+	open, closing := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
+	if open < 0 || closing < open || closing+2 >= len(st) {
+		return false
+	}
+	comm, state := st[open+1:closing], st[closing+2]
+	return state != 'Z' && state != 'X' && comm == progName
 }
 
 // cleanStale removes what earlier runs left when clawos-run itself was

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/namespaces"
+)
+
+// portPolicy is what a sandbox's network namespace enforces: the
+// destination ports of connections and datagrams, and the local ports that
+// accept them. nil means unrestricted in that direction; an empty, non-nil
+// list means nothing (--net none). namespaces.NftRuleset renders the same
+// policy as nft text.
+type portPolicy struct {
+	connect, bind []int
+}
+
+func (p *portPolicy) ruleset() string { return namespaces.NftRuleset(p.connect, p.bind) }
+
+// installNetlink installs the policy in the network namespace netns over
+// netlink, from this process: no nsenter and nft processes. It needs
+// CAP_NET_ADMIN over that namespace without joining its user namespace
+// (which a multi-threaded process cannot), so it is root's path.
+func installNetlink(netns *os.File, p *portPolicy) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(netns.Fd())))
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "netlink to the sandbox's network namespace")
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: namespaces.NftTable})
+	chain := func(name string, hook *nftables.ChainHook, ports []int) {
+		if ports == nil {
+			return
+		}
+		accept := nftables.ChainPolicyAccept
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hook,
+			Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		rule := func(e ...expr.Any) { c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e}) }
+		// ct state established,related accept
+		rule(&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+				Xor:  binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Verdict{Kind: expr.VerdictAccept})
+		for _, proto := range []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
+			for _, port := range ports { // {tcp,udp} dport PORT accept
+				rule(l4proto(proto), l4protoIs(proto),
+					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(port))},
+					&expr.Verdict{Kind: expr.VerdictAccept})
+			}
+		}
+		rule(l4proto(unix.IPPROTO_TCP), l4protoIs(unix.IPPROTO_TCP), &expr.Counter{},
+			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+		rule(l4proto(unix.IPPROTO_UDP), l4protoIs(unix.IPPROTO_UDP), &expr.Counter{},
+			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+		if len(ports) == 0 {
+			rule(&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+		}
+	}
+	chain("output", nftables.ChainHookOutput, p.connect)
+	chain("input", nftables.ChainHookInput, p.bind)
+	if err := c.Flush(); err != nil {
+		return &clawerr.Error{Code: clawerr.EPerm, Message: "cannot install the port restrictions in the sandbox's network namespace; the agent was not started", Err: err}
+	}
+	return nil
+}
+
+func l4proto(byte) *expr.Meta { return &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1} }
+
+func l4protoIs(p byte) *expr.Cmp { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}} }
+
+// refusedNetlink sums the packets counted by the reject and drop rules.
+func refusedNetlink(netns *os.File) (int, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(int(netns.Fd())))
+	if err != nil {
+		return 0, err
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: namespaces.NftTable}
+	n := 0
+	for _, name := range []string{"output", "input"} {
+		rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
+		if err != nil {
+			continue // the chain does not exist in this policy
+		}
+		for _, r := range rules {
+			for _, e := range r.Exprs {
+				if ctr, ok := e.(*expr.Counter); ok {
+					n += int(ctr.Packets)
+				}
+			}
+		}
+	}
+	return n, nil
+}
