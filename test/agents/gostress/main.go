@@ -34,4 +34,5 @@ func main() {
 	}
 	wg.Wait()
 	runtime.GC()
+	runtime.KeepAlive(sink)
 }
