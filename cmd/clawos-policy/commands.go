@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/atomicfile"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -32,6 +33,17 @@ func addPolicyFlags(fs *flag.FlagSet, withBaseline bool) *policyFlags {
 		fs.StringVar(&p.stage, "container-stage", "", "show the container-level filter that clawos-run gives this OCI runtime (embedded or runc) instead of the agent's")
 	}
 	return p
+}
+
+// loadProfile reads and validates the whitelist at path and translates it
+// (or gives the container stage of --container-stage).
+func (p *policyFlags) loadProfile(e *env, path string, opts translate.Options) (*translate.Whitelist, *translate.Profile, error) {
+	wl, err := load(e, path, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	prof, err := p.profile(wl, opts)
+	return wl, prof, err
 }
 
 // profile translates wl, or gives the container stage of --container-stage.
@@ -182,7 +194,7 @@ func signCmd(fs *flag.FlagSet) func(*env, []string) error {
 			_, err = e.stdout.Write(signed)
 			return err
 		}
-		if err := writeFileAtomic(dest, signed, 0o644); err != nil {
+		if err := atomicfile.WriteFile(dest, signed, 0o644); err != nil {
 			return err
 		}
 		e.log.Infof("signed %s", dest)
@@ -199,11 +211,7 @@ func translateCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		wl, err := load(e, path, opts)
-		if err != nil {
-			return err
-		}
-		p, err := pf.profile(wl, opts)
+		wl, p, err := pf.loadProfile(e, path, opts)
 		if err != nil {
 			return err
 		}
@@ -258,11 +266,7 @@ func explainCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		wl, err := load(e, args[0], opts)
-		if err != nil {
-			return err
-		}
-		p, err := pf.profile(wl, opts)
+		_, p, err := pf.loadProfile(e, args[0], opts)
 		if err != nil {
 			return err
 		}
@@ -369,11 +373,7 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		wl, err := load(e, path, opts)
-		if err != nil {
-			return err
-		}
-		p, err := pf.profile(wl, opts)
+		_, p, err := pf.loadProfile(e, path, opts)
 		if err != nil {
 			return err
 		}
@@ -382,7 +382,7 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 			return err
 		}
 		if *out != "" {
-			if err := writeFileAtomic(*out, prog.Bytes(), 0o644); err != nil {
+			if err := atomicfile.WriteFile(*out, prog.Bytes(), 0o644); err != nil {
 				return err
 			}
 		}

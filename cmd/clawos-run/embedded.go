@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -118,20 +117,13 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 	if err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "container pid")
 	}
-	if sb.ports != nil {
-		netns, err := installPolicy(ctx, pid, sb.ports, e.log)
-		if err != nil {
-			p.Signal(unix.SIGKILL)
-			p.Wait()
-			return 0, err
-		}
-		defer netns.Close()
-		defer reportRefusals(netns, e.log)
+	stop, err := guard(ctx, pid, sb, killAfter, e.log)
+	if err != nil {
+		p.Signal(unix.SIGKILL)
+		p.Wait()
+		return 0, err
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	defer signal.Stop(sigs)
-	go forwardSignals(sigs, pid, killAfter, e.log)
+	defer stop()
 	if err := c.Exec(); err != nil {
 		p.Signal(unix.SIGKILL)
 		p.Wait()

@@ -3,38 +3,10 @@ package main
 import (
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
-
-// writeFileAtomic writes data to a temporary file beside path and renames it.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "write "+path)
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return clawerr.Wrap(clawerr.EIO, err, "write "+path)
-	}
-	return nil
-}
 
 func copyFile(src, dst string, perm os.FileMode) error {
 	in, err := os.Open(src)

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/atomicfile"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -120,19 +121,12 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 	if err != nil {
 		return 0, err
 	}
-	if sb.ports != nil {
-		netns, err := installPolicy(ctx, pid, sb.ports, r.log)
-		if err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			return 0, err
-		}
-		defer netns.Close()
-		defer reportRefusals(netns, r.log)
+	stop, err := guard(ctx, pid, sb, killAfter, r.log)
+	if err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return 0, err
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	defer signal.Stop(sigs)
-	go forwardSignals(sigs, pid, killAfter, r.log)
+	defer stop()
 	if err := r.runc(ctx, "start", sb.id); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
@@ -148,6 +142,29 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 type fileOrErr struct {
 	f   *os.File
 	err error
+}
+
+// guard does what both runtimes do between creating the sandbox and
+// starting its agent: install the port rules in its network namespace, and
+// forward signals to the agent. stop undoes the forwarding and reports the
+// port policy's refusals.
+func guard(ctx context.Context, pid int, sb *sandbox, killAfter time.Duration, log *logrus.Logger) (stop func(), err error) {
+	var held *heldNS
+	if sb.ports != nil {
+		if held, err = installPolicy(ctx, pid, sb.ports, log); err != nil {
+			return nil, err
+		}
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	go forwardSignals(sigs, pid, killAfter, log)
+	return func() {
+		signal.Stop(sigs)
+		if held != nil {
+			reportRefusals(held, log)
+			held.Close()
+		}
+	}, nil
 }
 
 // exitStatus is the agent's exit status, 128+N when it died of signal N; a
@@ -329,7 +346,7 @@ func writeBundle(stateDir, dir string, sb *sandbox) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "config.json"), cfg, 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
 }
 
 func mountPoint(root, dest string, file bool) error {
