@@ -462,6 +462,29 @@ func TestRunFlags(t *testing.T) {
 	})
 }
 
+// TestRunAppArmor checks --apparmor where the kernel has no AppArmor (this
+// VM): auto runs the agent and says no profile was applied, required
+// refuses. Loading and enforcement need a kernel with AppArmor (issue 5's
+// VM test); the generated profiles are compiled by apparmor_parser in
+// package apparmor.
+func TestRunAppArmor(t *testing.T) {
+	s := requireSandbox(t)
+	if _, err := os.Stat("/sys/module/apparmor"); err == nil {
+		t.Skip("this kernel has AppArmor: the refusal cases below do not apply")
+	}
+	r := s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid"))
+	if r.code != 0 || !strings.Contains(r.stderr, "no AppArmor profile applied") {
+		t.Errorf("--apparmor auto: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = s.clawosRun(t, "--apparmor", "required", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid"))
+	if r.code != 125 || !strings.Contains(r.stderr, "kernel has no AppArmor") || strings.Contains(r.stdout, "ok") {
+		t.Errorf("--apparmor required: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if r := s.clawosRun(t, "--apparmor", "off", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid")); r.code != 0 || strings.Contains(r.stderr, "AppArmor") {
+		t.Errorf("--apparmor off: exit %d, stderr %s", r.code, r.stderr)
+	}
+}
+
 // TestRunTTY checks that --tty gives the agent a terminal.
 func TestRunTTY(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -12,6 +13,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/atomicfile"
 	"github.com/clawos/clawos-security/seccomp"
@@ -420,3 +422,40 @@ func writeJSON(e *env, v any) error {
 
 // defaultSpec is runc's own default config (`runc spec`).
 func defaultSpec() *specs.Spec { return specconv.Example() }
+
+func apparmorCmd(fs *flag.FlagSet) func(*env, []string) error {
+	pf := addPolicyFlags(fs, false)
+	preset := fs.String("preset", "", "P1.6 preset: "+strings.Join(apparmor.KnownPresets(), ", "))
+	name := fs.String("name", "", "profile name (default: the preset's, or clawos-agent)")
+	check := fs.Bool("check", false, "compile the profile with apparmor_parser (without loading it)")
+	return func(e *env, args []string) error {
+		path, opts, err := pf.parse(args)
+		if err != nil {
+			return err
+		}
+		_, p, err := pf.loadProfile(e, path, opts)
+		if err != nil {
+			return err
+		}
+		prof, err := apparmor.Generate(apparmor.Input{Name: *name, Preset: *preset, Agent: p})
+		if err != nil {
+			return err
+		}
+		text, err := prof.Render()
+		if err != nil {
+			return err
+		}
+		if *check {
+			parser, err := exec.LookPath("apparmor_parser")
+			if err != nil {
+				return &clawerr.Error{Code: clawerr.ENoEnt, Message: "apparmor_parser not found", Err: err, Hint: "apt-get install apparmor"}
+			}
+			if err := apparmor.Compile(parser, text); err != nil {
+				return err
+			}
+			e.log.Info("apparmor_parser compiled the profile")
+		}
+		_, err = fmt.Fprint(e.stdout, text)
+		return err
+	}
+}

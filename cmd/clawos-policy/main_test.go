@@ -68,6 +68,9 @@ func TestCommands(t *testing.T) {
 		{"explain container stage", []string{"explain", "--baseline", "start", "--container-stage", "runc", example}, "", exitOK,
 			[]string{"getdents64", "runtime:runc", "container stage only; the agent stage kills it", "clawos-init"}, nil},
 		{"container stage of an unmeasured runtime", []string{"explain", "--container-stage", "crun", example}, "", clawerr.ENoEnt.ExitStatus(), nil, []string{"runtime crun"}},
+		{"apparmor generic", []string{"apparmor", example}, "", exitOK, []string{"profile clawos-agent flags=(attach_disconnected,mediate_deleted)", "network inet stream,", "ports [5432]"}, nil},
+		{"apparmor preset", []string{"apparmor", "--preset", "clawos-wasm-daemon", example}, "", exitOK, []string{"profile clawos-wasm-daemon", "deny network,", "deny capability,", "deny pivot_root,"}, nil},
+		{"apparmor unknown preset", []string{"apparmor", "--preset", "nope", example}, "", clawerr.ENoEnt.ExitStatus(), nil, []string{"unknown AppArmor preset"}},
 		{"json error payload", []string{"translate", "--json", upstream}, "", exitEPerm, nil, []string{`"error_code":4`, `"component":"clawos-policy"`}},
 	}
 	for _, tt := range tests {

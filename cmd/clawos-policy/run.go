@@ -48,6 +48,7 @@ var commands = []command{
 	{"translate", "WHITELIST", "print the OCI linux.seccomp section (or a whole OCI config with --spec)", translateCmd},
 	{"explain", "WHITELIST [SYSCALL]", "print the verdict of every syscall and where it comes from, or evaluate one call", explainCmd},
 	{"compile", "WHITELIST", "compile the BPF program: instruction count, listing, raw bytes", compileCmd},
+	{"apparmor", "WHITELIST", "print the AppArmor profile generated from the whitelist (P1.6 presets with --preset)", apparmorCmd},
 }
 
 // usageError is a mistake on the command line (exit 2).

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+
+	"github.com/clawos/clawos-security/apparmor"
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
@@ -281,6 +284,9 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err := translate.ApplyToSpec(spec, wl, stages.Container); err != nil {
 		return nil, err
 	}
+	if err := l.applyAppArmor(spec, wl, stages.Agent, append(execFiles, cmdPath)); err != nil {
+		return nil, err
+	}
 	agentDigest, err := translate.ProfileDigest(stages.Agent.Seccomp)
 	if err != nil {
 		return nil, err
@@ -305,6 +311,48 @@ func levelOf(wl *translate.Whitelist) string {
 		return wl.Metadata.SecurityLevel
 	}
 	return ""
+}
+
+// applyAppArmor generates the sandbox's AppArmor profile, compiles it,
+// loads it in enforce mode and names it in the config, when the kernel has
+// AppArmor. --apparmor auto warns where it has not; required refuses.
+func (l *launcher) applyAppArmor(spec *specs.Spec, wl *translate.Whitelist, agent *translate.Profile, execFiles []string) error {
+	mode := l.cfg.apparmorMode
+	switch mode {
+	case "off":
+		return nil
+	case "auto", "required":
+	default:
+		return &usageError{fmt.Errorf("--apparmor %q: want auto, required or off", mode)}
+	}
+	name := "clawos-" + strings.SplitN(wl.WhitelistID, "-", 2)[0]
+	if l.cfg.apparmorPreset != "" {
+		name = l.cfg.apparmorPreset
+	}
+	prof, err := apparmor.Generate(apparmor.Input{Name: name, Preset: l.cfg.apparmorPreset, Agent: agent, Mounts: spec.Mounts, Exec: execFiles})
+	if err != nil {
+		return err
+	}
+	text, err := prof.Render()
+	if err != nil {
+		return err
+	}
+	if err := apparmor.Enabled("/sys/module/apparmor/parameters/enabled", "/sys/kernel/security/apparmor"); err != nil {
+		if mode == "required" {
+			return &clawerr.Error{Code: clawerr.EPerm, Message: "--apparmor required, but the kernel has no AppArmor", Err: err}
+		}
+		l.log.WithError(err).Warn("no AppArmor profile applied (--apparmor auto)")
+		return nil
+	}
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		return &clawerr.Error{Code: clawerr.ENoEnt, Message: "apparmor_parser not found", Err: err, Hint: "apt-get install apparmor, or --apparmor off"}
+	}
+	if err := apparmor.Load(parser, text, false); err != nil {
+		return err
+	}
+	spec.Process.ApparmorProfile = prof.Name
+	return nil
 }
 
 // baseConfig reads --bundle's config.json, with its root made absolute; nil
