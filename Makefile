@@ -10,7 +10,7 @@ FUZZTIME  ?= 20s
 # The release 2026.2.2 is served under its module version v0.8.2.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-go fuzz lint bench demo baselines clean help
+.PHONY: all build test test-go test-vm vm-kernel fuzz lint bench demo baselines clean help
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make build      build every program into $(BIN)/"
 	@echo "make test       lint, run every test (the kernel tests included) and a short fuzz run"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
+	@echo "make test-vm    boot Debian's 6.1 kernel under qemu and prove AppArmor enforcement there"
 	@echo "make bench      run the benchmarks"
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
@@ -37,8 +38,23 @@ $(BIN)/clawos-init: cmd/clawos-init/init.c
 
 test: lint test-go fuzz
 
-test-go: build
+test-go: build vm-kernel
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 20m ./...
+
+# The kernel the AppArmor VM boots: Debian's current linux-image-amd64 (6.1
+# LTS), which has AppArmor built in and enabled; only its vmlinuz is kept.
+VM_DIR := .cache/vm
+vm-kernel: $(VM_DIR)/vmlinuz
+
+$(VM_DIR)/vmlinuz:
+	@mkdir -p $(VM_DIR)
+	cd $(VM_DIR) && pkg=$$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $$2; exit}') && \
+		test -n "$$pkg" && apt-get download -q "$$pkg" 2>&1 | grep -v "unsandboxed" ; \
+		dpkg-deb --fsys-tarfile linux-image-*.deb | tar -xO --wildcards './boot/vmlinuz-*' > vmlinuz.tmp && \
+		mv vmlinuz.tmp vmlinuz && rm -f linux-image-*.deb
+
+test-vm: build vm-kernel
+	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -run TestAppArmorVM -v ./test
 
 fuzz:
 	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)
@@ -59,4 +75,4 @@ baselines:
 	test/baseline/generate.sh
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) .cache

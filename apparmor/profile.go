@@ -104,6 +104,11 @@ func (p *Profile) Render() (string, error) {
 	for _, c := range p.Comments {
 		fmt.Fprintf(&b, "# %s\n", oneLine(c))
 	}
+	// The ABI the rules are written for. Without it the parser compiles
+	// against its distribution's pinned features, and Debian 12's pin has
+	// no network mediation: network rules would be silently unenforced
+	// (measured in a 6.1 kernel: an unlisted AF_UNIX socket was created).
+	b.WriteString("abi <abi/3.0>,\n\n")
 	fmt.Fprintf(&b, "profile %s", p.Name)
 	if len(p.Flags) > 0 {
 		flags := append([]string(nil), p.Flags...)
