@@ -184,7 +184,7 @@ func TestAppArmorVM(t *testing.T) {
 			t.Errorf("%s: %q, want %q", key, got, want)
 		}
 	}
-	for key, min := range map[string]int{"enforce logged-denied": 2, "complain logged-allowed": 2, "seccomp-cases-passed": 40} {
+	for key, min := range map[string]int{"enforce logged-denied": 2, "complain logged-allowed": 2, "seccomp-cases-passed": 150} {
 		if n, _ := strconv.Atoi(results[key]); n < min {
 			t.Errorf("%s: %d, want at least %d", key, n, min)
 		}
