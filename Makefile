@@ -48,7 +48,8 @@ vm-kernel: $(VM_DIR)/vmlinuz
 
 $(VM_DIR)/vmlinuz:
 	@mkdir -p $(VM_DIR)
-	cd $(VM_DIR) && pkg=$$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $$2; exit}') && \
+	cd $(VM_DIR) && lookup() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $$2; exit}'; } && \
+		pkg=$$(lookup) && { [ -n "$$pkg" ] || { apt-get update -qq && pkg=$$(lookup); }; } && \
 		test -n "$$pkg" && apt-get download -q "$$pkg" 2>&1 | grep -v "unsandboxed" ; \
 		dpkg-deb --fsys-tarfile linux-image-*.deb | tar -xO --wildcards './boot/vmlinuz-*' > vmlinuz.tmp && \
 		mv vmlinuz.tmp vmlinuz && rm -f linux-image-*.deb
