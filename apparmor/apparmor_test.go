@@ -1,10 +1,8 @@
 package apparmor_test
 
 import (
-	"bytes"
 	"encoding/json"
 	stderrors "errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,28 +13,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/clawos/clawos-security/apparmor"
+	"github.com/clawos/clawos-security/internal/golden"
 	"github.com/clawos/clawos-security/translate"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./apparmor -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test ./apparmor -update if intended)\n--- got\n%s", path, got)
-	}
-}
 
 // parser returns apparmor_parser. Where the sandbox tests run (make test),
 // a missing parser is a failure; elsewhere the compile tests are skipped.
@@ -108,7 +87,7 @@ func TestPresetsGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".apparmor", []byte(text))
+			golden.Check(t, name+".apparmor", []byte(text))
 			again, _ := p.Render()
 			if again != text {
 				t.Error("rendering is not deterministic")

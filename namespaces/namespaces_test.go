@@ -1,11 +1,9 @@
 package namespaces_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,28 +13,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/clawos/clawos-security/internal/golden"
 	"github.com/clawos/clawos-security/namespaces"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./namespaces -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test ./namespaces -update if intended)\n--- got\n%s", path, got)
-	}
-}
 
 func TestApplyGolden(t *testing.T) {
 	for _, tc := range []struct {
@@ -58,7 +37,7 @@ func TestApplyGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "apply-"+tc.name+".json", append(b, '\n'))
+			golden.Check(t, "apply-"+tc.name+".json", append(b, '\n'))
 			// Invariants whatever the options.
 			if !s.Process.NoNewPrivileges || !s.Root.Readonly || len(s.Process.Capabilities.Bounding) != 0 || len(s.Process.Capabilities.Effective) != 0 {
 				t.Error("no_new_privs, read-only root and no capabilities must always hold")
@@ -152,7 +131,7 @@ func TestMounts(t *testing.T) {
 		lines = append(lines, m.Destination+" "+m.Type+" "+src+" "+strings.Join(m.Options, ","))
 	}
 	got := strings.Join(lines, "\n") + "\n"
-	golden(t, "mounts-default.txt", []byte(got))
+	golden.Check(t, "mounts-default.txt", []byte(got))
 	for _, forbidden := range []string{"/etc/shadow", "/root", "/home"} {
 		if strings.Contains(got, forbidden+" ") {
 			t.Errorf("the default view exposes %s", forbidden)
@@ -186,7 +165,7 @@ func TestNftRuleset(t *testing.T) {
 		{"none", []int{}, []int{}},
 	} {
 		rs := namespaces.NftRuleset(tc.connect, tc.bind)
-		golden(t, "nft-"+tc.name+".nft", []byte(rs))
+		golden.Check(t, "nft-"+tc.name+".nft", []byte(rs))
 		// The real nft program accepts it (syntax check, no kernel change).
 		if nft, err := exec.LookPath("nft"); err == nil {
 			cmd := exec.Command(nft, "-c", "-f", "-")

@@ -4,39 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	stderrors "errors"
-	"flag"
 	"fmt"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/golden"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./seccomp -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test ./seccomp -update if intended)\n--- got\n%s", path, got)
-	}
-}
 
 func rule(name string, perm translate.Permission) translate.Rule {
 	return translate.Rule{Name: name, Permission: perm}
@@ -153,7 +132,7 @@ func TestEvaluatorActions(t *testing.T) {
 func TestListingGolden(t *testing.T) {
 	prog, _ := compile(t, translate.ArchX8664, rule("read", translate.Allow), rule("getuid", translate.Deny),
 		filterRule("openat", 2, "masked_eq", 0, ptr(3)))
-	golden(t, "small.x86_64.listing", []byte(prog.Listing()))
+	golden.Check(t, "small.x86_64.listing", []byte(prog.Listing()))
 	again, err := seccomp.ParseProgram(prog.Bytes())
 	if err != nil || again.Len() != prog.Len() || !bytes.Equal(again.Bytes(), prog.Bytes()) {
 		t.Errorf("bytes do not round-trip: %v", err)

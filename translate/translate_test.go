@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	stderrors "errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,32 +17,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/golden"
 	"github.com/clawos/clawos-security/translate"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with testdata/NAME, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./translate -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test ./translate -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 func validator(t testing.TB) *translate.Validator {
 	t.Helper()
@@ -102,7 +78,7 @@ func TestValidateGolden(t *testing.T) {
 	for _, r := range runs {
 		t.Run(filepath.Base(r.out), func(t *testing.T) {
 			_, rep := v.Validate(readFile(t, r.input), r.opts)
-			golden(t, strings.TrimPrefix(r.out, "testdata/"), report(rep))
+			golden.Check(t, strings.TrimPrefix(r.out, "testdata/"), report(rep))
 			for _, d := range rep.Diagnostics {
 				if !d.Code.Valid() || d.Code == clawerr.Success || d.Message == "" || d.Check == "" {
 					t.Errorf("incomplete diagnostic %+v", d)
@@ -359,7 +335,7 @@ func TestTranslateGolden(t *testing.T) {
 				}
 				prev = b
 			}
-			golden(t, "golden/"+tc.name, prev)
+			golden.Check(t, "golden/"+tc.name, prev)
 			var sec map[string]any
 			if err := json.Unmarshal(prev, &sec); err != nil {
 				t.Fatal(err)
