@@ -3,7 +3,6 @@ package apparmor_test
 import (
 	"encoding/json"
 	stderrors "errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,5 +220,4 @@ func TestEnabled(t *testing.T) {
 	if statErr != nil && err == nil {
 		t.Error("AppArmor reported enabled without its module")
 	}
-	_ = fmt.Sprint()
 }
