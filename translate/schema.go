@@ -45,6 +45,10 @@ func CompileSchema() (*Schema, error) {
 	return &Schema{s}, nil
 }
 
+// decodeForSchema decodes raw as the schema library wants it (numbers kept
+// exact).
+func decodeForSchema(raw []byte) (any, error) { return jsonschema.UnmarshalJSON(bytes.NewReader(raw)) }
+
 // validate checks a decoded JSON document (from jsonschema.UnmarshalJSON)
 // and reports every leaf failure at its JSON path.
 func (s *Schema) validate(doc any, r *Report) {

@@ -1,14 +1,11 @@
 package translate
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -95,7 +92,7 @@ func (v *Validator) Validate(raw []byte, opts Options) (*Whitelist, Report) {
 	if !syntaxCheck(raw, &r) {
 		return nil, r
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	doc, err := decodeForSchema(raw)
 	if err != nil {
 		r.errorf(clawerr.EProto, "json", "", "", "malformed JSON: %v", err)
 		return nil, r
