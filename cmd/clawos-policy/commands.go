@@ -37,6 +37,17 @@ func addPolicyFlags(fs *flag.FlagSet, withBaseline bool) *policyFlags {
 	return p
 }
 
+// argsProfile takes the whitelist argument, reads and validates it, and
+// translates it (see loadProfile).
+func (p *policyFlags) argsProfile(e *env, args []string) (string, *translate.Whitelist, *translate.Profile, error) {
+	path, opts, err := p.parse(args)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	wl, prof, err := p.loadProfile(e, path, opts)
+	return path, wl, prof, err
+}
+
 // loadProfile reads and validates the whitelist at path and translates it
 // (or gives the container stage of --container-stage).
 func (p *policyFlags) loadProfile(e *env, path string, opts translate.Options) (*translate.Whitelist, *translate.Profile, error) {
@@ -209,11 +220,7 @@ func translateCmd(fs *flag.FlagSet) func(*env, []string) error {
 	spec := fs.Bool("spec", false, "print a whole OCI config (runc's default, or --config) with this seccomp section")
 	config := fs.String("config", "", "with --spec: an existing config.json to start from (it is not modified)")
 	return func(e *env, args []string) error {
-		path, opts, err := pf.parse(args)
-		if err != nil {
-			return err
-		}
-		wl, p, err := pf.loadProfile(e, path, opts)
+		_, wl, p, err := pf.argsProfile(e, args)
 		if err != nil {
 			return err
 		}
@@ -371,11 +378,7 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 	out := fs.String("o", "", "write the raw BPF program (struct sock_filter array) to this file, atomically")
 	listing := fs.Bool("listing", false, "print the readable listing")
 	return func(e *env, args []string) error {
-		path, opts, err := pf.parse(args)
-		if err != nil {
-			return err
-		}
-		_, p, err := pf.loadProfile(e, path, opts)
+		path, _, p, err := pf.argsProfile(e, args)
 		if err != nil {
 			return err
 		}
@@ -429,11 +432,7 @@ func apparmorCmd(fs *flag.FlagSet) func(*env, []string) error {
 	name := fs.String("name", "", "profile name (default: the preset's, or clawos-agent)")
 	check := fs.Bool("check", false, "compile the profile with apparmor_parser (without loading it)")
 	return func(e *env, args []string) error {
-		path, opts, err := pf.parse(args)
-		if err != nil {
-			return err
-		}
-		_, p, err := pf.loadProfile(e, path, opts)
+		_, _, p, err := pf.argsProfile(e, args)
 		if err != nil {
 			return err
 		}
