@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -177,4 +178,12 @@ func Sysfs(levelName string) bool {
 		return l.sysfs
 	}
 	return false
+}
+
+// CgroupV2 reports whether the cgroup filesystem mounted at mount
+// (normally /sys/fs/cgroup) is the unified (v2) hierarchy, rather than v1 or
+// a hybrid.
+func CgroupV2(mount string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(mount, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }

@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -638,7 +639,7 @@ func TestRunRootless(t *testing.T) {
 					t.Errorf("%v: exit %d, want %d (%s)", c.args, r.code, c.code, r.stderr)
 				}
 			}
-			if !cgroupV2Host() {
+			if !namespaces.CgroupV2("/sys/fs/cgroup") {
 				if r := rootless(t, rt, "--slice", "agents", "--", probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "cannot manage") {
 					t.Errorf("rootless --slice on cgroup v1: exit %d %s", r.code, r.stderr)
 				}
@@ -648,11 +649,6 @@ func TestRunRootless(t *testing.T) {
 			}
 		})
 	}
-}
-
-func cgroupV2Host() bool {
-	var st unix.Statfs_t
-	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 // TestRunRefusals checks that bad input never runs an agent.

@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"os"
-	"sort"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -23,13 +22,4 @@ func copyFile(src, dst string, perm os.FileMode) error {
 		return clawerr.Wrap(clawerr.EIO, err, "copy to "+dst)
 	}
 	return out.Close()
-}
-
-func sortedKeysOf(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -260,7 +260,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 		return nil, err
 	}
 	rootless := os.Geteuid() != 0
-	if rootless && c.slice != "" && !cgroupV2() {
+	if rootless && c.slice != "" && !namespaces.CgroupV2("/sys/fs/cgroup") {
 		return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "P1.5 quotas need cgroups, which a non-root user cannot manage on this cgroup v1 host",
 			Hint: "run clawos-run as root for --slice, or on a cgroup v2 host with delegation"}
 	}
@@ -269,7 +269,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	if err := namespaces.Apply(spec, namespaces.Options{Net: netMode, UserNS: c.userns, Hostname: c.hostname, IDMapBase: idMapBase,
 		Rootless: rootless, HostUID: uint32(os.Geteuid()), HostGID: uint32(os.Getegid()),
-		Level: levelOf(wl), Slice: c.slice, CgroupV2: cgroupV2(), HardLimits: hard}); err != nil {
+		Level: levelOf(wl), Slice: c.slice, CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
 		return nil, err
 	}
 	spec.Root.Path = "rootfs"
@@ -502,12 +502,6 @@ func landlockABI() int {
 		return 0
 	}
 	return int(v)
-}
-
-// cgroupV2 reports whether /sys/fs/cgroup is the unified hierarchy.
-func cgroupV2() bool {
-	var st unix.Statfs_t
-	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 // hardLimits are this process's hard rlimits, by OCI name.

@@ -205,7 +205,7 @@ func writeBundle(stateDir, dir string, sb *sandbox) error {
 		return clawerr.Wrap(clawerr.EIO, err, "write agent filter")
 	}
 	if sb.spec.Root.Path == "rootfs" {
-		for _, p := range sortedKeysOf(sb.links) {
+		for _, p := range namespaces.SortedLinks(sb.links) {
 			if err := os.Symlink(sb.links[p], filepath.Join(root, p)); err != nil {
 				return clawerr.Wrap(clawerr.EIO, err, "rootfs symlink")
 			}
