@@ -23,8 +23,13 @@ help:
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
 
+# The hook and the runtime wrapper run in an engine's environment: static,
+# so that LD_PRELOAD and friends cannot reach them.
+STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
+
 build: $(BIN)/clawos-probe $(BIN)/clawos-init
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/clawos-policy ./cmd/clawos-run
+	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
 
 # Static C programs: they run inside sandboxes that may have no libc.

@@ -187,3 +187,97 @@ func CgroupV2(mount string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(mount, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
+
+// Harden tightens a configuration that a container engine made (podman,
+// CRI-O, containerd) to the isolation of a sandbox at o.Level, keeping what
+// the engine owns: the namespaces it created or joins, its user namespace
+// and id maps, hostname, mounts, devices and process user. It adds the
+// pid, mount, ipc, uts and cgroup namespaces where missing (never a user or
+// network namespace, whose setup is the engine's), drops every capability,
+// sets no_new_privs and a read-only root with a private /tmp, hides the
+// masked paths, lowers the rlimits to the level's and applies o.Slice.
+// Harden is idempotent.
+func Harden(spec *specs.Spec, o Options) error {
+	lvlName := o.Level
+	if lvlName == "" {
+		lvlName = "strict"
+	}
+	lvl, ok := levels[lvlName]
+	if !ok {
+		return &clawerr.Error{Code: clawerr.EProto, Path: "metadata.security_level", Message: fmt.Sprintf("unknown security level %q", o.Level)}
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	if spec.Process == nil {
+		spec.Process = &specs.Process{}
+	}
+	if spec.Root == nil {
+		return clawerr.New(clawerr.EProto, "the config has no root")
+	}
+	have := map[specs.LinuxNamespaceType]bool{}
+	for _, n := range spec.Linux.Namespaces {
+		have[n.Type] = true
+	}
+	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace} {
+		if !have[t] {
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: t})
+		}
+	}
+	spec.Process.Capabilities = noCaps
+	spec.Process.NoNewPrivileges = true
+	spec.Root.Readonly = true
+	tmp := false
+	for _, m := range spec.Mounts {
+		if m.Destination == "/tmp" {
+			tmp = true
+		}
+	}
+	if !tmp {
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs",
+			Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + lvl.tmpfsSize}})
+	}
+	spec.Linux.MaskedPaths = union(spec.Linux.MaskedPaths, maskedPaths)
+	spec.Linux.ReadonlyPaths = union(spec.Linux.ReadonlyPaths, readonlyPaths)
+	limits := map[string]uint64{"RLIMIT_NOFILE": lvl.nofile, "RLIMIT_NPROC": lvl.nproc, "RLIMIT_CORE": 0}
+	var rl []specs.POSIXRlimit
+	for _, r := range spec.Process.Rlimits {
+		if v, ok := limits[r.Type]; ok {
+			r.Hard, r.Soft = min(r.Hard, v), min(r.Soft, v)
+			delete(limits, r.Type)
+		}
+		rl = append(rl, r)
+	}
+	for _, name := range []string{"RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE"} {
+		if v, ok := limits[name]; ok {
+			rl = append(rl, capped(name, v, o.HardLimits))
+		}
+	}
+	spec.Process.Rlimits = rl
+	if o.Slice != "" {
+		r, err := SliceResources(o.Slice, o.CgroupV2)
+		if err != nil {
+			return err
+		}
+		if spec.Linux.Resources != nil {
+			r.Devices = spec.Linux.Resources.Devices
+		}
+		spec.Linux.Resources = r
+	}
+	return nil
+}
+
+// union returns a with the elements of b it lacks appended.
+func union(a, b []string) []string {
+	seen := map[string]bool{}
+	for _, s := range a {
+		seen[s] = true
+	}
+	out := append([]string{}, a...)
+	for _, s := range b {
+		if !seen[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}

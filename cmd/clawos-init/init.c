@@ -1,14 +1,21 @@
 /*
- * clawos-init: the second stage of a ClawOS sandbox. clawos-run mounts it
- * read-only into the container and prefixes it to the agent's command:
+ * clawos-init: the second stage of a ClawOS sandbox. clawos-run (and
+ * clawos-hook) mount it read-only into the container and prefix it to the
+ * agent's command:
  *
- *   clawos-init FILTER.bpf [--exec PATH]... -- CMD [ARGS...]
+ *   clawos-init FILTER [--exec PATH]... [--exec-cmd] -- CMD [ARGS...]
+ *
+ * FILTER is a file holding the compiled filter, or "hex:" and the filter's
+ * bytes in hexadecimal (clawos-hook: no file to create and clean up).
  *
  * It runs after the OCI runtime has finished starting the container (under
  * the container-level filter), and as its last acts:
  *   1. with --exec (and where the kernel has Landlock), allows execution of
  *      the listed files only (the agent and its ELF interpreter), so that the
- *      execve the whitelist must permit cannot start anything else later;
+ *      execve the whitelist must permit cannot start anything else later.
+ *      --exec-cmd finds those files itself, inside the container: CMD
+ *      (searched in $PATH when it has no slash), its ELF interpreter or its
+ *      #! interpreter, so that nothing outside reads the container's files;
  *   2. loads FILTER.bpf, the exact whitelist compiled by clawos-run, with
  *      SECCOMP_FILTER_FLAG_TSYNC (it is single-threaded; TSYNC refuses if not);
  *   3. execve(CMD). Filters stack: the agent runs under exactly the whitelist.
@@ -23,6 +30,7 @@
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -31,6 +39,9 @@
 extern char **environ;
 
 #define MAX_EXEC 16
+#define MAX_PATH 4096
+
+static char resolved[MAX_EXEC][MAX_PATH];
 
 static int fail(const char *what) {
 	fprintf(stderr, "clawos-init: %s: %s\n", what, strerror(errno));
@@ -61,37 +72,209 @@ static int restrict_exec(char **paths, int n) {
 	return 0;
 }
 
+/* hexval decodes one hexadecimal digit, -1 if it is none. */
+static int hexval(char c) {
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* load_filter reads FILTER (a file, or "hex:" and bytes) into buf; returns
+ * its length in bytes, or -1 after printing why. */
+static ssize_t load_filter(const char *arg, unsigned char *buf, size_t size) {
+	ssize_t n = 0;
+	if (strncmp(arg, "hex:", 4) == 0) {
+		const char *h = arg + 4;
+		size_t len = strlen(h);
+		if (len % 2 != 0 || len / 2 > size) {
+			fprintf(stderr, "clawos-init: the inline filter is malformed\n");
+			return -1;
+		}
+		for (size_t j = 0; j < len; j += 2) {
+			int hi = hexval(h[j]), lo = hexval(h[j + 1]);
+			if (hi < 0 || lo < 0) {
+				fprintf(stderr, "clawos-init: the inline filter is malformed\n");
+				return -1;
+			}
+			buf[n++] = (unsigned char)(hi << 4 | lo);
+		}
+	} else {
+		int fd = open(arg, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fail(arg);
+			return -1;
+		}
+		n = read(fd, buf, size);
+		close(fd);
+	}
+	if (n <= 0 || n % sizeof(struct sock_filter) != 0) {
+		fprintf(stderr, "clawos-init: %s is not a BPF program\n", strncmp(arg, "hex:", 4) == 0 ? "the inline filter" : arg);
+		return -1;
+	}
+	return n;
+}
+
+/* read_head reads up to size bytes from the start of path; -1 if it cannot
+ * be opened or read (a directory, a missing file). */
+static ssize_t read_head(const char *path, unsigned char *buf, size_t size) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = read(fd, buf + got, size - got);
+		if (r < 0) {
+			close(fd);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	return (ssize_t)got;
+}
+
+/* interpreter copies into out the interpreter a file names: its ELF
+ * PT_INTERP (64-bit ELF of this machine's byte order) or its #! line.
+ * Returns 1 if it has one, 0 if not, -1 if path cannot be read. */
+static int interpreter(const char *path, char *out) {
+	static unsigned char head[65536];
+	ssize_t n = read_head(path, head, sizeof head);
+	if (n < 0)
+		return -1;
+	if (n > 2 && head[0] == '#' && head[1] == '!') {
+		ssize_t s = 2, e;
+		while (s < n && (head[s] == ' ' || head[s] == '\t'))
+			s++;
+		for (e = s; e < n && head[e] != ' ' && head[e] != '\t' && head[e] != '\n'; e++)
+			;
+		if (e == s || e - s >= MAX_PATH)
+			return 0;
+		memcpy(out, head + s, (size_t)(e - s));
+		out[e - s] = 0;
+		return 1;
+	}
+	if (n < 64 || memcmp(head, "\177ELF", 4) != 0 || head[4] != 2)
+		return 0;
+	unsigned long long phoff;
+	unsigned short phentsize, phnum;
+	memcpy(&phoff, head + 32, 8);
+	memcpy(&phentsize, head + 54, 2);
+	memcpy(&phnum, head + 56, 2);
+	for (unsigned k = 0; k < phnum; k++) {
+		unsigned long long off = phoff + (unsigned long long)k * phentsize;
+		if (phentsize < 56 || off + 56 > (unsigned long long)n)
+			return 0;
+		unsigned int type;
+		unsigned long long ioff, isz;
+		memcpy(&type, head + off, 4);
+		if (type != 3) /* PT_INTERP */
+			continue;
+		memcpy(&ioff, head + off + 8, 8);
+		memcpy(&isz, head + off + 32, 8);
+		if (isz == 0 || isz >= MAX_PATH || ioff + isz > (unsigned long long)n)
+			return 0;
+		memcpy(out, head + ioff, isz);
+		out[isz - 1] = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* search finds cmd as execvp would: itself when it has a slash, else the
+ * first $PATH entry that can be read. Returns 0, or -1 with errno ENOENT. */
+static int search(const char *cmd, char *out) {
+	if (strchr(cmd, '/') != NULL) {
+		if (strlen(cmd) >= MAX_PATH)
+			return errno = ENAMETOOLONG, -1;
+		strcpy(out, cmd);
+		return 0;
+	}
+	const char *path = getenv("PATH");
+	if (path == NULL || *path == 0)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	static unsigned char probe[4];
+	while (*path) {
+		const char *end = strchr(path, ':');
+		size_t len = end ? (size_t)(end - path) : strlen(path);
+		if (len > 0 && len + strlen(cmd) + 2 < MAX_PATH) {
+			memcpy(out, path, len);
+			out[len] = '/';
+			strcpy(out + len + 1, cmd);
+			if (read_head(out, probe, sizeof probe) >= 0)
+				return 0;
+		}
+		path += len + (end ? 1 : 0);
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+/* resolve_cmd fills resolved[] with CMD and its chain of interpreters, as
+ * the container sees them; returns how many, or -1 after printing why. */
+static int resolve_cmd(const char *cmd) {
+	int n = 0;
+	if (search(cmd, resolved[0]) != 0) {
+		fail(cmd);
+		return -1;
+	}
+	for (n = 1; n < 5; n++) {
+		int r = interpreter(resolved[n - 1], resolved[n]);
+		if (r < 0) {
+			fail(resolved[n - 1]);
+			return -1;
+		}
+		if (r == 0)
+			return n;
+		for (int k = 0; k < n; k++)
+			if (strcmp(resolved[k], resolved[n]) == 0)
+				return n;
+	}
+	fprintf(stderr, "clawos-init: too many levels of interpreters for %s\n", cmd);
+	return -1;
+}
+
 int main(int argc, char **argv) {
 	static struct sock_filter insns[BPF_MAXINSNS];
 	char *exec_paths[MAX_EXEC];
-	int nexec = 0, i = 2;
+	int nexec = 0, exec_cmd = 0, i = 2;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: clawos-init FILTER.bpf [--exec PATH]... -- CMD [ARGS...]\n");
+		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] -- CMD [ARGS...]\n");
 		return 127;
 	}
-	for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
+	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--exec-cmd") == 0) {
+			exec_cmd = 1;
+			continue;
+		}
 		if (strcmp(argv[i], "--exec") != 0 || i + 1 >= argc || nexec == MAX_EXEC) {
 			fprintf(stderr, "clawos-init: bad argument %s\n", argv[i]);
 			return 127;
 		}
-		exec_paths[nexec++] = argv[i + 1];
+		exec_paths[nexec++] = argv[++i];
 	}
 	if (i + 1 >= argc) {
 		fprintf(stderr, "clawos-init: no command after --\n");
 		return 127;
 	}
 	char **cmd = &argv[i + 1];
+	char *path = cmd[0];
 
-	int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(argv[1]);
-	ssize_t n = read(fd, insns, sizeof insns);
-	if (n <= 0 || n % sizeof(struct sock_filter) != 0) {
-		fprintf(stderr, "clawos-init: %s is not a BPF program\n", argv[1]);
+	ssize_t n = load_filter(argv[1], (unsigned char *)insns, sizeof insns);
+	if (n < 0)
 		return 127;
+	if (exec_cmd) {
+		int r = resolve_cmd(cmd[0]);
+		if (r < 0)
+			return 127;
+		path = resolved[0];
+		for (int k = 0; k < r && nexec < MAX_EXEC; k++)
+			exec_paths[nexec++] = resolved[k];
 	}
-	close(fd);
 
 	if (nexec > 0 && restrict_exec(exec_paths, nexec) != 0) {
 		if (errno != ENOSYS && errno != EOPNOTSUPP)
@@ -103,7 +286,7 @@ int main(int argc, char **argv) {
 	struct sock_fprog prog = { .len = (unsigned short)(n / sizeof(struct sock_filter)), .filter = insns };
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
 		return fail("seccomp");
-	execve(cmd[0], cmd, environ);
+	execve(path, cmd, environ);
 	syscall(SYS_exit_group, 127);
 	return 127;
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,8 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
-	"github.com/clawos/clawos-security/apparmor"
-	"golang.org/x/sys/unix"
+	"github.com/clawos/clawos-security/internal/confine"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/namespaces"
@@ -25,14 +23,8 @@ import (
 	"github.com/clawos/clawos-security/translate"
 )
 
-// Paths inside the sandbox: inside its own /dev tmpfs, so that no mount
-// point is ever created in a root filesystem the user owns.
-const (
-	sandboxDir  = "/dev/.clawos"
-	sandboxInit = sandboxDir + "/clawos-init"
-	sandboxBPF  = sandboxDir + "/agent.bpf"
-	idMapBase   = 100000
-)
+// idMapBase is the host id of root in a sandbox with a user namespace.
+const idMapBase = 100000
 
 type launcher struct {
 	cfg *config
@@ -52,8 +44,8 @@ type sandbox struct {
 	stages   *translate.Stages
 	agentBPF *seccomp.Program
 	links    map[string]string
-	ports    *portPolicy // enforced in the sandbox's network namespace; nil for none
-	initBin  string      // host path of clawos-init
+	ports    *namespaces.PortPolicy // enforced in the sandbox's network namespace; nil for none
+	initBin  string                 // host path of clawos-init
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -85,46 +77,29 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := translate.ReadFile(c.whitelist, l.stdin)
+	switch c.apparmorMode {
+	case confine.AppArmorAuto, confine.AppArmorRequired, confine.AppArmorOff:
+	default:
+		return nil, &usageError{fmt.Errorf("--apparmor %q: want auto, required or off", c.apparmorMode)}
+	}
+	wl, _, err := confine.Load(c.whitelist, l.stdin, opts, l.log)
 	if err != nil {
 		return nil, err
-	}
-	v, err := translate.NewValidator()
-	if err != nil {
-		return nil, err
-	}
-	wl, rep := v.Validate(raw, opts)
-	for _, d := range rep.Warnings() {
-		l.log.WithFields(logrus.Fields{"path": d.Path, "check": d.Check}).Warn(d.Message)
-	}
-	if err := rep.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", c.whitelist, err)
 	}
 	runtimeName := runtimeKind(c.runtime)
 	measured := runtimeName
 	if c.measureRuntime {
 		measured = "runc" // any measured runtime; its container stage is replaced below
 	}
-	stages, err := translate.TwoStage(wl, opts, measured)
+	plan, err := confine.NewPlan(wl, opts, measured, netMode != namespaces.NetHost, netMode == namespaces.NetNone)
 	if err != nil {
 		return nil, err
 	}
+	stages := plan.Stages
 	if c.measureRuntime {
 		l.log.Warn("measurement mode: the container-level filter logs every call and kills none; the agent's own filter is exact")
 		stages.Container.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActLog,
 			Architectures: stages.Agent.Seccomp.Architectures, Flags: []specs.LinuxSeccompFlag{}}
-	}
-	if stages.Agent.Network.Restricted() && netMode == namespaces.NetHost {
-		return nil, &clawerr.Error{Code: clawerr.EPerm, Path: stages.Agent.Network.Sources[0],
-			Message: "the whitelist restricts ports, which cannot be enforced in the host's network namespace",
-			Hint:    "use --net loopback or --net none"}
-	}
-	agentBPF, err := seccomp.Compile(stages.Agent.Seccomp)
-	if err != nil {
-		return nil, fmt.Errorf("agent stage: %w", err)
-	}
-	if _, err := seccomp.Compile(stages.Container.Seccomp); err != nil {
-		return nil, fmt.Errorf("container stage: %w", err)
 	}
 	initBin := l.initPath
 	if initBin == "" {
@@ -187,7 +162,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 			}
 		}
 	}
-	view := namespaces.View{Level: levelOf(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
+	view := namespaces.View{Level: confine.Level(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
 	if root == "" {
 		view.Workdir = workdir
 		view.Exec = append(execFiles, cmdPath)
@@ -216,22 +191,19 @@ func (l *launcher) prepare() (*sandbox, error) {
 		// where the bundle has none at that destination. The security level
 		// decides about /sys, whatever the bundle says.
 		baseMounts := base.Mounts
-		if !namespaces.Sysfs(levelOf(wl)) {
+		if !namespaces.Sysfs(confine.Level(wl)) {
 			baseMounts = withoutSys(baseMounts)
 		}
 		mounts = mergeMounts(baseMounts, mounts)
 	}
 
-	args := []string{sandboxInit, sandboxBPF}
-	if landlockABI() > 0 {
-		for _, f := range execFiles {
-			args = append(args, "--exec", f)
-		}
+	var ex confine.Exec
+	if confine.LandlockABI() > 0 {
+		ex.Files = execFiles
 	} else {
 		l.log.Warn("Landlock is not available in this kernel: the agent may execve any file its whitelist's execve rule allows")
 	}
-	args = append(append(args, "--"), cmdPath)
-	args = append(args, cmdArgs[1:]...)
+	args := confine.InitArgs(confine.BPF, ex, append([]string{cmdPath}, cmdArgs[1:]...))
 
 	user := specs.User{UID: 0, GID: 0}
 	if !c.userns {
@@ -253,9 +225,9 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if root != "" {
 		spec.Root.Path = root
 	}
-	spec.Mounts = append(mounts, specs.Mount{Destination: sandboxDir, Type: "bind", Source: filepath.Join(bundle, "clawos"),
+	spec.Mounts = append(mounts, specs.Mount{Destination: confine.Dir, Type: "bind", Source: filepath.Join(bundle, "clawos"),
 		Options: []string{"bind", "ro", "nosuid", "nodev"}})
-	hard, err := hardLimits()
+	hard, err := confine.HardLimits()
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +241,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	if err := namespaces.Apply(spec, namespaces.Options{Net: netMode, UserNS: c.userns, Hostname: c.hostname, IDMapBase: idMapBase,
 		Rootless: rootless, HostUID: uint32(os.Geteuid()), HostGID: uint32(os.Getegid()),
-		Level: levelOf(wl), Slice: c.slice, CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
+		Level: confine.Level(wl), Slice: c.slice, CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
 		return nil, err
 	}
 	spec.Root.Path = "rootfs"
@@ -281,78 +253,14 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if !rootless {
 		spec.Linux.CgroupsPath = "/" + id
 	}
-	if err := translate.ApplyToSpec(spec, wl, stages.Container); err != nil {
+	if err := plan.Annotate(spec, runtimeName); err != nil {
 		return nil, err
 	}
-	if err := l.applyAppArmor(spec, wl, stages.Agent, append(execFiles, cmdPath)); err != nil {
+	if _, err := plan.ApplyAppArmor(spec, c.apparmorMode, c.apparmorPreset, append(execFiles, cmdPath), l.log); err != nil {
 		return nil, err
 	}
-	agentDigest, err := translate.ProfileDigest(stages.Agent.Seccomp)
-	if err != nil {
-		return nil, err
-	}
-	spec.Annotations["io.clawos.agent-profile-digest"] = agentDigest
-	spec.Annotations["io.clawos.runtime"] = runtimeName
-
-	sb := &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: agentBPF, links: links, initBin: initBin}
-	switch {
-	case netMode == namespaces.NetNone:
-		sb.ports = &portPolicy{connect: []int{}, bind: []int{}}
-	case stages.Agent.Network.Restricted():
-		// A restriction lists at least one port (validation refuses an
-		// empty allowed_ports), so nil means "not restricted".
-		sb.ports = &portPolicy{connect: stages.Agent.Network.ConnectPorts, bind: stages.Agent.Network.BindPorts}
-	}
-	return sb, nil
-}
-
-func levelOf(wl *translate.Whitelist) string {
-	if wl.Metadata != nil {
-		return wl.Metadata.SecurityLevel
-	}
-	return ""
-}
-
-// applyAppArmor generates the sandbox's AppArmor profile, compiles it,
-// loads it in enforce mode and names it in the config, when the kernel has
-// AppArmor. --apparmor auto warns where it has not; required refuses.
-func (l *launcher) applyAppArmor(spec *specs.Spec, wl *translate.Whitelist, agent *translate.Profile, execFiles []string) error {
-	mode := l.cfg.apparmorMode
-	switch mode {
-	case "off":
-		return nil
-	case "auto", "required":
-	default:
-		return &usageError{fmt.Errorf("--apparmor %q: want auto, required or off", mode)}
-	}
-	name := "clawos-" + strings.SplitN(wl.WhitelistID, "-", 2)[0]
-	if l.cfg.apparmorPreset != "" {
-		name = l.cfg.apparmorPreset
-	}
-	prof, err := apparmor.Generate(apparmor.Input{Name: name, Preset: l.cfg.apparmorPreset, Agent: agent, Mounts: spec.Mounts, Exec: execFiles})
-	if err != nil {
-		return err
-	}
-	text, err := prof.Render()
-	if err != nil {
-		return err
-	}
-	if err := apparmor.Enabled("/sys/module/apparmor/parameters/enabled", "/sys/kernel/security/apparmor"); err != nil {
-		if mode == "required" {
-			return &clawerr.Error{Code: clawerr.EPerm, Message: "--apparmor required, but the kernel has no AppArmor", Err: err}
-		}
-		l.log.WithError(err).Warn("no AppArmor profile applied (--apparmor auto)")
-		return nil
-	}
-	parser, err := exec.LookPath("apparmor_parser")
-	if err != nil {
-		return &clawerr.Error{Code: clawerr.ENoEnt, Message: "apparmor_parser not found", Err: err, Hint: "apt-get install apparmor, or --apparmor off"}
-	}
-	if err := apparmor.Load(parser, text, false); err != nil {
-		return err
-	}
-	spec.Process.ApparmorProfile = prof.Name
-	return nil
+	return &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
+		initBin: initBin, ports: plan.Ports}, nil
 }
 
 // baseConfig reads --bundle's config.json, with its root made absolute; nil
@@ -487,32 +395,9 @@ func (l *launcher) printSpec(sb *sandbox) error {
 	return err
 }
 
-func nftText(p *portPolicy) string {
+func nftText(p *namespaces.PortPolicy) string {
 	if p == nil {
 		return ""
 	}
-	return p.ruleset()
-}
-
-// landlockABI returns the kernel's Landlock ABI version, 0 without Landlock.
-func landlockABI() int {
-	const createRulesetVersion = 1
-	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, createRulesetVersion)
-	if errno != 0 {
-		return 0
-	}
-	return int(v)
-}
-
-// hardLimits are this process's hard rlimits, by OCI name.
-func hardLimits() (map[string]uint64, error) {
-	out := map[string]uint64{}
-	for name, res := range map[string]int{"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC} {
-		var r unix.Rlimit
-		if err := unix.Getrlimit(res, &r); err != nil {
-			return nil, clawerr.Wrap(clawerr.EInternal, err, "getrlimit "+name)
-		}
-		out[name] = r.Max
-	}
-	return out, nil
+	return p.Ruleset()
 }

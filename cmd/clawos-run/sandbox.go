@@ -96,7 +96,7 @@ func (h *heldNS) Close() error {
 // the agent exits. Root installs them over netlink from this process; a
 // non-root caller through nsenter and nft, joining the sandbox's user
 // namespace first.
-func installPolicy(ctx context.Context, pid int, p *portPolicy, log *logrus.Logger) (*heldNS, error) {
+func installPolicy(ctx context.Context, pid int, p *namespaces.PortPolicy, log *logrus.Logger) (*heldNS, error) {
 	netns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's network namespace")
@@ -108,9 +108,9 @@ func installPolicy(ctx context.Context, pid int, p *portPolicy, log *logrus.Logg
 	}
 	held := &heldNS{net: netns, user: userns}
 	if os.Geteuid() == 0 {
-		err = installNetlink(netns, p)
+		err = p.Install(netns)
 	} else {
-		err = installRules(ctx, pid, p.ruleset())
+		err = installRules(ctx, pid, p.Ruleset())
 	}
 	if err != nil {
 		held.Close()
@@ -123,7 +123,7 @@ func installPolicy(ctx context.Context, pid int, p *portPolicy, log *logrus.Logg
 // reportRefusals logs how many packets the port policy refused.
 func reportRefusals(ns *heldNS, log *logrus.Logger) {
 	if os.Geteuid() == 0 {
-		n, err := refusedNetlink(ns.net)
+		n, err := namespaces.RefusedNetlink(ns.net)
 		if err != nil {
 			log.WithError(err).Debug("read the port policy counters")
 		} else if n > 0 {

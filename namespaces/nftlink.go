@@ -1,4 +1,4 @@
-package main
+package namespaces
 
 import (
 	"os"
@@ -9,30 +9,30 @@ import (
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
-	"github.com/clawos/clawos-security/namespaces"
 )
 
-// portPolicy is what a sandbox's network namespace enforces: the
-// destination ports of connections and datagrams, and the local ports that
-// accept them. nil means unrestricted in that direction; an empty, non-nil
-// list means nothing (--net none). namespaces.NftRuleset renders the same
-// policy as nft text.
-type portPolicy struct {
-	connect, bind []int
+// PortPolicy is what a sandbox's network namespace enforces: the
+// destination ports of connections and datagrams (Connect), and the local
+// ports that accept them (Bind). nil means unrestricted in that direction;
+// an empty, non-nil list means nothing (--net none).
+type PortPolicy struct {
+	Connect, Bind []int
 }
 
-func (p *portPolicy) ruleset() string { return namespaces.NftRuleset(p.connect, p.bind) }
+// Ruleset renders the policy as nft text (see NftRuleset).
+func (p *PortPolicy) Ruleset() string { return NftRuleset(p.Connect, p.Bind) }
 
-// installNetlink installs the policy in the network namespace netns over
-// netlink, from this process: no nsenter and nft processes. It needs
-// CAP_NET_ADMIN over that namespace without joining its user namespace
-// (which a multi-threaded process cannot), so it is root's path.
-func installNetlink(netns *os.File, p *portPolicy) error {
+// Install installs the policy in the network namespace netns over netlink,
+// from this process: no nsenter and nft processes. It needs CAP_NET_ADMIN
+// over that namespace without joining its user namespace (which a
+// multi-threaded process cannot), so it is root's path; a non-root caller
+// loads Ruleset with nft inside the namespace instead.
+func (p *PortPolicy) Install(netns *os.File) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(netns.Fd())))
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "netlink to the sandbox's network namespace")
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: namespaces.NftTable})
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: NftTable})
 	chain := func(name string, hook *nftables.ChainHook, ports []int) {
 		if ports == nil {
 			return
@@ -64,8 +64,8 @@ func installNetlink(netns *os.File, p *portPolicy) error {
 			rule(&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
 		}
 	}
-	chain("output", nftables.ChainHookOutput, p.connect)
-	chain("input", nftables.ChainHookInput, p.bind)
+	chain("output", nftables.ChainHookOutput, p.Connect)
+	chain("input", nftables.ChainHookInput, p.Bind)
 	if err := c.Flush(); err != nil {
 		return &clawerr.Error{Code: clawerr.EPerm, Message: "cannot install the port restrictions in the sandbox's network namespace; the agent was not started", Err: err}
 	}
@@ -76,13 +76,14 @@ func l4proto(byte) *expr.Meta { return &expr.Meta{Key: expr.MetaKeyL4PROTO, Regi
 
 func l4protoIs(p byte) *expr.Cmp { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}} }
 
-// refusedNetlink sums the packets counted by the reject and drop rules.
-func refusedNetlink(netns *os.File) (int, error) {
+// RefusedNetlink sums the packets counted by the reject and drop rules of
+// the policy installed in netns.
+func RefusedNetlink(netns *os.File) (int, error) {
 	c, err := nftables.New(nftables.WithNetNSFd(int(netns.Fd())))
 	if err != nil {
 		return 0, err
 	}
-	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: namespaces.NftTable}
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: NftTable}
 	n := 0
 	for _, name := range []string{"output", "input"} {
 		rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})

@@ -1,0 +1,13 @@
+// Command clawos-hook is the ClawOS OCI hook: `precreate` (podman, CRI-O)
+// confines an annotated container's config read on stdin and prints it;
+// `prestart` (or `createRuntime`) checks a container about to start and
+// installs its port rules; `poststop` cleans up. See hook and docs/hooks.md.
+package main
+
+import (
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

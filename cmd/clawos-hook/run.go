@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/translate"
+)
+
+const usage = `usage: clawos-hook [flags] precreate|prestart|createRuntime|poststop
+
+precreate reads an OCI config on stdin and prints it, confined when it has
+the io.clawos.whitelist annotation; the other stages read the OCI state.
+`
+
+// safePath is the only environment a hook keeps: it never depends on its
+// caller's (LD_PRELOAD and friends are ignored; the binary is static).
+const safePath = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	os.Clearenv()
+	os.Setenv("PATH", safePath[len("PATH="):])
+	log := logrus.New()
+	log.SetOutput(stderr)
+	log.SetFormatter(&logrus.JSONFormatter{})
+	log.SetLevel(logrus.WarnLevel)
+
+	var cfg hook.Config
+	fs := flag.NewFlagSet("clawos-hook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs.StringVar(&cfg.WhitelistDir, "whitelist-dir", "", "trusted directory of whitelists (default "+hook.DefaultWhitelistDir+")")
+	fs.StringVar(&cfg.StateDir, "state-dir", "", "state directory (default "+hook.DefaultStateDir+")")
+	fs.StringVar(&cfg.AuditLog, "audit-log", "", "audit log, one JSON line per stage (default "+hook.DefaultAuditLog+")")
+	fs.StringVar(&cfg.AppArmor, "apparmor", "", "AppArmor: auto, required or off (default auto)")
+	fs.BoolVar(&cfg.RequireSignature, "require-signature", false, "refuse unsigned whitelists")
+	fs.StringVar(&cfg.Init, "init", "", "clawos-init on the host (default: next to clawos-hook)")
+	fs.StringVar(&cfg.Runtime, "runtime-name", "", "runtime whose measured needs the container filter includes (default runc)")
+	fs.StringVar(&cfg.Timeout, "timeout", "", "bound on the stage's run time (default 10s)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	stage := fs.Arg(0)
+	self, err := os.Executable()
+	if err != nil {
+		return fail(stderr, clawerr.Wrap(clawerr.EInternal, err, "locate clawos-hook"))
+	}
+	cfg = cfg.WithDefaults(self)
+	if err := cfg.Check(); err != nil {
+		return fail(stderr, err)
+	}
+	// Bounded run time: a stage that hangs refuses the container.
+	timer := time.AfterFunc(cfg.TimeoutDuration(), func() {
+		err := clawerr.New(clawerr.ETimeout, fmt.Sprintf("clawos-hook %s did not finish in %s", stage, cfg.TimeoutDuration()))
+		hook.Append(cfg.AuditLog, hook.NewRecord(stage, "", nil, err))
+		os.Exit(fail(stderr, err))
+	})
+	defer timer.Stop()
+
+	switch stage {
+	case "precreate":
+		return precreate(cfg, stdin, stdout, stderr, log)
+	case "prestart", "createRuntime", "poststop":
+		st, err := hook.ReadState(stdin)
+		if err != nil {
+			hook.Append(cfg.AuditLog, hook.NewRecord(stage, "", nil, err))
+			return fail(stderr, err)
+		}
+		var out *hook.Outcome
+		if stage == "poststop" {
+			out, err = hook.Poststop(st, cfg)
+		} else {
+			out, err = hook.Prestart(st, cfg, log)
+		}
+		if aerr := hook.Append(cfg.AuditLog, hook.NewRecord(stage, st.ID, out, err)); aerr != nil && err == nil {
+			err = aerr // an unaudited start is refused
+		}
+		if err != nil {
+			return fail(stderr, err)
+		}
+		return 0
+	default:
+		fs.Usage()
+		return 2
+	}
+}
+
+// precreate filters the config: verbatim without the annotation.
+func precreate(cfg hook.Config, stdin io.Reader, stdout, stderr io.Writer, log *logrus.Logger) int {
+	raw, err := io.ReadAll(io.LimitReader(stdin, 16<<20))
+	if err != nil {
+		return fail(stderr, clawerr.Wrap(clawerr.EIO, err, "read the config"))
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		err = &clawerr.Error{Code: clawerr.EProto, Message: "standard input is not an OCI config", Err: err}
+		hook.Append(cfg.AuditLog, hook.NewRecord("precreate", "", nil, err))
+		return fail(stderr, err)
+	}
+	out, err := hook.Apply(&spec, cfg, log)
+	if out == nil && err == nil {
+		_, err = io.Copy(stdout, bytes.NewReader(raw))
+		if err != nil {
+			return fail(stderr, clawerr.Wrap(clawerr.EIO, err, "write the config"))
+		}
+		return 0
+	}
+	if aerr := hook.Append(cfg.AuditLog, hook.NewRecord("precreate", "", out, err)); aerr != nil && err == nil {
+		err = aerr
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	b, err := translate.MarshalSpec(&spec)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if _, err := stdout.Write(b); err != nil {
+		return fail(stderr, clawerr.Wrap(clawerr.EIO, err, "write the config"))
+	}
+	return 0
+}
+
+// fail writes err as a P1.7 payload on stderr; the exit status is 1, which
+// every engine reads as "do not start the container".
+func fail(stderr io.Writer, err error) int {
+	b, _ := json.Marshal(clawerr.PayloadOf("clawos-hook", err))
+	fmt.Fprintf(stderr, "%s\n", b)
+	return 1
+}

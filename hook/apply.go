@@ -1,0 +1,233 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/namespaces"
+	"github.com/clawos/clawos-security/translate"
+)
+
+// injectedEnv marks the hooks Apply injects, so that a second run replaces
+// them instead of adding more.
+const injectedEnv = "CLAWOS_INJECTED=1"
+
+// Outcome is what a stage found and did, for its audit record.
+type Outcome struct {
+	Whitelist   string                   // the annotation's name
+	WhitelistID string                   // its whitelist_id
+	Digest      string                   // the container-level profile digest
+	Signature   translate.SignatureState // "" when the whitelist was not read
+	AppArmor    string                   // confine.AppArmorApplied, ...
+}
+
+// Apply confines the container spec describes when its annotations ask for
+// a whitelist, exactly as clawos-run confines a sandbox: the
+// container-level filter, clawos-init bind-mounted read-only and prefixed
+// to process.args with the agent's exact filter inline, the namespaces
+// settings (namespaces.Harden), the port policy annotation and, where the
+// kernel has it, the AppArmor profile; it injects the prestart and
+// poststop hooks unless the engine already runs ours from hooks.d. Without
+// the annotation spec is left untouched and Apply returns a nil Outcome.
+// Apply is deterministic and idempotent: a config it has confined comes out
+// the same.
+func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
+	name := spec.Annotations[AnnotationWhitelist]
+	if name == "" {
+		return nil, nil
+	}
+	out := &Outcome{Whitelist: name}
+	if spec.Process == nil || len(spec.Process.Args) == 0 {
+		return out, &clawerr.Error{Code: clawerr.EProto, Path: "process.args", Message: "the container has no command"}
+	}
+	cmd := unapply(spec, cfg)
+	opts, err := options(spec.Annotations, cfg)
+	if err != nil {
+		return out, err
+	}
+	path, raw, err := ReadWhitelist(cfg.WhitelistDir, name)
+	if err != nil {
+		return out, err
+	}
+	wl, sig, err := confine.Parse(path, raw, opts, log)
+	out.Signature = sig
+	if err != nil {
+		return out, err
+	}
+	out.WhitelistID = wl.WhitelistID
+	plan, err := confine.NewPlan(wl, opts, cfg.Runtime, hasNamespace(spec, specs.NetworkNamespace), false)
+	if err != nil {
+		return out, err
+	}
+	hard, err := confine.HardLimits()
+	if err != nil {
+		return out, err
+	}
+	if err := namespaces.Harden(spec, namespaces.Options{Level: confine.Level(wl), Slice: spec.Annotations[AnnotationSlice],
+		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
+		return out, err
+	}
+	if _, err := os.Stat(cfg.Init); err != nil {
+		return out, &clawerr.Error{Code: clawerr.ENoEnt, Path: "init", Message: "clawos-init is not installed", Err: err,
+			Hint: "make install puts it next to clawos-hook"}
+	}
+	ex := confine.Exec{Cmd: confine.LandlockABI() > 0}
+	spec.Process.Args = confine.InitArgs(plan.InlineFilter(), ex, cmd)
+	spec.Mounts = append(spec.Mounts, confine.InitMount(cfg.Init))
+	if err := plan.Annotate(spec, cfg.Runtime); err != nil {
+		return out, err
+	}
+	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
+	var execFiles []string
+	if filepath.IsAbs(cmd[0]) {
+		execFiles = []string{cmd[0]}
+	}
+	if out.AppArmor, err = plan.ApplyAppArmor(spec, cfg.AppArmor, "", execFiles, log); err != nil {
+		return out, err
+	}
+	inject(spec, cfg)
+	return out, nil
+}
+
+// unapply undoes a previous Apply (idempotence) and returns the
+// container's own command.
+func unapply(spec *specs.Spec, cfg Config) []string {
+	args := spec.Process.Args
+	if args[0] == confine.Init {
+		for i, a := range args {
+			if a == "--" {
+				args = args[i+1:]
+				break
+			}
+		}
+	}
+	var mounts []specs.Mount
+	for _, m := range spec.Mounts {
+		if m.Destination != confine.Init {
+			mounts = append(mounts, m)
+		}
+	}
+	spec.Mounts = mounts
+	if spec.Hooks != nil {
+		spec.Hooks.Prestart = notInjected(spec.Hooks.Prestart)
+		spec.Hooks.Poststop = notInjected(spec.Hooks.Poststop)
+	}
+	return append([]string{}, args...)
+}
+
+func notInjected(hs []specs.Hook) []specs.Hook {
+	var out []specs.Hook
+	for _, h := range hs {
+		if !(len(h.Env) == 1 && h.Env[0] == injectedEnv) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// inject adds our prestart and poststop hooks, unless the engine already
+// runs clawos-hook's prestart from its hooks.d (then it runs poststop from
+// there too: podman runs poststop hooks itself).
+func inject(spec *specs.Spec, cfg Config) {
+	if spec.Hooks == nil {
+		spec.Hooks = &specs.Hooks{}
+	}
+	for _, h := range spec.Hooks.Prestart {
+		if h.Path == cfg.Hook {
+			return
+		}
+	}
+	secs := int(cfg.TimeoutDuration().Seconds()) + 1
+	hook := func(stage string) specs.Hook {
+		return specs.Hook{Path: cfg.Hook, Args: append(append([]string{"clawos-hook"}, cfg.Args()...), stage),
+			Env: []string{injectedEnv}, Timeout: &secs}
+	}
+	spec.Hooks.Prestart = append(spec.Hooks.Prestart, hook("prestart"))
+	spec.Hooks.Poststop = append(spec.Hooks.Poststop, hook("poststop"))
+}
+
+func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	if spec.Linux == nil {
+		return false
+	}
+	for _, n := range spec.Linux.Namespaces {
+		if n.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// options are the translation options an annotated container asks for.
+func options(ann map[string]string, cfg Config) (translate.Options, error) {
+	bl := ann[AnnotationBaseline]
+	if bl == "" {
+		bl = "start"
+	}
+	b, err := translate.ParseBaselines(bl)
+	if err != nil {
+		var ce *clawerr.Error
+		if errors.As(err, &ce) && ce.Path == "" {
+			ce.Path = "annotations." + AnnotationBaseline
+		}
+		return translate.Options{}, err
+	}
+	return translate.Options{RequireSignature: cfg.RequireSignature, Baselines: b}, nil
+}
+
+// whitelistName is a relative path of plain components: no "..", no
+// hidden files, no absolute path.
+var whitelistName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$`)
+
+// ReadWhitelist reads the whitelist name (NAME or NAME.json) from the
+// trusted directory dir. The kernel resolves the path beneath dir
+// (openat2 RESOLVE_BENEATH): a symlink that leaves it is refused.
+func ReadWhitelist(dir, name string) (string, []byte, error) {
+	if !whitelistName.MatchString(name) || len(name) > 255 {
+		return "", nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationWhitelist,
+			Message: fmt.Sprintf("%q is not a whitelist name inside the trusted directory", name),
+			Hint:    "name a file of " + dir + " without its .json suffix"}
+	}
+	file := name
+	if !strings.HasSuffix(file, ".json") {
+		file += ".json"
+	}
+	path := filepath.Join(dir, file)
+	d, err := os.Open(dir)
+	if err != nil {
+		return path, nil, clawerr.Wrap(clawerr.ENoEnt, err, "open the trusted whitelist directory")
+	}
+	defer d.Close()
+	fd, err := unix.Openat2(int(d.Fd()), file, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return path, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "annotations." + AnnotationWhitelist,
+				Message: fmt.Sprintf("whitelist %q is not in the trusted directory %s", name, dir), Err: err}
+		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ELOOP):
+			return path, nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationWhitelist,
+				Message: fmt.Sprintf("whitelist %q resolves outside the trusted directory %s", name, dir), Err: err}
+		}
+		return path, nil, clawerr.Wrap(clawerr.EIO, err, "open whitelist "+strconv.Quote(name))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, translate.MaxWhitelistSize+1))
+	if err != nil {
+		return path, nil, clawerr.Wrap(clawerr.EIO, err, "read whitelist "+strconv.Quote(name))
+	}
+	return path, raw, nil
+}

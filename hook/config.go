@@ -1,0 +1,164 @@
+// Package hook applies ClawOS whitelists to containers that an engine
+// creates: podman's and CRI-O's precreate config filter, the edit of a
+// bundle's config.json by the runtime wrapper (containerd, plain runc), the
+// prestart/createRuntime check that installs the port rules in the
+// container's network namespace, the poststop clean-up, and the audit log
+// every stage appends to. The composition of a whitelist's confinement is
+// internal/confine's, shared with clawos-run.
+package hook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/confine"
+)
+
+// Annotations a container's creator sets to ask for confinement.
+const (
+	// AnnotationWhitelist names a whitelist in the operator's trusted
+	// directory: NAME reads WhitelistDir/NAME.json.
+	AnnotationWhitelist = "io.clawos.whitelist"
+	// AnnotationSlice names a P1.5 slice (memory, cpu, pids quotas).
+	AnnotationSlice = "io.clawos.slice"
+	// AnnotationBaseline lists the baselines to add (start, tokio, none;
+	// comma separated); "start" when absent, as in clawos-run.
+	AnnotationBaseline = "io.clawos.baseline"
+)
+
+// Defaults of Config.
+const (
+	DefaultWhitelistDir = "/etc/clawos/whitelists"
+	DefaultStateDir     = "/run/clawos/hook"
+	DefaultAuditLog     = "/var/log/clawos/hook.jsonl"
+	DefaultTimeout      = 10 * time.Second
+	// DefaultConfigFile is the runtime wrapper's configuration.
+	DefaultConfigFile = "/etc/clawos/runtime.json"
+)
+
+// Config is the operator's configuration of the hook and the runtime
+// wrapper. The container's creator controls none of it: hooks get it from
+// their command line (hooks.d files, written by the operator), the wrapper
+// from its configuration file.
+type Config struct {
+	// WhitelistDir is the trusted directory whitelists are read from.
+	WhitelistDir string `json:"whitelist_dir,omitempty"`
+	// StateDir holds one record per confined container, from prestart to
+	// poststop.
+	StateDir string `json:"state_dir,omitempty"`
+	// AuditLog receives one JSON line per stage.
+	AuditLog string `json:"audit_log,omitempty"`
+	// AppArmor is auto, required or off (see confine.AppArmorAuto).
+	AppArmor string `json:"apparmor,omitempty"`
+	// RequireSignature refuses unsigned whitelists.
+	RequireSignature bool `json:"require_signature,omitempty"`
+	// Init is clawos-init on the host, bind-mounted into containers.
+	Init string `json:"init,omitempty"`
+	// Hook is clawos-hook on the host, injected as the prestart and
+	// poststop hooks.
+	Hook string `json:"hook,omitempty"`
+	// Runc is the real OCI runtime the wrapper execs.
+	Runc string `json:"runc,omitempty"`
+	// Runtime names the runtime whose measured needs the container-level
+	// filter includes ("runc"; see translate.Runtimes).
+	Runtime string `json:"runtime,omitempty"`
+	// Timeout bounds every stage, in Go duration syntax.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// WithDefaults fills what c leaves empty. Programs are looked for next to
+// self (the running executable).
+func (c Config) WithDefaults(self string) Config {
+	dir := filepath.Dir(self)
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	def(&c.WhitelistDir, DefaultWhitelistDir)
+	def(&c.StateDir, DefaultStateDir)
+	def(&c.AuditLog, DefaultAuditLog)
+	def(&c.AppArmor, confine.AppArmorAuto)
+	def(&c.Init, filepath.Join(dir, "clawos-init"))
+	def(&c.Hook, filepath.Join(dir, "clawos-hook"))
+	def(&c.Runc, "/usr/bin/runc")
+	def(&c.Runtime, "runc")
+	def(&c.Timeout, DefaultTimeout.String())
+	return c
+}
+
+// Check refuses a configuration that cannot work: relative paths, an
+// unknown AppArmor mode, a bad timeout.
+func (c Config) Check() error {
+	for name, p := range map[string]string{"whitelist_dir": c.WhitelistDir, "state_dir": c.StateDir, "audit_log": c.AuditLog,
+		"init": c.Init, "hook": c.Hook, "runc": c.Runc} {
+		if !filepath.IsAbs(p) {
+			return &clawerr.Error{Code: clawerr.EProto, Path: name, Message: fmt.Sprintf("%q is not an absolute path", p)}
+		}
+	}
+	switch c.AppArmor {
+	case confine.AppArmorAuto, confine.AppArmorRequired, confine.AppArmorOff:
+	default:
+		return &clawerr.Error{Code: clawerr.EProto, Path: "apparmor", Message: fmt.Sprintf("%q: want auto, required or off", c.AppArmor)}
+	}
+	if _, err := c.timeout(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c Config) timeout() (time.Duration, error) {
+	d, err := time.ParseDuration(c.Timeout)
+	if err != nil || d <= 0 {
+		return 0, &clawerr.Error{Code: clawerr.EProto, Path: "timeout", Message: fmt.Sprintf("%q is not a positive duration", c.Timeout)}
+	}
+	return d, nil
+}
+
+// TimeoutDuration is c.Timeout parsed; Check has refused a bad one.
+func (c Config) TimeoutDuration() time.Duration {
+	d, err := c.timeout()
+	if err != nil {
+		return DefaultTimeout
+	}
+	return d
+}
+
+// Args is c as clawos-hook's flags, for the hooks precreate injects.
+func (c Config) Args() []string {
+	args := []string{"--whitelist-dir", c.WhitelistDir, "--state-dir", c.StateDir, "--audit-log", c.AuditLog,
+		"--apparmor", c.AppArmor, "--init", c.Init, "--runtime-name", c.Runtime, "--timeout", c.Timeout}
+	if c.RequireSignature {
+		args = append(args, "--require-signature")
+	}
+	return args
+}
+
+// ReadConfig reads a configuration file; a missing file is an empty
+// configuration when missingOK.
+func ReadConfig(path string, missingOK bool) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if missingOK && errors.Is(err, os.ErrNotExist) {
+			return c, nil
+		}
+		return c, clawerr.Wrap(clawerr.ENoEnt, err, "read the configuration")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, &clawerr.Error{Code: clawerr.EProto, Path: path, Message: "not a clawos runtime configuration", Err: err}
+	}
+	return c, nil
+}
+
+// itoa is strconv.Itoa, for paths built from pids.
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,290 @@
+package hook
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/atomicfile"
+	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/namespaces"
+	"github.com/clawos/clawos-security/translate"
+)
+
+// Decisions in audit records.
+const (
+	DecisionApplied     = "applied"     // precreate, create: the config now carries the whitelist
+	DecisionPassthrough = "passthrough" // no whitelist annotation: untouched
+	DecisionAllowed     = "allowed"     // prestart: checked, port rules installed
+	DecisionRefused     = "refused"     // the container must not start
+	DecisionCleaned     = "cleaned"     // poststop
+)
+
+// maxConfig bounds the OCI config and state documents a stage reads.
+const maxConfig = 16 << 20
+
+// ReadState reads the OCI state a runtime passes to prestart, createRuntime
+// and poststop hooks on stdin.
+func ReadState(r io.Reader) (*specs.State, error) {
+	var st specs.State
+	if err := json.NewDecoder(io.LimitReader(r, maxConfig)).Decode(&st); err != nil {
+		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "standard input is not an OCI state", Err: err}
+	}
+	if st.ID == "" || st.Bundle == "" {
+		return nil, &clawerr.Error{Code: clawerr.EProto, Path: "id", Message: "the OCI state has no id or bundle"}
+	}
+	return &st, nil
+}
+
+// ReadBundleConfig reads bundle/config.json without following a symlink
+// in its last component.
+func ReadBundleConfig(bundle string) (*specs.Spec, error) {
+	fd, err := unix.Open(filepath.Join(bundle, "config.json"), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read the bundle's config.json")
+	}
+	f := os.NewFile(uintptr(fd), "config.json")
+	defer f.Close()
+	var s specs.Spec
+	if err := json.NewDecoder(io.LimitReader(f, maxConfig)).Decode(&s); err != nil {
+		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "the bundle's config.json is not an OCI config", Err: err}
+	}
+	return &s, nil
+}
+
+// Prestart checks that the container about to start carries the profile
+// its whitelist demands, and installs the port rules in its network
+// namespace. Any failure refuses the start: the whitelist is missing,
+// invalid or its signature does not match; the config's filter, its
+// clawos-init command line or its annotations differ from what the
+// whitelist translates to; port rules are needed but the container shares
+// the host's network namespace. A container without the annotation (and
+// without our marks) passes untouched.
+func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
+	spec, err := ReadBundleConfig(st.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	name := spec.Annotations[AnnotationWhitelist]
+	if name == "" {
+		if spec.Annotations[confine.AnnotationAgentDigest] != "" {
+			return &Outcome{}, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationWhitelist,
+				Message: "the config carries a ClawOS profile but no whitelist annotation; it cannot be checked"}
+		}
+		return nil, nil
+	}
+	out := &Outcome{Whitelist: name}
+	opts, err := options(spec.Annotations, cfg)
+	if err != nil {
+		return out, err
+	}
+	path, raw, err := ReadWhitelist(cfg.WhitelistDir, name)
+	if err != nil {
+		return out, err
+	}
+	wl, sig, err := confine.Parse(path, raw, opts, log)
+	out.Signature = sig
+	if err != nil {
+		return out, err
+	}
+	out.WhitelistID = wl.WhitelistID
+	runtime := spec.Annotations[confine.AnnotationRuntime]
+	if runtime == "" {
+		runtime = cfg.Runtime
+	}
+	plan, err := confine.NewPlan(wl, opts, runtime, hasNamespace(spec, specs.NetworkNamespace), false)
+	if err != nil {
+		return out, err
+	}
+	if err := carries(spec, plan); err != nil {
+		return out, err
+	}
+	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
+	if plan.Ports != nil {
+		if err := installPorts(st.Pid, plan.Ports); err != nil {
+			return out, err
+		}
+	}
+	rec := record{ID: st.ID, Whitelist: name, WhitelistID: wl.WhitelistID, Digest: out.Digest, Pid: st.Pid}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return out, clawerr.Wrap(clawerr.EInternal, err, "encode state record")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return out, clawerr.Wrap(clawerr.EIO, err, "create the state directory")
+	}
+	if err := atomicfile.WriteFile(statePath(cfg, st.ID), b, 0o600); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// record is what prestart leaves for poststop.
+type record struct {
+	ID          string `json:"id"`
+	Whitelist   string `json:"whitelist"`
+	WhitelistID string `json:"whitelist_id"`
+	Digest      string `json:"profile_digest"`
+	Pid         int    `json:"pid"`
+}
+
+// containerID is what a state file may be named after.
+var containerID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$`)
+
+func statePath(cfg Config, id string) string {
+	if !containerID.MatchString(id) {
+		id = fmt.Sprintf("invalid-%x", id)
+	}
+	return filepath.Join(cfg.StateDir, id+".json")
+}
+
+// carries checks that spec is what Apply makes of plan: the same
+// container-level filter (by digest, in the config and its annotation),
+// the same agent filter on clawos-init's command line, no_new_privs.
+func carries(spec *specs.Spec, plan *confine.Plan) error {
+	refuse := func(path, msg string) error {
+		return &clawerr.Error{Code: clawerr.EPerm, Path: path,
+			Message: "the container's config does not carry the profile its whitelist demands: " + msg,
+			Hint:    "create the container through clawos-hook precreate or the clawos runtime wrapper"}
+	}
+	want, err := translate.ProfileDigest(plan.Stages.Container.Seccomp)
+	if err != nil {
+		return err
+	}
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return refuse("linux.seccomp", "it has no seccomp filter")
+	}
+	got, err := translate.ProfileDigest(spec.Linux.Seccomp)
+	if err != nil {
+		return err
+	}
+	if got != want || spec.Annotations[translate.AnnotationProfileDigest] != want {
+		return refuse("linux.seccomp", "its filter differs (digest "+got+", want "+want+")")
+	}
+	agent, err := translate.ProfileDigest(plan.Stages.Agent.Seccomp)
+	if err != nil {
+		return err
+	}
+	if spec.Annotations[confine.AnnotationAgentDigest] != agent {
+		return refuse("annotations."+confine.AnnotationAgentDigest, "the agent stage's digest differs")
+	}
+	if spec.Process == nil || len(spec.Process.Args) < 3 || spec.Process.Args[0] != confine.Init || spec.Process.Args[1] != plan.InlineFilter() {
+		return refuse("process.args", "the agent's filter is not loaded by clawos-init")
+	}
+	if !spec.Process.NoNewPrivileges {
+		return refuse("process.noNewPrivileges", "no_new_privs is off")
+	}
+	return nil
+}
+
+// installPorts installs the port rules in the network namespace of pid,
+// refusing when that is the host's (this hook's own).
+func installPorts(pid int, p *namespaces.PortPolicy) error {
+	if pid <= 0 {
+		return clawerr.New(clawerr.EProto, "the OCI state has no pid")
+	}
+	var self, ctr unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "stat the host's network namespace")
+	}
+	nsPath := "/proc/" + itoa(pid) + "/ns/net"
+	if err := unix.Stat(nsPath, &ctr); err != nil {
+		return clawerr.Wrap(clawerr.ENoEnt, err, "stat the container's network namespace")
+	}
+	if self.Ino == ctr.Ino && self.Dev == ctr.Dev {
+		return &clawerr.Error{Code: clawerr.EPerm, Path: "linux.namespaces",
+			Message: "the whitelist restricts ports, but the container shares the host's network namespace, where they cannot be enforced",
+			Hint:    "give the container a network namespace of its own (not --network host)"}
+	}
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return clawerr.Wrap(clawerr.ENoEnt, err, "open the container's network namespace")
+	}
+	defer f.Close()
+	return p.Install(f)
+}
+
+// Poststop removes what prestart left for the container.
+func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
+	out := &Outcome{}
+	b, err := os.ReadFile(statePath(cfg, st.ID))
+	if err == nil {
+		var rec record
+		if json.Unmarshal(b, &rec) == nil {
+			out.Whitelist, out.WhitelistID, out.Digest = rec.Whitelist, rec.WhitelistID, rec.Digest
+		}
+	}
+	if err := os.Remove(statePath(cfg, st.ID)); err != nil && !os.IsNotExist(err) {
+		return out, clawerr.Wrap(clawerr.EIO, err, "remove the container's state record")
+	}
+	return out, nil
+}
+
+// Record is one line of the audit log.
+type Record struct {
+	Time        time.Time `json:"time"`
+	Stage       string    `json:"stage"`
+	ContainerID string    `json:"container_id,omitempty"`
+	Whitelist   string    `json:"whitelist,omitempty"`
+	WhitelistID string    `json:"whitelist_id,omitempty"`
+	Digest      string    `json:"profile_digest,omitempty"`
+	Signature   string    `json:"signature,omitempty"`
+	AppArmor    string    `json:"apparmor,omitempty"`
+	Decision    string    `json:"decision"`
+	Code        string    `json:"code,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+}
+
+// NewRecord builds the audit record of a stage from its outcome and error.
+func NewRecord(stage, id string, out *Outcome, err error) Record {
+	r := Record{Time: time.Now().UTC(), Stage: stage, ContainerID: id, Decision: DecisionPassthrough}
+	if out != nil {
+		r.Whitelist, r.WhitelistID, r.Digest = out.Whitelist, out.WhitelistID, out.Digest
+		r.Signature, r.AppArmor = string(out.Signature), out.AppArmor
+		switch stage {
+		case "prestart", "createRuntime":
+			r.Decision = DecisionAllowed
+		case "poststop":
+			r.Decision = DecisionCleaned
+		default:
+			r.Decision = DecisionApplied
+		}
+	} else if stage == "poststop" {
+		r.Decision = DecisionCleaned
+	}
+	if err != nil {
+		r.Decision, r.Code, r.Reason = DecisionRefused, clawerr.CodeOf(err).String(), err.Error()
+	}
+	return r
+}
+
+// Append writes r as one line to the audit log at path, creating it and
+// its directory; one write(2) in O_APPEND mode, so that concurrent hooks do
+// not interleave lines.
+func Append(path string, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "encode audit record")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "create the audit log directory")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW, 0o640)
+	if err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "open the audit log")
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "write the audit log")
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+// Package confine composes the confinement of one ClawOS agent from its
+// whitelist: validation, the two seccomp stages and the agent's compiled
+// filter, the second stage's command line, the port policy, the AppArmor
+// profile and the annotations that record what was applied. clawos-run and
+// clawos-hook both use it, so that a whitelist means the same in a sandbox
+// of clawos-run's and in a container of podman's, containerd's or runc's.
+package confine
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/clawos/clawos-security/apparmor"
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/namespaces"
+	"github.com/clawos/clawos-security/seccomp"
+	"github.com/clawos/clawos-security/translate"
+)
+
+// Paths inside the sandbox: inside its own /dev tmpfs, so that no mount
+// point is ever created in a root filesystem someone else owns.
+const (
+	Dir  = "/dev/.clawos"
+	Init = Dir + "/clawos-init"
+	BPF  = Dir + "/agent.bpf"
+)
+
+// Annotations written on a confined container's config.
+const (
+	AnnotationAgentDigest = "io.clawos.agent-profile-digest"
+	AnnotationRuntime     = "io.clawos.runtime"
+)
+
+// Load reads, validates and (when signed) verifies the whitelist at path
+// ("-" for stdin). Warnings go to log; any error refuses it. The signature
+// state is returned whenever the file could be read, for audit records.
+func Load(path string, stdin io.Reader, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
+	raw, err := translate.ReadFile(path, stdin)
+	if err != nil {
+		return nil, "", err
+	}
+	return Parse(path, raw, opts, log)
+}
+
+// Parse is Load for a whitelist already read; name is used in messages.
+func Parse(name string, raw []byte, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
+	var sig struct {
+		Signature string `json:"signature"`
+	}
+	var state translate.SignatureState
+	if json.Unmarshal(raw, &sig) == nil {
+		state, _ = translate.VerifySignature(raw, sig.Signature)
+	}
+	v, err := translate.NewValidator()
+	if err != nil {
+		return nil, state, err
+	}
+	wl, rep := v.Validate(raw, opts)
+	for _, d := range rep.Warnings() {
+		log.WithFields(logrus.Fields{"path": d.Path, "check": d.Check}).Warn(d.Message)
+	}
+	if err := rep.Err(); err != nil {
+		return nil, state, fmt.Errorf("%s: %w", name, err)
+	}
+	return wl, state, nil
+}
+
+// Plan is a whitelist translated for one runtime.
+type Plan struct {
+	Whitelist *translate.Whitelist
+	Stages    *translate.Stages
+	AgentBPF  *seccomp.Program
+	// Ports is enforced in the sandbox's network namespace; nil when the
+	// whitelist restricts nothing.
+	Ports *namespaces.PortPolicy
+}
+
+// NewPlan translates wl into its two stages for runtime ("embedded" or
+// "runc", see translate.Runtimes) and compiles both. privateNet tells
+// whether the sandbox has a network namespace of its own: port restrictions
+// cannot be enforced in the host's, so a whitelist with them is refused
+// there. With noNet, the namespace passes nothing at all (--net none).
+func NewPlan(wl *translate.Whitelist, opts translate.Options, runtime string, privateNet, noNet bool) (*Plan, error) {
+	stages, err := translate.TwoStage(wl, opts, runtime)
+	if err != nil {
+		return nil, err
+	}
+	netw := stages.Agent.Network
+	if netw.Restricted() && !privateNet {
+		return nil, &clawerr.Error{Code: clawerr.EPerm, Path: netw.Sources[0],
+			Message: "the whitelist restricts ports, which cannot be enforced in the host's network namespace",
+			Hint:    "give the sandbox a network namespace of its own (clawos-run: --net loopback or --net none)"}
+	}
+	bpf, err := seccomp.Compile(stages.Agent.Seccomp)
+	if err != nil {
+		return nil, fmt.Errorf("agent stage: %w", err)
+	}
+	if _, err := seccomp.Compile(stages.Container.Seccomp); err != nil {
+		return nil, fmt.Errorf("container stage: %w", err)
+	}
+	p := &Plan{Whitelist: wl, Stages: stages, AgentBPF: bpf}
+	switch {
+	case noNet:
+		p.Ports = &namespaces.PortPolicy{Connect: []int{}, Bind: []int{}}
+	case netw.Restricted():
+		// A restriction lists at least one port (validation refuses an
+		// empty allowed_ports), so nil means "not restricted".
+		p.Ports = &namespaces.PortPolicy{Connect: netw.ConnectPorts, Bind: netw.BindPorts}
+	}
+	return p, nil
+}
+
+// InlineFilter is the agent's filter as clawos-init's FILTER argument, for
+// a container that has no file of ours to read it from.
+func (p *Plan) InlineFilter() string { return "hex:" + hex.EncodeToString(p.AgentBPF.Bytes()) }
+
+// Exec says which files the agent may execute once clawos-init has
+// restricted it with Landlock: Files (paths inside the sandbox), or, with
+// Cmd, the command and its interpreters as clawos-init finds them inside
+// the sandbox. Neither restricts nothing (a kernel without Landlock).
+type Exec struct {
+	Files []string
+	Cmd   bool
+}
+
+// InitArgs is the container's process.args: clawos-init, which loads
+// filter (a path in the sandbox or InlineFilter) and execs cmd.
+func InitArgs(filter string, ex Exec, cmd []string) []string {
+	args := []string{Init, filter}
+	for _, f := range ex.Files {
+		args = append(args, "--exec", f)
+	}
+	if ex.Cmd {
+		args = append(args, "--exec-cmd")
+	}
+	return append(append(args, "--"), cmd...)
+}
+
+// InitMount mounts the host's clawos-init read-only at Init.
+func InitMount(initBin string) specs.Mount {
+	return specs.Mount{Destination: Init, Type: "bind", Source: initBin, Options: []string{"bind", "ro", "nosuid", "nodev"}}
+}
+
+// Annotate sets the container-level filter and no_new_privs on spec and
+// records the whitelist, both stages' digests, the network policy and the
+// runtime in its annotations.
+func (p *Plan) Annotate(spec *specs.Spec, runtime string) error {
+	if err := translate.ApplyToSpec(spec, p.Whitelist, p.Stages.Container); err != nil {
+		return err
+	}
+	d, err := translate.ProfileDigest(p.Stages.Agent.Seccomp)
+	if err != nil {
+		return err
+	}
+	spec.Annotations[AnnotationAgentDigest] = d
+	spec.Annotations[AnnotationRuntime] = runtime
+	return nil
+}
+
+// Level is the whitelist's security level ("" for strict).
+func Level(wl *translate.Whitelist) string {
+	if wl.Metadata != nil {
+		return wl.Metadata.SecurityLevel
+	}
+	return ""
+}
+
+// LandlockABI returns the kernel's Landlock ABI version, 0 without Landlock.
+func LandlockABI() int {
+	const createRulesetVersion = 1
+	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, createRulesetVersion)
+	if errno != 0 {
+		return 0
+	}
+	return int(v)
+}
+
+// HardLimits are this process's hard rlimits, by OCI name.
+func HardLimits() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for name, res := range map[string]int{"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC} {
+		var r unix.Rlimit
+		if err := unix.Getrlimit(res, &r); err != nil {
+			return nil, clawerr.Wrap(clawerr.EInternal, err, "getrlimit "+name)
+		}
+		out[name] = r.Max
+	}
+	return out, nil
+}
+
+// AppArmor modes: auto applies a profile where the kernel has AppArmor and
+// warns elsewhere; required refuses without it; off applies none.
+const (
+	AppArmorAuto     = "auto"
+	AppArmorRequired = "required"
+	AppArmorOff      = "off"
+)
+
+// AppArmor outcomes, for logs and audit records.
+const (
+	AppArmorApplied     = "applied"
+	AppArmorUnavailable = "unavailable"
+	AppArmorDisabled    = "off"
+)
+
+// ApplyAppArmor generates the sandbox's AppArmor profile from the agent
+// stage and spec's mounts, compiles it, loads it in enforce mode and names
+// it in spec. It returns what happened (AppArmorApplied, ...).
+func (p *Plan) ApplyAppArmor(spec *specs.Spec, mode, preset string, execFiles []string, log logrus.FieldLogger) (string, error) {
+	switch mode {
+	case AppArmorOff:
+		return AppArmorDisabled, nil
+	case AppArmorAuto, AppArmorRequired:
+	default:
+		return "", &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("AppArmor mode %q: want auto, required or off", mode)}
+	}
+	name := "clawos-" + strings.SplitN(p.Whitelist.WhitelistID, "-", 2)[0]
+	if preset != "" {
+		name = preset
+	}
+	prof, err := apparmor.Generate(apparmor.Input{Name: name, Preset: preset, Agent: p.Stages.Agent, Mounts: spec.Mounts, Exec: execFiles})
+	if err != nil {
+		return "", err
+	}
+	text, err := prof.Render()
+	if err != nil {
+		return "", err
+	}
+	if err := apparmor.Enabled("/sys/module/apparmor/parameters/enabled", "/sys/kernel/security/apparmor"); err != nil {
+		if mode == AppArmorRequired {
+			return "", &clawerr.Error{Code: clawerr.EPerm, Message: "AppArmor is required, but the kernel has no AppArmor", Err: err}
+		}
+		log.WithError(err).Warn("no AppArmor profile applied (AppArmor mode auto)")
+		return AppArmorUnavailable, nil
+	}
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		return "", &clawerr.Error{Code: clawerr.ENoEnt, Message: "apparmor_parser not found", Err: err, Hint: "apt-get install apparmor, or AppArmor mode off"}
+	}
+	if err := apparmor.Load(parser, text, false); err != nil {
+		return "", err
+	}
+	spec.Process.ApparmorProfile = prof.Name
+	return AppArmorApplied, nil
+}
