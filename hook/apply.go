@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,46 @@ import (
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
+
+// AnnotationRefusal carries a refusal from precreate to prestart (see
+// Refuse).
+const AnnotationRefusal = "io.clawos.refusal"
+
+// refusedCommand is the command of a refused container: no such file, so
+// that even a runtime that skipped the prestart hook cannot start it.
+const refusedCommand = confine.Dir + "/refused"
+
+// Refuse turns spec into a container that cannot start and carries err:
+// its command does not exist, and the injected prestart hook fails with
+// err's message and code. This is how precreate reports a refusal where
+// the engine shows the hook's stderr only for prestart (podman 4.3 discards
+// a precreate hook's stderr and prints only "exit status 1").
+func Refuse(spec *specs.Spec, cfg Config, err error) {
+	if spec.Annotations == nil {
+		spec.Annotations = map[string]string{}
+	}
+	b, _ := json.Marshal(clawerr.PayloadOf("clawos-hook", err))
+	spec.Annotations[AnnotationRefusal] = string(b)
+	if spec.Process == nil {
+		spec.Process = &specs.Process{Cwd: "/"}
+	}
+	spec.Process.Args = []string{refusedCommand}
+	unapply(spec, cfg)
+	inject(spec, cfg)
+}
+
+// refusal is the error Refuse recorded in spec, nil if none.
+func refusal(spec *specs.Spec) error {
+	v, ok := spec.Annotations[AnnotationRefusal]
+	if !ok {
+		return nil
+	}
+	var p clawerr.Payload
+	if err := json.Unmarshal([]byte(v), &p); err != nil || !p.ErrorCode.Valid() {
+		return &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationRefusal, Message: "refused at precreate: " + v}
+	}
+	return &clawerr.Error{Code: p.ErrorCode, Message: "refused at precreate: " + p.ErrorMessage}
+}
 
 // injectedEnv marks the hooks Apply injects, so that a second run replaces
 // them instead of adding more.

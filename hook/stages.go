@@ -75,6 +75,9 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 		return nil, err
 	}
 	name := spec.Annotations[AnnotationWhitelist]
+	if err := refusal(spec); err != nil {
+		return &Outcome{Whitelist: name}, err
+	}
 	if name == "" {
 		if spec.Annotations[confine.AnnotationAgentDigest] != "" {
 			return &Outcome{}, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationWhitelist,

@@ -47,6 +47,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Init, "init", "", "clawos-init on the host (default: next to clawos-hook)")
 	fs.StringVar(&cfg.Runtime, "runtime-name", "", "runtime whose measured needs the container filter includes (default runc)")
 	fs.StringVar(&cfg.Timeout, "timeout", "", "bound on the stage's run time (default 10s)")
+	deferRefusal := fs.Bool("defer-refusal", false, "precreate: report a refusal through the container's prestart hook (exit 0 with a config that cannot start), for engines that discard a precreate hook's stderr (podman 4.3)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,7 +74,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	switch stage {
 	case "precreate":
-		return precreate(cfg, stdin, stdout, stderr, log)
+		return precreate(cfg, *deferRefusal, stdin, stdout, stderr, log)
 	case "prestart", "createRuntime", "poststop":
 		st, err := hook.ReadState(stdin)
 		if err != nil {
@@ -100,7 +101,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // precreate filters the config: verbatim without the annotation.
-func precreate(cfg hook.Config, stdin io.Reader, stdout, stderr io.Writer, log *logrus.Logger) int {
+func precreate(cfg hook.Config, deferRefusal bool, stdin io.Reader, stdout, stderr io.Writer, log *logrus.Logger) int {
 	raw, err := io.ReadAll(io.LimitReader(stdin, 16<<20))
 	if err != nil {
 		return fail(stderr, clawerr.Wrap(clawerr.EIO, err, "read the config"))
@@ -123,7 +124,11 @@ func precreate(cfg hook.Config, stdin io.Reader, stdout, stderr io.Writer, log *
 		err = aerr
 	}
 	if err != nil {
-		return fail(stderr, err)
+		if !deferRefusal {
+			return fail(stderr, err)
+		}
+		fail(stderr, err)
+		hook.Refuse(&spec, cfg, err)
 	}
 	b, err := translate.MarshalSpec(&spec)
 	if err != nil {

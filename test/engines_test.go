@@ -1,0 +1,612 @@
+package test
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/clawos/clawos-security/hook"
+)
+
+// engineFixture is what the engine tests share: a trusted whitelist
+// directory (a signed whitelist, a tampered copy, an invalid one), the hook's
+// state directory and audit log, and an image root filesystem (busybox and
+// the probe, both static) as a tarball.
+type engineFixture struct {
+	dir, wlDir, stateDir, audit string
+	hook, wrapper, init, probe  string
+	rootfsTar                   string
+}
+
+func newEngineFixture(t *testing.T, tools ...string) *engineFixture {
+	t.Helper()
+	if os.Getenv(integrationEnv) == "" {
+		t.Skipf("engine tests need root and the engines; set %s=1 (make test does) to run them", integrationEnv)
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the engine tests run as root (CI does)")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: .ci/setup installs it", tool)
+		}
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(a); err != nil {
+			t.Fatalf("%v: run make build first", err)
+		}
+		return a
+	}
+	// Under /run/clawos-test (0755): a 0700 temporary directory would hide
+	// the root filesystem from containers with user namespaces.
+	dir := filepath.Join("/run/clawos-test", "engines-"+strings.ReplaceAll(t.Name(), "/", "-"))
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f := &engineFixture{dir: dir, wlDir: filepath.Join(dir, "whitelists"), stateDir: filepath.Join(dir, "hook-state"),
+		audit: filepath.Join(dir, "audit.jsonl"), hook: abs("../bin/clawos-hook"), wrapper: abs("../bin/clawos-runc"),
+		init: abs("../bin/clawos-init"), probe: abs("../bin/clawos-probe")}
+	if err := os.MkdirAll(f.wlDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(probeWhitelist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tampered: a DENY turned into ALLOW after signing.
+	tampered := bytes.Replace(raw, []byte(`"permission": "DENY"`), []byte(`"permission": "ALLOW"`), 1)
+	if bytes.Equal(tampered, raw) {
+		t.Fatal("the probe whitelist has no DENY rule to tamper with")
+	}
+	for name, b := range map[string][]byte{"probe.json": raw, "tampered.json": tampered, "invalid.json": []byte(`{"schema_version": "1.0.0", "syscalls": "all"}`)} {
+		if err := os.WriteFile(filepath.Join(f.wlDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A symlink out of the trusted directory.
+	if err := os.Symlink(abs(probeWhitelist), filepath.Join(f.wlDir, "escape.json")); err != nil {
+		t.Fatal(err)
+	}
+	f.rootfsTar = filepath.Join(dir, "rootfs.tar")
+	if err := writeRootfsTar(f.rootfsTar, map[string]string{"bin/busybox": "/bin/busybox", "clawos-probe": f.probe}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// config is the operator's configuration the tests use.
+func (f *engineFixture) config() hook.Config {
+	return hook.Config{WhitelistDir: f.wlDir, StateDir: f.stateDir, AuditLog: f.audit, Init: f.init, Hook: f.hook}.WithDefaults(f.hook)
+}
+
+// hookArgs is clawos-hook's command line for a stage.
+func (f *engineFixture) hookArgs(stage string) []string {
+	return append(append([]string{"clawos-hook"}, f.config().Args()...), stage)
+}
+
+// noState fails if the hook left anything in its state directory.
+func (f *engineFixture) noState(t *testing.T) {
+	t.Helper()
+	left, _ := filepath.Glob(filepath.Join(f.stateDir, "*"))
+	if len(left) > 0 {
+		t.Errorf("the hook left state behind: %v", left)
+	}
+}
+
+// records reads the audit log.
+func (f *engineFixture) records(t *testing.T) []hook.Record {
+	t.Helper()
+	b, err := os.ReadFile(f.audit)
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	var out []hook.Record
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var r hook.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// writeRootfsTar writes a root filesystem tarball: files (name in the
+// image -> host file), /bin/sh a link to busybox, /tmp.
+func writeRootfsTar(path string, files map[string]string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, d := range []string{"bin/", "tmp/", "proc/", "dev/", "sys/", "etc/"} {
+		mode := int64(0o755)
+		if d == "tmp/" {
+			mode = 0o1777
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: mode}); err != nil {
+			return err
+		}
+	}
+	for name, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(b))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox"}); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// writeOCIArchive writes an OCI image layout archive of one layer (the
+// rootfs tarball), named for containerd by io.containerd.image.name.
+func writeOCIArchive(path, layerTar, name string) error {
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	add := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	blob := func(b []byte) (string, int, error) {
+		sum := sha256.Sum256(b)
+		d := hex.EncodeToString(sum[:])
+		return "sha256:" + d, len(b), add("blobs/sha256/"+d, b)
+	}
+	layer, err := os.ReadFile(layerTar)
+	if err != nil {
+		return err
+	}
+	diff := sha256.Sum256(layer)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(layer)
+	zw.Close()
+	ld, ls, err := blob(gz.Bytes())
+	if err != nil {
+		return err
+	}
+	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Cmd": []string{"/clawos-probe", "status"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diff[:])}}})
+	cd, cs, err := blob(cfg)
+	if err != nil {
+		return err
+	}
+	man, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+		"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}}})
+	md, ms, err := blob(man)
+	if err != nil {
+		return err
+	}
+	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []any{map[string]any{
+		"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+		"annotations": map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "test"}}}})
+	if err := add("index.json", idx); err != nil {
+		return err
+	}
+	if err := add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, out.Bytes(), 0o644)
+}
+
+// engineRun runs a probe in a container of some engine: annotations (nil
+// for none) and the probe's arguments; it returns the exit status and the
+// engine's output.
+type engineRun func(t *testing.T, annotations map[string]string, args ...string) (int, string)
+
+// run runs a command and returns its exit status and combined output.
+func runCmd(t *testing.T, env []string, stdin []byte, name string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(out)
+	}
+	t.Fatalf("%s %v: %v", name, args, err)
+	return 0, ""
+}
+
+// checkEngine runs the shared cases on an engine: an annotated container is
+// confined (DENY errno, kill of an unlisted call, refused port, Landlock,
+// two filters), one without the annotation is untouched, and a missing,
+// invalid, tampered or escaping whitelist stops the container with our
+// message.
+func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
+	const killed = 128 + int(unix.SIGSYS)
+	ann := map[string]string{hook.AnnotationWhitelist: "probe"}
+	for _, c := range []struct {
+		name string
+		ann  map[string]string
+		args []string
+		code int
+	}{
+		{"allowed getpid", ann, []string{"call", sysnr(t, "getpid")}, 0},
+		{"DENY returns EPERM", ann, []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
+		{"DENY with ENOSYS", ann, []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS)},
+		{"unlisted call kills the agent", ann, []string{"call", sysnr(t, "getuid")}, killed},
+		{"escape: unshare", ann, []string{"call", sysnr(t, "unshare"), fmt.Sprint(unix.CLONE_NEWUSER)}, killed},
+		{"allowed port", ann, []string{"listen-connect", "5432"}, 0},
+		{"refused port", ann, []string{"listen-connect", "8080"}, int(unix.ECONNREFUSED)},
+		{"Landlock: exec of another binary", ann, []string{"exec", "/bin/busybox"}, int(unix.EACCES)},
+		{"no annotation: untouched", nil, []string{"call", sysnr(t, "getuid")}, 0},
+		{"no annotation: any port", nil, []string{"listen-connect", "8080"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := run(t, c.ann, c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s", code, c.code, out)
+			}
+		})
+	}
+	t.Run("status", func(t *testing.T) {
+		code, out := run(t, ann, "status")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		for _, want := range []string{"NoNewPrivs:\t1", "CapEff:\t0000000000000000", "Seccomp:\t2", "Seccomp_filters:\t2"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("status lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	for _, c := range []struct{ name, wl, want string }{
+		{"missing whitelist", "nope", `whitelist \"nope\" is not in the trusted directory`},
+		{"tampered whitelist", "tampered", "signature does not match"},
+		{"invalid whitelist", "invalid", "syscalls"},
+		{"escaping whitelist", "escape", "resolves outside the trusted directory"},
+		{"path out of the directory", "../probe", "is not a whitelist name"},
+	} {
+		t.Run("refused: "+c.name, func(t *testing.T) {
+			code, out := run(t, map[string]string{hook.AnnotationWhitelist: c.wl}, "call", sysnr(t, "getpid"))
+			if code == 0 {
+				t.Fatalf("the container started:\n%s", out)
+			}
+			if !strings.Contains(strings.ReplaceAll(out, `\\"`, `\"`), c.want) && !strings.Contains(out, strings.ReplaceAll(c.want, `\"`, `"`)) {
+				t.Errorf("the engine does not show our message %q:\n%s", c.want, out)
+			}
+		})
+	}
+	// Every confined run left audit records: applied, allowed, cleaned.
+	seen := map[string]bool{}
+	for _, r := range f.records(t) {
+		seen[r.Stage+":"+r.Decision] = true
+		if r.Decision == hook.DecisionAllowed && (r.Signature != "valid" || r.Digest == "" || r.ContainerID == "") {
+			t.Errorf("incomplete audit record: %+v", r)
+		}
+	}
+	for _, want := range []string{"prestart:allowed", "poststop:cleaned"} {
+		if !seen[want] {
+			t.Errorf("no %s audit record: %v", want, seen)
+		}
+	}
+	f.noState(t)
+}
+
+// TestHookRunc runs plain runc with a config made by clawos-hook precreate
+// (the README's runc recipe): runc runs the injected prestart and poststop
+// hooks. It also proves prestart's own checks: a config that lost its
+// profile after precreate, or that shares the host's network namespace, is
+// refused.
+func TestHookRunc(t *testing.T) {
+	f := newEngineFixture(t, "runc", "tar")
+	rootfs := filepath.Join(f.dir, "rootfs")
+	os.MkdirAll(rootfs, 0o755)
+	if code, out := runCmd(t, nil, nil, "tar", "-C", rootfs, "-xf", f.rootfsTar); code != 0 {
+		t.Fatalf("tar: %s", out)
+	}
+	runcRoot := filepath.Join(f.dir, "runc-root")
+	n := 0
+	baseSpec := func(ann map[string]string, args []string) *specs.Spec {
+		s := specconv.Example()
+		s.Root = &specs.Root{Path: rootfs, Readonly: true}
+		s.Process.Terminal = false
+		s.Process.Args = append([]string{"/clawos-probe"}, args...)
+		s.Annotations = ann
+		return s
+	}
+	// runBundle writes config (through precreate when annotated) and runs it.
+	runBundle := func(t *testing.T, cfg []byte) (int, string) {
+		n++
+		bundle := filepath.Join(f.dir, fmt.Sprintf("bundle-%d", n))
+		os.MkdirAll(bundle, 0o755)
+		defer os.RemoveAll(bundle)
+		if err := os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return runCmd(t, nil, nil, "runc", "--root", runcRoot, "run", "--bundle", bundle, fmt.Sprintf("clawos-hook-test-%d", n))
+	}
+	precreate := func(t *testing.T, s *specs.Spec) (int, []byte, string) {
+		raw, _ := json.Marshal(s)
+		cmd := exec.Command(f.hook, f.hookArgs("precreate")[1:]...)
+		cmd.Stdin = bytes.NewReader(raw)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code == 0 && s.Annotations == nil && !bytes.Equal(stdout.Bytes(), raw) {
+			t.Errorf("precreate changed a config without the annotation")
+		}
+		return code, stdout.Bytes(), stderr.String()
+	}
+	checkEngine(t, f, func(t *testing.T, ann map[string]string, args ...string) (int, string) {
+		code, cfg, stderr := precreate(t, baseSpec(ann, args))
+		if code != 0 {
+			return code, stderr
+		}
+		return runBundle(t, cfg)
+	})
+
+	ann := map[string]string{hook.AnnotationWhitelist: "probe"}
+	confined := func(t *testing.T) *specs.Spec {
+		code, cfg, stderr := precreate(t, baseSpec(ann, []string{"call", sysnr(t, "getpid")}))
+		if code != 0 {
+			t.Fatalf("precreate: %s", stderr)
+		}
+		var s specs.Spec
+		if err := json.Unmarshal(cfg, &s); err != nil {
+			t.Fatal(err)
+		}
+		return &s
+	}
+	for _, c := range []struct {
+		name   string
+		change func(s *specs.Spec)
+		want   string
+	}{
+		{"agent filter replaced", func(s *specs.Spec) { s.Process.Args = s.Process.Args[3:] }, "does not carry the profile"},
+		{"container filter removed", func(s *specs.Spec) { s.Linux.Seccomp = nil }, "has no seccomp filter"},
+		{"host network", func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.NetworkNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+		}, "cannot be enforced in the host's network namespace"},
+		{"joins the host's network namespace", func(s *specs.Spec) {
+			for i, n := range s.Linux.Namespaces {
+				if n.Type == specs.NetworkNamespace {
+					s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+				}
+			}
+		}, "shares the host's network namespace"},
+	} {
+		t.Run("prestart refuses: "+c.name, func(t *testing.T) {
+			s := confined(t)
+			c.change(s)
+			raw, _ := json.Marshal(s)
+			code, out := runBundle(t, raw)
+			if code == 0 || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want a refusal with %q:\n%s", code, c.want, out)
+			}
+		})
+	}
+	t.Run("precreate is idempotent", func(t *testing.T) {
+		s := confined(t)
+		code, again, stderr := precreate(t, s)
+		if code != 0 {
+			t.Fatal(stderr)
+		}
+		once, _ := json.Marshal(s)
+		var s2 specs.Spec
+		json.Unmarshal(again, &s2)
+		twice, _ := json.Marshal(&s2)
+		if !bytes.Equal(once, twice) {
+			t.Errorf("a second precreate changed the config:\n%s\n%s", once, twice)
+		}
+	})
+	if code, out := runCmd(t, nil, nil, "runc", "--root", runcRoot, "list", "-q"); code != 0 || strings.TrimSpace(out) != "" {
+		t.Errorf("runc still lists containers: %s", out)
+	}
+	f.noState(t)
+}
+
+// TestHookPodman runs podman with the repository's hooks.d files (the
+// precreate, prestart and poststop stages, matching the annotation).
+func TestHookPodman(t *testing.T) {
+	f := newEngineFixture(t, "podman", "conmon")
+	hooksDir := filepath.Join(f.dir, "hooks.d")
+	os.MkdirAll(hooksDir, 0o755)
+	for _, stage := range []string{"precreate", "prestart", "poststop"} {
+		name := "clawos-" + stage + ".json"
+		raw, err := os.ReadFile(filepath.Join("../hook/hooks.d", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h map[string]any
+		if err := json.Unmarshal(raw, &h); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// The installed paths and default directories, replaced by the
+		// test's.
+		hk := h["hook"].(map[string]any)
+		hk["path"] = f.hook
+		var fileArgs []string
+		for _, a := range hk["args"].([]any) {
+			fileArgs = append(fileArgs, a.(string))
+		}
+		hk["args"] = append(append([]string{"clawos-hook"}, f.config().Args()...), fileArgs[1:]...)
+		out, _ := json.Marshal(h)
+		if err := os.WriteFile(filepath.Join(hooksDir, name), out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(f.dir, "containers.conf")
+	os.WriteFile(conf, []byte(`[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+`), 0o644)
+	env := []string{"CONTAINERS_CONF=" + conf}
+	root, runroot := filepath.Join(f.dir, "storage"), filepath.Join(f.dir, "runroot")
+	podman := []string{"--root", root, "--runroot", runroot, "--storage-driver", "overlay", "--hooks-dir", hooksDir}
+	t.Cleanup(func() {
+		runCmd(t, env, nil, "podman", append(podman, "rm", "-a", "-f")...)
+		unix.Unmount(filepath.Join(root, "overlay"), unix.MNT_DETACH)
+	})
+	const image = "localhost/clawos-probe:test"
+	if code, out := runCmd(t, env, nil, "podman", append(podman, "import", f.rootfsTar, image)...); code != 0 {
+		t.Fatalf("podman import: %s", out)
+	}
+	checkEngine(t, f, func(t *testing.T, ann map[string]string, args ...string) (int, string) {
+		a := append([]string{}, podman...)
+		a = append(a, "run", "--rm", "--network", "none")
+		for k, v := range ann {
+			a = append(a, "--annotation", k+"="+v)
+		}
+		a = append(append(a, image, "/clawos-probe"), args...)
+		return runCmd(t, env, nil, "podman", a...)
+	})
+	if code, out := runCmd(t, env, nil, "podman", append(podman, "ps", "-a", "-q")...); code != 0 || strings.TrimSpace(out) != "" {
+		t.Errorf("podman still lists containers: %s", out)
+	}
+}
+
+// containerd starts a private containerd (no CRI) and returns its socket.
+func startContainerd(t *testing.T, dir string) string {
+	t.Helper()
+	sock := filepath.Join(dir, "containerd.sock")
+	cfg := filepath.Join(dir, "containerd.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = %q
+`, filepath.Join(dir, "containerd-root"), filepath.Join(dir, "containerd-state"), sock)), 0o644)
+	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("containerd", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// PID 1 here may not reap orphans: stop the daemon by its pid and
+	// wait for it; its shims exit with their containers.
+	t.Cleanup(func() {
+		cmd.Process.Signal(unix.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+		unix.Unmount(filepath.Join(dir, "containerd-state"), unix.MNT_DETACH)
+		logf.Close()
+	})
+	for i := 0; i < 100; i++ {
+		if code, _ := runCmd(t, nil, nil, "ctr", "-a", sock, "version"); code == 0 {
+			return sock
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
+	t.Fatalf("containerd did not start:\n%s", b)
+	return ""
+}
+
+// TestHookContainerd runs containerd's runc shim with clawos-runc as its
+// runc binary (ctr run --runc-binary, as a RuntimeClass's BinaryName does).
+func TestHookContainerd(t *testing.T) {
+	f := newEngineFixture(t, "containerd", "ctr", "runc")
+	sock := startContainerd(t, f.dir)
+	// The wrapper reads clawos-runc.json next to the path it is called by.
+	wrapDir := filepath.Join(f.dir, "wrapper")
+	os.MkdirAll(wrapDir, 0o755)
+	wrapper := filepath.Join(wrapDir, "clawos-runc")
+	if err := os.Symlink(f.wrapper, wrapper); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(f.config())
+	os.WriteFile(filepath.Join(wrapDir, "clawos-runc.json"), cfg, 0o644)
+	archive := filepath.Join(f.dir, "probe-oci.tar")
+	const image = "localhost/clawos-probe:test"
+	if err := writeOCIArchive(archive, f.rootfsTar, image); err != nil {
+		t.Fatal(err)
+	}
+	ctr := []string{"-a", sock, "-n", "clawos-test"}
+	if code, out := runCmd(t, nil, nil, "ctr", append(ctr, "images", "import", archive)...); code != 0 {
+		t.Fatalf("ctr images import: %s", out)
+	}
+	n := 0
+	checkEngine(t, f, func(t *testing.T, ann map[string]string, args ...string) (int, string) {
+		n++
+		a := append(append([]string{}, ctr...), "run", "--rm", "--runc-binary", wrapper)
+		for k, v := range ann {
+			a = append(a, "--annotation", k+"="+v)
+		}
+		a = append(append(a, image, fmt.Sprintf("clawos-%d", n), "/clawos-probe"), args...)
+		code, out := runCmd(t, nil, nil, "ctr", a...)
+		if code != 0 && strings.Contains(out, "OCI runtime create failed") {
+			// ctr leaves the container record of a failed create.
+			runCmd(t, nil, nil, "ctr", append(append([]string{}, ctr...), "containers", "rm", fmt.Sprintf("clawos-%d", n))...)
+		}
+		return code, out
+	})
+	if code, out := runCmd(t, nil, nil, "ctr", append(ctr, "containers", "ls", "-q")...); code != 0 || strings.TrimSpace(out) != "" {
+		t.Errorf("containerd still lists containers: %s", out)
+	}
+}
