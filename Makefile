@@ -10,7 +10,7 @@ FUZZTIME  ?= 20s
 # The release 2026.2.2 is served under its module version v0.8.2.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-go test-vm vm-kernel fuzz lint bench demo baselines clean help
+.PHONY: install all build test test-go test-vm vm-kernel fuzz lint bench demo baselines clean help
 
 all: build
 
@@ -61,6 +61,19 @@ $(VM_DIR)/vmlinuz:
 
 test-vm: build vm-kernel
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -run TestAppArmorVM -v ./test
+
+# Installs the programs, podman's hooks.d files, the runtime wrapper's
+# configuration and the trusted whitelist directory. PREFIX and DESTDIR as
+# usual; HOOKS_DIR is where podman and CRI-O look for hooks.
+PREFIX    ?= /usr/local
+HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/clawos/whitelists
+	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-init $(DESTDIR)$(PREFIX)/bin/
+	for f in hook/hooks.d/*.json; do \
+		sed 's#/usr/local/bin/clawos-hook#$(PREFIX)/bin/clawos-hook#' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); done
+	test -e $(DESTDIR)/etc/clawos/runtime.json || \
+		sed 's#/usr/local/bin#$(PREFIX)/bin#' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
 
 fuzz:
 	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)

@@ -162,7 +162,7 @@ func unapply(spec *specs.Spec, cfg Config) []string {
 	}
 	spec.Mounts = mounts
 	if spec.Hooks != nil {
-		spec.Hooks.Prestart = notInjected(spec.Hooks.Prestart)
+		spec.Hooks.CreateRuntime = notInjected(spec.Hooks.CreateRuntime)
 		spec.Hooks.Poststop = notInjected(spec.Hooks.Poststop)
 	}
 	return append([]string{}, args...)
@@ -178,14 +178,16 @@ func notInjected(hs []specs.Hook) []specs.Hook {
 	return out
 }
 
-// inject adds our prestart and poststop hooks, unless the engine already
+// inject adds our createRuntime (prestart's successor: same point in runc)
+// and poststop hooks, unless the engine already
 // runs clawos-hook's prestart from its hooks.d (then it runs poststop from
 // there too: podman runs poststop hooks itself).
 func inject(spec *specs.Spec, cfg Config) {
 	if spec.Hooks == nil {
 		spec.Hooks = &specs.Hooks{}
 	}
-	for _, h := range spec.Hooks.Prestart {
+	//lint:ignore SA1019 podman and CRI-O put hooks.d's prestart hooks here
+	for _, h := range append(spec.Hooks.Prestart, spec.Hooks.CreateRuntime...) {
 		if h.Path == cfg.Hook {
 			return
 		}
@@ -195,7 +197,7 @@ func inject(spec *specs.Spec, cfg Config) {
 		return specs.Hook{Path: cfg.Hook, Args: append(append([]string{"clawos-hook"}, cfg.Args()...), stage),
 			Env: []string{injectedEnv}, Timeout: &secs}
 	}
-	spec.Hooks.Prestart = append(spec.Hooks.Prestart, hook("prestart"))
+	spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, hook("createRuntime"))
 	spec.Hooks.Poststop = append(spec.Hooks.Poststop, hook("poststop"))
 }
 

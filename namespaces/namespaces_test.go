@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/clawos/clawos-security/internal/golden"
@@ -178,5 +179,53 @@ func TestNftRuleset(t *testing.T) {
 	listing := "table inet clawos {\n chain output {\n  meta l4proto tcp counter packets 3 bytes 180 reject with tcp reset\n  meta l4proto udp counter packets 2 bytes 60 reject\n }\n}\n"
 	if n := namespaces.RefusedPackets(listing); n != 5 {
 		t.Errorf("RefusedPackets = %d, want 5", n)
+	}
+}
+
+func TestHarden(t *testing.T) {
+	s := specconv.Example()
+	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/var/run/netns/engine"}
+	s.Linux.Namespaces = []specs.LinuxNamespace{netns, {Type: specs.UserNamespace}}
+	s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 20, Soft: 1 << 20}, {Type: "RLIMIT_NPROC", Hard: 100, Soft: 100}}
+	if err := namespaces.Harden(s, namespaces.Options{Level: "strict", Slice: "wasm.slice"}); err != nil {
+		t.Fatal(err)
+	}
+	once, _ := json.Marshal(s)
+	if err := namespaces.Harden(s, namespaces.Options{Level: "strict", Slice: "wasm.slice"}); err != nil {
+		t.Fatal(err)
+	}
+	twice, _ := json.Marshal(s)
+	if string(once) != string(twice) {
+		t.Errorf("Harden is not idempotent")
+	}
+	types := map[specs.LinuxNamespaceType]string{}
+	for _, n := range s.Linux.Namespaces {
+		types[n.Type] = n.Path
+	}
+	if types[specs.NetworkNamespace] != netns.Path || len(types) != 7 {
+		t.Errorf("namespaces %+v: the engine's must stay, the missing ones added", s.Linux.Namespaces)
+	}
+	lim := map[string]uint64{}
+	for _, r := range s.Process.Rlimits {
+		lim[r.Type] = r.Hard
+	}
+	// Lowered to the level's, never raised; core dumps off.
+	if lim["RLIMIT_NOFILE"] != 1024 || lim["RLIMIT_NPROC"] != 100 || lim["RLIMIT_CORE"] != 0 || len(lim) != 3 {
+		t.Errorf("rlimits %v", lim)
+	}
+	if !s.Process.NoNewPrivileges || len(s.Process.Capabilities.Effective) != 0 || !s.Root.Readonly {
+		t.Errorf("not hardened")
+	}
+	if s.Linux.Resources.Pids == nil || *s.Linux.Resources.Pids.Limit != 128 {
+		t.Errorf("slice not applied: %+v", s.Linux.Resources)
+	}
+	tmp := 0
+	for _, m := range s.Mounts {
+		if m.Destination == "/tmp" {
+			tmp++
+		}
+	}
+	if tmp != 1 {
+		t.Errorf("%d /tmp mounts", tmp)
 	}
 }

@@ -35,7 +35,7 @@ type engineFixture struct {
 	rootfsTar                   string
 }
 
-func newEngineFixture(t *testing.T, tools ...string) *engineFixture {
+func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 	t.Helper()
 	if os.Getenv(integrationEnv) == "" {
 		t.Skipf("engine tests need root and the engines; set %s=1 (make test does) to run them", integrationEnv)
@@ -60,7 +60,9 @@ func newEngineFixture(t *testing.T, tools ...string) *engineFixture {
 	}
 	// Under /run/clawos-test (0755): a 0700 temporary directory would hide
 	// the root filesystem from containers with user namespaces.
-	dir := filepath.Join("/run/clawos-test", "engines-"+strings.ReplaceAll(t.Name(), "/", "-"))
+	// Short: podman refuses a runroot path longer than 50 characters.
+	sum := sha256.Sum256([]byte(t.Name()))
+	dir := filepath.Join("/run/clawos-test", "e-"+hex.EncodeToString(sum[:4]))
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -236,7 +238,7 @@ func writeOCIArchive(path, layerTar, name string) error {
 type engineRun func(t *testing.T, annotations map[string]string, args ...string) (int, string)
 
 // run runs a command and returns its exit status and combined output.
-func runCmd(t *testing.T, env []string, stdin []byte, name string, args ...string) (int, string) {
+func runCmd(t testing.TB, env []string, stdin []byte, name string, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -320,7 +322,11 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 	// Every confined run left audit records: applied, allowed, cleaned.
 	seen := map[string]bool{}
 	for _, r := range f.records(t) {
-		seen[r.Stage+":"+r.Decision] = true
+		stage := r.Stage
+		if stage == "createRuntime" { // injected (runc alone, containerd); hooks.d's is prestart
+			stage = "prestart"
+		}
+		seen[stage+":"+r.Decision] = true
 		if r.Decision == hook.DecisionAllowed && (r.Signature != "valid" || r.Digest == "" || r.ContainerID == "") {
 			t.Errorf("incomplete audit record: %+v", r)
 		}
@@ -461,9 +467,11 @@ func TestHookRunc(t *testing.T) {
 
 // TestHookPodman runs podman with the repository's hooks.d files (the
 // precreate, prestart and poststop stages, matching the annotation).
-func TestHookPodman(t *testing.T) {
-	f := newEngineFixture(t, "podman", "conmon")
-	hooksDir := filepath.Join(f.dir, "hooks.d")
+// setupPodman writes hooks.d files (the repository's, with the fixture's
+// paths), a containers.conf for this machine and private storage, and
+// imports the probe image. podman is the global flags, hooks dir included.
+func setupPodman(t testing.TB, f *engineFixture) (env, podman []string, hooksDir, image string) {
+	hooksDir = filepath.Join(f.dir, "hooks.d")
 	os.MkdirAll(hooksDir, 0o755)
 	for _, stage := range []string{"precreate", "prestart", "poststop"} {
 		name := "clawos-" + stage + ".json"
@@ -497,17 +505,24 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 `), 0o644)
-	env := []string{"CONTAINERS_CONF=" + conf}
+	env = []string{"CONTAINERS_CONF=" + conf}
 	root, runroot := filepath.Join(f.dir, "storage"), filepath.Join(f.dir, "runroot")
-	podman := []string{"--root", root, "--runroot", runroot, "--storage-driver", "overlay", "--hooks-dir", hooksDir}
+	podman = []string{"--root", root, "--runroot", runroot, "--storage-driver", "overlay"}
 	t.Cleanup(func() {
 		runCmd(t, env, nil, "podman", append(podman, "rm", "-a", "-f")...)
 		unix.Unmount(filepath.Join(root, "overlay"), unix.MNT_DETACH)
 	})
-	const image = "localhost/clawos-probe:test"
+	image = "localhost/clawos-probe:test"
 	if code, out := runCmd(t, env, nil, "podman", append(podman, "import", f.rootfsTar, image)...); code != 0 {
 		t.Fatalf("podman import: %s", out)
 	}
+	return env, podman, hooksDir, image
+}
+
+func TestHookPodman(t *testing.T) {
+	f := newEngineFixture(t, "podman", "conmon")
+	env, podman, hooksDir, image := setupPodman(t, f)
+	podman = append(podman, "--hooks-dir", hooksDir)
 	checkEngine(t, f, func(t *testing.T, ann map[string]string, args ...string) (int, string) {
 		a := append([]string{}, podman...)
 		a = append(a, "run", "--rm", "--network", "none")
@@ -523,7 +538,7 @@ events_logger = "file"
 }
 
 // containerd starts a private containerd (no CRI) and returns its socket.
-func startContainerd(t *testing.T, dir string) string {
+func startContainerd(t testing.TB, dir string) string {
 	t.Helper()
 	sock := filepath.Join(dir, "containerd.sock")
 	cfg := filepath.Join(dir, "containerd.toml")
@@ -570,27 +585,35 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 // TestHookContainerd runs containerd's runc shim with clawos-runc as its
 // runc binary (ctr run --runc-binary, as a RuntimeClass's BinaryName does).
-func TestHookContainerd(t *testing.T) {
-	f := newEngineFixture(t, "containerd", "ctr", "runc")
+// setupCtr starts a private containerd, puts clawos-runc with its
+// configuration in a directory of its own and imports the probe image; ctr
+// is ctr's global flags.
+func setupCtr(t testing.TB, f *engineFixture) (ctr []string, wrapper, image string) {
 	sock := startContainerd(t, f.dir)
 	// The wrapper reads clawos-runc.json next to the path it is called by.
 	wrapDir := filepath.Join(f.dir, "wrapper")
 	os.MkdirAll(wrapDir, 0o755)
-	wrapper := filepath.Join(wrapDir, "clawos-runc")
+	wrapper = filepath.Join(wrapDir, "clawos-runc")
 	if err := os.Symlink(f.wrapper, wrapper); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := json.Marshal(f.config())
 	os.WriteFile(filepath.Join(wrapDir, "clawos-runc.json"), cfg, 0o644)
 	archive := filepath.Join(f.dir, "probe-oci.tar")
-	const image = "localhost/clawos-probe:test"
+	image = "localhost/clawos-probe:test"
 	if err := writeOCIArchive(archive, f.rootfsTar, image); err != nil {
 		t.Fatal(err)
 	}
-	ctr := []string{"-a", sock, "-n", "clawos-test"}
+	ctr = []string{"-a", sock, "-n", "clawos-test"}
 	if code, out := runCmd(t, nil, nil, "ctr", append(ctr, "images", "import", archive)...); code != 0 {
 		t.Fatalf("ctr images import: %s", out)
 	}
+	return ctr, wrapper, image
+}
+
+func TestHookContainerd(t *testing.T) {
+	f := newEngineFixture(t, "containerd", "ctr", "runc")
+	ctr, wrapper, image := setupCtr(t, f)
 	n := 0
 	checkEngine(t, f, func(t *testing.T, ann map[string]string, args ...string) (int, string) {
 		n++

@@ -1,0 +1,151 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/clawos/clawos-security/hook"
+)
+
+// median of durations.
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration{}, d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// BenchmarkHookStages measures each clawos-hook stage as an engine runs it
+// (a process per call, config or state on stdin), median of b.N calls.
+func BenchmarkHookStages(b *testing.B) {
+	if os.Getenv(integrationEnv) == "" || os.Geteuid() != 0 {
+		b.Skipf("needs root and %s=1", integrationEnv)
+	}
+	hookBin, _ := filepath.Abs("../bin/clawos-hook")
+	initBin, _ := filepath.Abs("../bin/clawos-init")
+	dir := b.TempDir()
+	wlDir := filepath.Join(dir, "wl")
+	os.MkdirAll(wlDir, 0o755)
+	raw, err := os.ReadFile(probeWhitelist)
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(wlDir, "probe.json"), raw, 0o644)
+	cfg := hook.Config{WhitelistDir: wlDir, StateDir: filepath.Join(dir, "state"), AuditLog: filepath.Join(dir, "audit.jsonl"),
+		Init: initBin, Hook: hookBin}.WithDefaults(hookBin)
+	s := specconv.Example()
+	s.Annotations = map[string]string{hook.AnnotationWhitelist: "probe"}
+	s.Process.Args = []string{"/clawos-probe", "call", "39"}
+	in, _ := json.Marshal(s)
+	call := func(stage string, stdin []byte) ([]byte, time.Duration) {
+		start := time.Now()
+		cmd := exec.Command(hookBin, append(cfg.Args(), stage)...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("%s: %v", stage, err)
+		}
+		return out, time.Since(start)
+	}
+	confined, _ := call("precreate", in)
+	bundle := filepath.Join(dir, "bundle")
+	os.MkdirAll(bundle, 0o755)
+	os.WriteFile(filepath.Join(bundle, "config.json"), confined, 0o644)
+	// prestart installs port rules in the netns of pid: a process of its
+	// own network namespace stands in for the container.
+	holder := exec.Command("unshare", "--net", "sleep", "600")
+	if err := holder.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	time.Sleep(50 * time.Millisecond)
+	state, _ := json.Marshal(specs.State{Version: specs.Version, ID: "bench", Status: "created", Pid: holder.Process.Pid, Bundle: bundle})
+	var pre, start, stop []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, d := call("precreate", in)
+		pre = append(pre, d)
+		_, d = call("prestart", state)
+		start = append(start, d)
+		_, d = call("poststop", state)
+		stop = append(stop, d)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(median(pre).Microseconds()), "precreate-median-µs")
+	b.ReportMetric(float64(median(start).Microseconds()), "prestart-median-µs")
+	b.ReportMetric(float64(median(stop).Microseconds()), "poststop-median-µs")
+}
+
+// BenchmarkEngineStart measures start-to-exit of a container running
+// /clawos-probe call getpid with the integration (annotated: precreate or
+// the wrapper, prestart, poststop) against without it (no annotation, no
+// hooks dir or runc itself), alternating, for podman and for ctr.
+func BenchmarkEngineStart(b *testing.B) {
+	if os.Getenv(integrationEnv) == "" || os.Geteuid() != 0 {
+		b.Skipf("needs root, podman, containerd and %s=1", integrationEnv)
+	}
+	b.Run("podman", func(b *testing.B) {
+		env, podman, hooksDir, image := setupPodman(b, newEngineFixture(b, "podman", "conmon"))
+		args := func(with bool) []string {
+			a := append([]string{}, podman...)
+			if with {
+				a = append(a, "--hooks-dir", hooksDir)
+			}
+			a = append(a, "run", "--rm", "--network", "none")
+			if with {
+				a = append(a, "--annotation", hook.AnnotationWhitelist+"=probe")
+			}
+			return append(a, image, "/clawos-probe", "call", "39")
+		}
+		compare(b, func(with bool) { mustRun(b, env, "podman", args(with)...) })
+	})
+	b.Run("ctr", func(b *testing.B) {
+		ctr, wrapper, image := setupCtr(b, newEngineFixture(b, "containerd", "ctr", "runc"))
+		n := 0
+		compare(b, func(with bool) {
+			n++
+			a := append([]string{}, ctr...)
+			a = append(a, "run", "--rm")
+			if with {
+				a = append(a, "--runc-binary", wrapper, "--annotation", hook.AnnotationWhitelist+"=probe")
+			}
+			mustRun(b, nil, "ctr", append(a, image, fmt.Sprintf("bench-%d", n), "/clawos-probe", "call", "39")...)
+		})
+	})
+}
+
+func compare(b *testing.B, run func(with bool)) {
+	run(true) // warm caches
+	run(false)
+	var with, without []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := time.Now()
+		run(false)
+		without = append(without, time.Since(s))
+		s = time.Now()
+		run(true)
+		with = append(with, time.Since(s))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(median(without).Microseconds()), "without-median-µs")
+	b.ReportMetric(float64(median(with).Microseconds()), "with-median-µs")
+	b.ReportMetric(float64(median(with))/float64(median(without)), "ratio")
+}
+
+func mustRun(b *testing.B, env []string, name string, args ...string) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
