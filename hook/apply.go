@@ -94,24 +94,11 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 		return out, &clawerr.Error{Code: clawerr.EProto, Path: "process.args", Message: "the container has no command"}
 	}
 	cmd := unapply(spec, cfg)
-	opts, err := options(spec.Annotations, cfg)
+	plan, err := planFor(spec, name, cfg.Runtime, cfg, out, log)
 	if err != nil {
 		return out, err
 	}
-	path, raw, err := ReadWhitelist(cfg.WhitelistDir, name)
-	if err != nil {
-		return out, err
-	}
-	wl, sig, err := confine.Parse(path, raw, opts, log)
-	out.Signature = sig
-	if err != nil {
-		return out, err
-	}
-	out.WhitelistID = wl.WhitelistID
-	plan, err := confine.NewPlan(wl, opts, cfg.Runtime, hasNamespace(spec, specs.NetworkNamespace), false)
-	if err != nil {
-		return out, err
-	}
+	wl := plan.Whitelist
 	hard, err := confine.HardLimits()
 	if err != nil {
 		return out, err
@@ -140,6 +127,28 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	}
 	inject(spec, cfg)
 	return out, nil
+}
+
+// planFor reads the whitelist name from the trusted directory, validates
+// it and translates it for runtime with the options spec's annotations ask
+// for, recording in out what it learnt (signature state, whitelist id).
+// Apply and Prestart share it, so that both read a whitelist the same way.
+func planFor(spec *specs.Spec, name, runtime string, cfg Config, out *Outcome, log logrus.FieldLogger) (*confine.Plan, error) {
+	opts, err := options(spec.Annotations, cfg)
+	if err != nil {
+		return nil, err
+	}
+	path, raw, err := ReadWhitelist(cfg.WhitelistDir, name)
+	if err != nil {
+		return nil, err
+	}
+	wl, sig, err := confine.Parse(path, raw, opts, log)
+	out.Signature = sig
+	if err != nil {
+		return nil, err
+	}
+	out.WhitelistID = wl.WhitelistID
+	return confine.NewPlan(wl, opts, runtime, hasNamespace(spec, specs.NetworkNamespace), false)
 }
 
 // unapply undoes a previous Apply (idempotence) and returns the

@@ -86,25 +86,11 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 		return nil, nil
 	}
 	out := &Outcome{Whitelist: name}
-	opts, err := options(spec.Annotations, cfg)
-	if err != nil {
-		return out, err
-	}
-	path, raw, err := ReadWhitelist(cfg.WhitelistDir, name)
-	if err != nil {
-		return out, err
-	}
-	wl, sig, err := confine.Parse(path, raw, opts, log)
-	out.Signature = sig
-	if err != nil {
-		return out, err
-	}
-	out.WhitelistID = wl.WhitelistID
 	runtime := spec.Annotations[confine.AnnotationRuntime]
 	if runtime == "" {
 		runtime = cfg.Runtime
 	}
-	plan, err := confine.NewPlan(wl, opts, runtime, hasNamespace(spec, specs.NetworkNamespace), false)
+	plan, err := planFor(spec, name, runtime, cfg, out, log)
 	if err != nil {
 		return out, err
 	}
@@ -117,7 +103,7 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 			return out, err
 		}
 	}
-	rec := record{ID: st.ID, Whitelist: name, WhitelistID: wl.WhitelistID, Digest: out.Digest, Pid: st.Pid}
+	rec := record{ID: st.ID, Whitelist: name, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return out, clawerr.Wrap(clawerr.EInternal, err, "encode state record")
