@@ -92,19 +92,9 @@ var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"}
 // no_new_privs, read-only root, masked and read-only paths, rlimits,
 // hostname and resources. Mounts are set by Mounts.
 func Apply(spec *specs.Spec, o Options) error {
-	lvlName := o.Level
-	if lvlName == "" {
-		lvlName = "strict"
-	}
-	lvl, ok := levels[lvlName]
-	if !ok {
-		return &clawerr.Error{Code: clawerr.EProto, Path: "metadata.security_level", Message: fmt.Sprintf("unknown security level %q", o.Level)}
-	}
-	if spec.Linux == nil {
-		spec.Linux = &specs.Linux{}
-	}
-	if spec.Process == nil {
-		spec.Process = &specs.Process{}
+	lvl, err := prepare(spec, o.Level)
+	if err != nil {
+		return err
 	}
 	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace}, {Type: specs.CgroupNamespace}}
@@ -156,6 +146,26 @@ func Apply(spec *specs.Spec, o Options) error {
 	return nil
 }
 
+// prepare looks up a security level ("" is strict) and makes sure spec has
+// the linux and process sections Apply and Harden fill.
+func prepare(spec *specs.Spec, name string) (level, error) {
+	lvlName := name
+	if lvlName == "" {
+		lvlName = "strict"
+	}
+	lvl, ok := levels[lvlName]
+	if !ok {
+		return level{}, &clawerr.Error{Code: clawerr.EProto, Path: "metadata.security_level", Message: fmt.Sprintf("unknown security level %q", name)}
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	if spec.Process == nil {
+		spec.Process = &specs.Process{}
+	}
+	return lvl, nil
+}
+
 // capped returns an rlimit of value v, lowered to the caller's hard limit.
 func capped(name string, v uint64, hard map[string]uint64) specs.POSIXRlimit {
 	if h, ok := hard[name]; ok && h < v {
@@ -198,19 +208,9 @@ func CgroupV2(mount string) bool {
 // masked paths, lowers the rlimits to the level's and applies o.Slice.
 // Harden is idempotent.
 func Harden(spec *specs.Spec, o Options) error {
-	lvlName := o.Level
-	if lvlName == "" {
-		lvlName = "strict"
-	}
-	lvl, ok := levels[lvlName]
-	if !ok {
-		return &clawerr.Error{Code: clawerr.EProto, Path: "metadata.security_level", Message: fmt.Sprintf("unknown security level %q", o.Level)}
-	}
-	if spec.Linux == nil {
-		spec.Linux = &specs.Linux{}
-	}
-	if spec.Process == nil {
-		spec.Process = &specs.Process{}
+	lvl, err := prepare(spec, o.Level)
+	if err != nil {
+		return err
 	}
 	if spec.Root == nil {
 		return clawerr.New(clawerr.EProto, "the config has no root")
