@@ -48,16 +48,6 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 			t.Fatalf("%s is missing: .ci/setup installs it", tool)
 		}
 	}
-	abs := func(p string) string {
-		a, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(a); err != nil {
-			t.Fatalf("%v: run make build first", err)
-		}
-		return a
-	}
 	// Under /run/clawos-test (0755): a 0700 temporary directory would hide
 	// the root filesystem from containers with user namespaces.
 	// Short: podman refuses a runroot path longer than 50 characters.
@@ -69,8 +59,8 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	f := &engineFixture{dir: dir, wlDir: filepath.Join(dir, "whitelists"), stateDir: filepath.Join(dir, "hook-state"),
-		audit: filepath.Join(dir, "audit.jsonl"), hook: abs("../bin/clawos-hook"), wrapper: abs("../bin/clawos-runc"),
-		init: abs("../bin/clawos-init"), probe: abs("../bin/clawos-probe")}
+		audit: filepath.Join(dir, "audit.jsonl"), hook: built(t, "../bin/clawos-hook"), wrapper: built(t, "../bin/clawos-runc"),
+		init: built(t, "../bin/clawos-init"), probe: built(t, "../bin/clawos-probe")}
 	if err := os.MkdirAll(f.wlDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +79,7 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 		}
 	}
 	// A symlink out of the trusted directory.
-	if err := os.Symlink(abs(probeWhitelist), filepath.Join(f.wlDir, "escape.json")); err != nil {
+	if err := os.Symlink(built(t, probeWhitelist), filepath.Join(f.wlDir, "escape.json")); err != nil {
 		t.Fatal(err)
 	}
 	f.rootfsTar = filepath.Join(dir, "rootfs.tar")

@@ -63,17 +63,21 @@ func requireSandbox(t *testing.T) sandboxTools {
 			t.Fatalf("%s is missing: .ci/setup installs it", tool)
 		}
 	}
-	abs := func(p string) string {
-		a, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(a); err != nil {
-			t.Fatalf("%v: run make build first", err)
-		}
-		return a
+	return sandboxTools{run: built(t, "../bin/clawos-run"), probe: built(t, "../bin/clawos-probe"), stateDir: "/run/clawos-test"}
+}
+
+// built returns the absolute path of a file make build writes, failing the
+// test when it is missing.
+func built(t testing.TB, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return sandboxTools{run: abs("../bin/clawos-run"), probe: abs("../bin/clawos-probe"), stateDir: "/run/clawos-test"}
+	if _, err := os.Stat(a); err != nil {
+		t.Fatalf("%v: run make build first", err)
+	}
+	return a
 }
 
 type runResult struct {
