@@ -48,6 +48,9 @@ func displayPath(p string) string {
 // check, sorted by path, errors before warnings at the same path.
 type Report struct {
 	Diagnostics []Diagnostic `json:"diagnostics"`
+	// Signature is the state of the whitelist's signature, set when the
+	// signature check ran (the document could be decoded).
+	Signature SignatureState `json:"-"`
 }
 
 func (r *Report) add(d Diagnostic) { r.Diagnostics = append(r.Diagnostics, d) }

@@ -144,6 +144,7 @@ func Encode(wl *Whitelist) ([]byte, error) {
 
 func checkSignature(in *input, r *Report) {
 	state, err := VerifySignature(in.raw, in.wl.Signature)
+	r.Signature = state
 	if err != nil {
 		d := Diagnostic{Severity: SeverityError, Code: clawerr.CodeOf(err), Check: "signature", Message: err.Error()}
 		if e, ok := err.(*clawerr.Error); ok {

@@ -52,25 +52,36 @@ func Load(path string, stdin io.Reader, opts translate.Options, log logrus.Field
 
 // Parse is Load for a whitelist already read; name is used in messages.
 func Parse(name string, raw []byte, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
-	var sig struct {
-		Signature string `json:"signature"`
-	}
-	var state translate.SignatureState
-	if json.Unmarshal(raw, &sig) == nil {
-		state, _ = translate.VerifySignature(raw, sig.Signature)
-	}
 	v, err := translate.NewValidator()
 	if err != nil {
-		return nil, state, err
+		return nil, signatureState(raw), err
 	}
 	wl, rep := v.Validate(raw, opts)
 	for _, d := range rep.Warnings() {
 		log.WithFields(logrus.Fields{"path": d.Path, "check": d.Check}).Warn(d.Message)
 	}
+	state := rep.Signature
 	if err := rep.Err(); err != nil {
+		if state == "" {
+			state = signatureState(raw)
+		}
 		return nil, state, fmt.Errorf("%s: %w", name, err)
 	}
 	return wl, state, nil
+}
+
+// signatureState verifies the signature of a whitelist that validation
+// refused before its signature check ran (it could not be decoded as a
+// whitelist), for the audit record; "" if it is not JSON.
+func signatureState(raw []byte) translate.SignatureState {
+	var sig struct {
+		Signature string `json:"signature"`
+	}
+	if json.Unmarshal(raw, &sig) != nil {
+		return ""
+	}
+	state, _ := translate.VerifySignature(raw, sig.Signature)
+	return state
 }
 
 // Plan is a whitelist translated for one runtime.
