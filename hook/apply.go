@@ -79,7 +79,7 @@ type Outcome struct {
 // container-level filter, clawos-init bind-mounted read-only and prefixed
 // to process.args with the agent's exact filter inline, the namespaces
 // settings (namespaces.Harden), the port policy annotation and, where the
-// kernel has it, the AppArmor profile; it injects the prestart and
+// kernel has it, the AppArmor profile; it injects the createRuntime and
 // poststop hooks unless the engine already runs ours from hooks.d. Without
 // the annotation spec is left untouched and Apply returns a nil Outcome.
 // Apply is deterministic and idempotent: a config it has confined comes out

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	clawerr "github.com/clawos/clawos-security/errors"
@@ -159,6 +158,3 @@ func ReadConfig(path string, missingOK bool) (Config, error) {
 	}
 	return c, nil
 }
-
-// itoa is strconv.Itoa, for paths built from pids.
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -185,7 +186,7 @@ func installPorts(pid int, p *namespaces.PortPolicy) error {
 	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "stat the host's network namespace")
 	}
-	nsPath := "/proc/" + itoa(pid) + "/ns/net"
+	nsPath := "/proc/" + strconv.Itoa(pid) + "/ns/net"
 	if err := unix.Stat(nsPath, &ctr); err != nil {
 		return clawerr.Wrap(clawerr.ENoEnt, err, "stat the container's network namespace")
 	}
