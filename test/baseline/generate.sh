@@ -34,7 +34,7 @@ runtime_baselines() {
 	jq --slurpfile r "$work/runtime.json" --slurpfile e "$work/embedded.json" --slurpfile g "$work/goruntime.json" '
 		.baselines["runtime-runc"] = {
 			description: "what runc'"'"'s init calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal: part of the container-level filter only)",
-			measurements: ([$r[0]] + $g[0])
+			measurements: ([$r[0], $r[2]] + $g[0])
 		} |
 		.baselines["runtime-embedded"] = {
 			description: "what libcontainer'"'"'s init, embedded in clawos-run, calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal)",

@@ -5,7 +5,8 @@
 #
 # Method: a bundle whose filter's default action is SCMP_ACT_LOG, so the
 # kernel logs (type=1326) every call made under it; the log lines are grouped
-# by comm ("runc:[2:INIT]", "clawos-init"). Needs root, runc and the kernel
+# by comm ("runc:[2:INIT]", "clawos-init"); then the same for `runc exec`
+# into the running container (the setns path differs). Needs root, runc and the kernel
 # log. usage: measure-runtime.sh CLAWOS_INIT PROBE
 #        measure-runtime.sh --embedded CLAWOS_RUN PROBE WHITELIST
 #   (the embedded libcontainer of clawos-run, through its --measure-runtime)
@@ -52,8 +53,22 @@ mark="clawos-measure-$$-$RANDOM"
 echo "$mark" >/dev/kmsg
 (cd "$b" && runc run clawos-measure >/dev/null 2>&1) || true
 sleep 0.5
-echo "$old" >/proc/sys/kernel/printk_ratelimit
 log=$(dmesg | sed -n "/$mark/,\$p" | grep 'type=1326' || true)
+# runc exec (what containerd's shim runs for crictl/kubectl exec): a
+# process.json as the shim writes it, into a container that waits.
+jq '.process.args = ["/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/probe", "--", "/.clawos/probe", "ready"]' \
+	"$b/config.json" >"$b/config.tmp" && mv "$b/config.tmp" "$b/config.json"
+runc delete -f clawos-measure >/dev/null 2>&1 || true
+(cd "$b" && runc run -d clawos-measure >/dev/null 2>&1 </dev/null)
+sleep 0.3
+jq '.process | .args = ["/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/probe", "--", "/.clawos/probe", "call", "39"]' \
+	"$b/config.json" >"$b/process.json"
+emark="clawos-measure-exec-$$-$RANDOM"
+echo "$emark" >/dev/kmsg
+runc exec --process "$b/process.json" clawos-measure >/dev/null 2>&1 || true
+sleep 0.5
+echo "$old" >/proc/sys/kernel/printk_ratelimit
+elog=$(dmesg | sed -n "/$emark/,\$p" | grep 'type=1326' || true)
 runc_ver=$(runc --version | head -1)
 for comm in 'runc:[2:INIT]' clawos-init; do
 	names=$(printf '%s\n' "$log" | grep -F "comm=\"$comm\"" | sed -nE 's/.* syscall=([0-9]+) .*/\1/p' | sort -un |
@@ -66,3 +81,9 @@ for comm in 'runc:[2:INIT]' clawos-init; do
 		--arg t "seccomp SCMP_ACT_LOG, kernel audit log" --argjson s "$names" \
 		'{program: $p, arch: $a, kernel: $k, tool: $t, syscalls: $s}'
 done
+names=$(printf '%s\n' "$elog" | grep -F 'comm="runc:[2:INIT]"' | sed -nE 's/.* syscall=([0-9]+) .*/\1/p' | sort -un |
+	while read -r nr; do scmp_sys_resolver "$nr"; done | sort -u | jq -R . | jq -sc .)
+jq -nc --arg p "$runc_ver init after loading the container filter (runc exec --process, no_new_privs)" --arg a "$(uname -m)" \
+	--arg k "$(uname -r)" --arg t "seccomp SCMP_ACT_LOG, kernel audit log" --argjson s "$names" \
+	'{program: $p, arch: $a, kernel: $k, tool: $t, syscalls: $s}'
+
