@@ -30,7 +30,7 @@ help:
 # so that LD_PRELOAD and friends cannot reach them.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
-build: $(BIN)/clawos-probe $(BIN)/clawos-init
+build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause
 	$(GO) build -o $(BIN)/ ./cmd/clawos-policy ./cmd/clawos-run
 	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
@@ -41,6 +41,10 @@ $(BIN)/clawos-probe: test/probe/probe.c
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
 $(BIN)/clawos-init: cmd/clawos-init/init.c
+	@mkdir -p $(BIN)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BIN)/clawos-pause: test/pause/pause.c
 	@mkdir -p $(BIN)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 

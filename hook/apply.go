@@ -85,16 +85,20 @@ type Outcome struct {
 // Apply is deterministic and idempotent: a config it has confined comes out
 // the same.
 func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
-	name := spec.Annotations[AnnotationWhitelist]
-	if name == "" {
+	req := requested(spec)
+	if req.whitelist == "" {
+		if req.named {
+			return &Outcome{}, &clawerr.Error{Code: clawerr.EProto, Path: "annotations." + req.whitelistKey,
+				Message: "the annotation names no whitelist", Hint: "name a whitelist, or remove the annotation"}
+		}
 		return nil, nil
 	}
-	out := &Outcome{Whitelist: name}
+	out := &Outcome{Whitelist: req.whitelist}
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
 		return out, &clawerr.Error{Code: clawerr.EProto, Path: "process.args", Message: "the container has no command"}
 	}
 	cmd := unapply(spec, cfg)
-	plan, err := planFor(spec, name, cfg.Runtime, cfg, out, log)
+	plan, err := planFor(spec, req, cfg.Runtime, cfg, out, log)
 	if err != nil {
 		return out, err
 	}
@@ -103,7 +107,7 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	if err != nil {
 		return out, err
 	}
-	if err := namespaces.Harden(spec, namespaces.Options{Level: confine.Level(wl), Slice: spec.Annotations[AnnotationSlice],
+	if err := namespaces.Harden(spec, namespaces.Options{Level: confine.Level(wl), Slice: req.slice,
 		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
 		return out, err
 	}
@@ -129,16 +133,16 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	return out, nil
 }
 
-// planFor reads the whitelist name from the trusted directory, validates
-// it and translates it for runtime with the options spec's annotations ask
+// planFor reads the whitelist req names from the trusted directory,
+// validates it and translates it for runtime with the options req asks
 // for, recording in out what it learnt (signature state, whitelist id).
 // Apply and Prestart share it, so that both read a whitelist the same way.
-func planFor(spec *specs.Spec, name, runtime string, cfg Config, out *Outcome, log logrus.FieldLogger) (*confine.Plan, error) {
-	opts, err := options(spec.Annotations, cfg)
+func planFor(spec *specs.Spec, req request, runtime string, cfg Config, out *Outcome, log logrus.FieldLogger) (*confine.Plan, error) {
+	opts, err := options(req, cfg)
 	if err != nil {
 		return nil, err
 	}
-	path, raw, err := ReadWhitelist(cfg.WhitelistDir, name)
+	path, raw, err := ReadWhitelist(cfg.WhitelistDir, req.whitelistKey, req.whitelist)
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +227,8 @@ func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 }
 
 // options are the translation options an annotated container asks for.
-func options(ann map[string]string, cfg Config) (translate.Options, error) {
-	bl := ann[AnnotationBaseline]
+func options(req request, cfg Config) (translate.Options, error) {
+	bl := req.baseline
 	if bl == "" {
 		bl = "start"
 	}
@@ -232,7 +236,7 @@ func options(ann map[string]string, cfg Config) (translate.Options, error) {
 	if err != nil {
 		var ce *clawerr.Error
 		if errors.As(err, &ce) && ce.Path == "" {
-			ce.Path = "annotations." + AnnotationBaseline
+			ce.Path = "annotations." + req.baselineKey
 		}
 		return translate.Options{}, err
 	}
@@ -243,12 +247,13 @@ func options(ann map[string]string, cfg Config) (translate.Options, error) {
 // hidden files, no absolute path.
 var whitelistName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$`)
 
-// ReadWhitelist reads the whitelist name (NAME or NAME.json) from the
-// trusted directory dir. The kernel resolves the path beneath dir
-// (openat2 RESOLVE_BENEATH): a symlink that leaves it is refused.
-func ReadWhitelist(dir, name string) (string, []byte, error) {
+// ReadWhitelist reads the whitelist name (NAME or NAME.json), the value of
+// annotation key, from the trusted directory dir. The kernel resolves the
+// path beneath dir (openat2 RESOLVE_BENEATH): a symlink that leaves it is
+// refused.
+func ReadWhitelist(dir, key, name string) (string, []byte, error) {
 	if !whitelistName.MatchString(name) || len(name) > 255 {
-		return "", nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationWhitelist,
+		return "", nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + key,
 			Message: fmt.Sprintf("%q is not a whitelist name inside the trusted directory", name),
 			Hint:    "name a file of " + dir + " without its .json suffix"}
 	}
@@ -267,10 +272,10 @@ func ReadWhitelist(dir, name string) (string, []byte, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.ENOENT):
-			return path, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "annotations." + AnnotationWhitelist,
+			return path, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "annotations." + key,
 				Message: fmt.Sprintf("whitelist %q is not in the trusted directory %s", name, dir), Err: err}
 		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ELOOP):
-			return path, nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationWhitelist,
+			return path, nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + key,
 				Message: fmt.Sprintf("whitelist %q resolves outside the trusted directory %s", name, dir), Err: err}
 		}
 		return path, nil, clawerr.Wrap(clawerr.EIO, err, "open whitelist "+strconv.Quote(name))

@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,14 +50,12 @@ func ReadState(r io.Reader) (*specs.State, error) {
 // ReadBundleConfig reads bundle/config.json without following a symlink
 // in its last component.
 func ReadBundleConfig(bundle string) (*specs.Spec, error) {
-	fd, err := unix.Open(filepath.Join(bundle, "config.json"), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	b, err := readLimited(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read the bundle's config.json")
 	}
-	f := os.NewFile(uintptr(fd), "config.json")
-	defer f.Close()
 	var s specs.Spec
-	if err := json.NewDecoder(io.LimitReader(f, maxConfig)).Decode(&s); err != nil {
+	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "the bundle's config.json is not an OCI config", Err: err}
 	}
 	return &s, nil
@@ -75,7 +74,8 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	if err != nil {
 		return nil, err
 	}
-	name := spec.Annotations[AnnotationWhitelist]
+	req := requested(spec)
+	name := req.whitelist
 	if err := refusal(spec); err != nil {
 		return &Outcome{Whitelist: name}, err
 	}
@@ -91,7 +91,7 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	if runtime == "" {
 		runtime = cfg.Runtime
 	}
-	plan, err := planFor(spec, name, runtime, cfg, out, log)
+	plan, err := planFor(spec, req, runtime, cfg, out, log)
 	if err != nil {
 		return out, err
 	}
@@ -99,12 +99,18 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 		return out, err
 	}
 	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
+	rec := record{ID: st.ID, Whitelist: name, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid}
 	if plan.Ports != nil {
+		if joined := netnsPath(spec); joined != "" {
+			// A pod's network namespace, shared with its other
+			// containers: a table of our own, removed by poststop.
+			plan.Ports.Table = portTable(st.ID)
+			rec.NetNS, rec.Table = joined, plan.Ports.Table
+		}
 		if err := installPorts(st.Pid, plan.Ports); err != nil {
 			return out, err
 		}
 	}
-	rec := record{ID: st.ID, Whitelist: name, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return out, clawerr.Wrap(clawerr.EInternal, err, "encode state record")
@@ -125,6 +131,33 @@ type record struct {
 	WhitelistID string `json:"whitelist_id"`
 	Digest      string `json:"profile_digest"`
 	Pid         int    `json:"pid"`
+	// NetNS and Table: the nftables table installed in a network
+	// namespace the container joined (and that outlives it).
+	NetNS string `json:"netns,omitempty"`
+	Table string `json:"nft_table,omitempty"`
+}
+
+// netnsPath is the network namespace spec joins, "" when it creates its
+// own (or has none).
+func netnsPath(spec *specs.Spec) string {
+	if spec.Linux == nil {
+		return ""
+	}
+	for _, n := range spec.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace {
+			return n.Path
+		}
+	}
+	return ""
+}
+
+// portTable names the nftables table of container id in a shared network
+// namespace.
+func portTable(id string) string {
+	if !containerID.MatchString(id) || len(id) > 200 {
+		id = fmt.Sprintf("%x", sha256.Sum256([]byte(id)))
+	}
+	return namespaces.NftTable + "-" + id
 }
 
 // containerID is what a state file may be named after.
@@ -211,12 +244,31 @@ func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 		var rec record
 		if json.Unmarshal(b, &rec) == nil {
 			out.Whitelist, out.WhitelistID, out.Digest = rec.Whitelist, rec.WhitelistID, rec.Digest
+			if err := removeTable(rec); err != nil {
+				return out, err
+			}
 		}
 	}
 	if err := os.Remove(statePath(cfg, st.ID)); err != nil && !os.IsNotExist(err) {
 		return out, clawerr.Wrap(clawerr.EIO, err, "remove the container's state record")
 	}
 	return out, nil
+}
+
+// removeTable removes the port rules a container installed in a network
+// namespace it shared, if that namespace still exists (a pod's outlives
+// its containers: a restarted container must not find its predecessor's
+// rules).
+func removeTable(rec record) error {
+	if rec.NetNS == "" || rec.Table == "" {
+		return nil
+	}
+	f, err := os.Open(rec.NetNS)
+	if err != nil {
+		return nil // the namespace is gone, and its rules with it
+	}
+	defer f.Close()
+	return namespaces.DeleteTable(f, rec.Table)
 }
 
 // Record is one line of the audit log.

@@ -17,6 +17,18 @@ import (
 // an empty, non-nil list means nothing (--net none).
 type PortPolicy struct {
 	Connect, Bind []int
+	// Table is the nftables table Install creates; NftTable when empty.
+	// Containers that share a network namespace (a Kubernetes pod) each
+	// install a table of their own: a packet must pass every table's
+	// chains, so together they allow the ports all of them allow.
+	Table string
+}
+
+func (p *PortPolicy) table() string {
+	if p.Table == "" {
+		return NftTable
+	}
+	return p.Table
 }
 
 // Ruleset renders the policy as nft text (see NftRuleset).
@@ -32,7 +44,7 @@ func (p *PortPolicy) Install(netns *os.File) error {
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "netlink to the sandbox's network namespace")
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: NftTable})
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: p.table()})
 	chain := func(name string, hook *nftables.ChainHook, ports []int) {
 		if ports == nil {
 			return
@@ -68,6 +80,28 @@ func (p *PortPolicy) Install(netns *os.File) error {
 	chain("input", nftables.ChainHookInput, p.Bind)
 	if err := c.Flush(); err != nil {
 		return &clawerr.Error{Code: clawerr.EPerm, Message: "cannot install the port restrictions in the sandbox's network namespace; the agent was not started", Err: err}
+	}
+	return nil
+}
+
+// DeleteTable removes the nftables table a PortPolicy installed in netns;
+// a table that is not there is not an error.
+func DeleteTable(netns *os.File, table string) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(netns.Fd())))
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "netlink to the network namespace")
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "list nftables tables")
+	}
+	for _, t := range tables {
+		if t.Name == table {
+			c.DelTable(t)
+			if err := c.Flush(); err != nil {
+				return clawerr.Wrap(clawerr.EIO, err, "delete nftables table "+table)
+			}
+		}
 	}
 	return nil
 }

@@ -164,8 +164,9 @@ func writeRootfsTar(path string, files map[string]string) error {
 }
 
 // writeOCIArchive writes an OCI image layout archive of one layer (the
-// rootfs tarball), named for containerd by io.containerd.image.name.
-func writeOCIArchive(path, layerTar, name string) error {
+// rootfs tarball) whose command is cmd, named for containerd by
+// io.containerd.image.name.
+func writeOCIArchive(path, layerTar, name string, cmd []string) error {
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
 	add := func(name string, b []byte) error {
@@ -194,7 +195,7 @@ func writeOCIArchive(path, layerTar, name string) error {
 		return err
 	}
 	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Cmd": []string{"/clawos-probe", "status"}},
+		"config": map[string]any{"Cmd": cmd},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diff[:])}}})
 	cd, cs, err := blob(cfg)
 	if err != nil {
@@ -536,46 +537,15 @@ func TestHookPodman(t *testing.T) {
 func startContainerd(t testing.TB, dir string) string {
 	t.Helper()
 	sock := filepath.Join(dir, "containerd.sock")
-	cfg := filepath.Join(dir, "containerd.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`version = 2
+	os.WriteFile(filepath.Join(dir, "containerd.toml"), []byte(fmt.Sprintf(`version = 2
 root = %q
 state = %q
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
   address = %q
 `, filepath.Join(dir, "containerd-root"), filepath.Join(dir, "containerd-state"), sock)), 0o644)
-	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("containerd", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// PID 1 here may not reap orphans: stop the daemon by its pid and
-	// wait for it; its shims exit with their containers.
-	t.Cleanup(func() {
-		cmd.Process.Signal(unix.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-		unix.Unmount(filepath.Join(dir, "containerd-state"), unix.MNT_DETACH)
-		logf.Close()
-	})
-	for i := 0; i < 100; i++ {
-		if code, _ := runCmd(t, nil, nil, "ctr", "-a", sock, "version"); code == 0 {
-			return sock
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, "containerd.log"))
-	t.Fatalf("containerd did not start:\n%s", b)
-	return ""
+	startContainerdConfig(t, dir, sock)
+	return sock
 }
 
 // TestHookContainerd runs containerd's runc shim with clawos-runc as its
@@ -596,7 +566,7 @@ func setupCtr(t testing.TB, f *engineFixture) (ctr []string, wrapper, image stri
 	os.WriteFile(filepath.Join(wrapDir, "clawos-runc.json"), cfg, 0o644)
 	archive := filepath.Join(f.dir, "probe-oci.tar")
 	image = "localhost/clawos-probe:test"
-	if err := writeOCIArchive(archive, f.rootfsTar, image); err != nil {
+	if err := writeOCIArchive(archive, f.rootfsTar, image, []string{"/clawos-probe", "status"}); err != nil {
 		t.Fatal(err)
 	}
 	const namespace = "engine-test"

@@ -1,7 +1,9 @@
-// Command clawos-runc is the ClawOS runtime wrapper for containerd and
-// plain runc: called with runc's command line, it confines the bundle of an
-// annotated container on create (and run), then execs the real runc with
-// the same arguments; every other command passes straight through. Its
+// Command clawos-runc is the ClawOS runtime wrapper for containerd (also as
+// a Kubernetes CRI runtime handler) and plain runc: called with runc's
+// command line, it confines the bundle of an annotated container on create
+// (and run), routes exec'd processes of a confined container through
+// clawos-init, then execs the real runc; every other command passes
+// straight through. Its
 // configuration is /etc/clawos/runtime.json, or clawos-runc.json next to
 // the path it was called by. See docs/hooks.md.
 package main
@@ -38,7 +40,13 @@ func run(argv []string, stderr io.Writer) int {
 		return fail(stderr, "", clawerr.Wrap(clawerr.EIO, err, "working directory"))
 	}
 	rc := hook.ParseRuncCommand(argv[1:], cwd)
-	out, err := hook.WrapCreate(rc, cfg, log)
+	args := argv[1:]
+	var out *hook.Outcome
+	if rc.Command == "exec" {
+		args, out, err = hook.WrapExec(rc, args)
+	} else {
+		out, err = hook.WrapCreate(rc, cfg, log)
+	}
 	if out != nil || err != nil {
 		if aerr := hook.Append(cfg.AuditLog, hook.NewRecord(rc.Command, rc.ID, out, err)); aerr != nil && err == nil {
 			err = aerr
@@ -47,7 +55,7 @@ func run(argv []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, rc.Log, err)
 	}
-	err = syscall.Exec(cfg.Runc, append([]string{"runc"}, argv[1:]...), os.Environ())
+	err = syscall.Exec(cfg.Runc, append([]string{"runc"}, args...), os.Environ())
 	return fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + cfg.Runc, Err: err})
 }
 
