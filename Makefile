@@ -13,7 +13,7 @@ FUZZTIME  ?= 60000x
 # The release 2026.2.2 is served under its module version v0.8.2.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: install all build test test-go test-vm vm-kernel fuzz lint bench demo baselines clean help
+.PHONY: install all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help
 
 all: build
 
@@ -50,8 +50,19 @@ $(BIN)/clawos-pause: test/pause/pause.c
 
 test: lint test-go fuzz
 
-test-go: build vm-kernel
+test-go: build vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 20m ./...
+
+# crictl, the CRI client of the Kubernetes tests (test/cri_test.go), built
+# once from the Go module proxy (about a minute here) into a cache that
+# outlives the checkout.
+CRICTL_VERSION := v1.37.0
+CRICTL_DIR     := /var/cache/clawos-test/$(CRICTL_VERSION)
+crictl: $(CRICTL_DIR)/crictl
+
+$(CRICTL_DIR)/crictl:
+	@mkdir -p $(CRICTL_DIR)
+	GOBIN=$(CRICTL_DIR) GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
 # The kernel the AppArmor VM boots: Debian's current linux-image-amd64 (6.1
 # LTS), which has AppArmor built in and enabled; only its vmlinuz is kept.
@@ -90,7 +101,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench:
+bench: build crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchmem ./...
 
 demo: build

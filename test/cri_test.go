@@ -22,7 +22,7 @@ import (
 
 // crictlBin is the CRI client the tests drive containerd with, as a
 // kubelet would (built from the Go module proxy by make crictl).
-const crictlBin = "/var/cache/clawos-test/bin/crictl"
+const crictlBin = "/var/cache/clawos-test/v1.37.0/crictl"
 
 // criCluster is a private containerd with the CRI plugin (its own root,
 // state, socket and CNI network) and crictl pointed at it: the node side

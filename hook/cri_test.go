@@ -1,0 +1,143 @@
+package hook
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/confine"
+)
+
+func TestRequested(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		ann       map[string]string
+		whitelist string
+		key       string
+		baseline  string
+		sandbox   bool
+	}{
+		{"pod-wide", map[string]string{AnnotationWhitelist: "a"}, "a", AnnotationWhitelist, "", false},
+		{"per-container wins", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerName: "web",
+			ContainerWhitelistPrefix + "web": "b", ContainerBaselinePrefix + "web": "tokio"}, "b", ContainerWhitelistPrefix + "web", "tokio", false},
+		{"another container's form does not apply", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerName: "db",
+			ContainerWhitelistPrefix + "web": "b"}, "a", AnnotationWhitelist, "", false},
+		{"per-container only", map[string]string{AnnotationCRIContainerName: "web", ContainerWhitelistPrefix + "web": "b"},
+			"b", ContainerWhitelistPrefix + "web", "", false},
+		{"sandbox: no whitelist", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerType: CRISandbox}, "", "", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := requested(&specs.Spec{Annotations: c.ann})
+			if r.whitelist != c.whitelist || r.whitelistKey != c.key || r.baseline != c.baseline || r.sandbox != c.sandbox {
+				t.Errorf("got %+v", r)
+			}
+		})
+	}
+}
+
+func TestApplyCRI(t *testing.T) {
+	cfg := testConfig(t)
+	t.Run("sandbox untouched", func(t *testing.T) {
+		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", AnnotationCRIContainerType: CRISandbox})
+		if out, err := Apply(s, cfg, quiet()); out != nil || err != nil || s.Process.Args[0] != "/agent" {
+			t.Errorf("out %v err %v args %v", out, err, s.Process.Args)
+		}
+	})
+	t.Run("empty annotation refused", func(t *testing.T) {
+		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", AnnotationCRIContainerName: "web", ContainerWhitelistPrefix + "web": ""})
+		_, err := Apply(s, cfg, quiet())
+		var ce *clawerr.Error
+		if !errors.As(err, &ce) || ce.Code != clawerr.EProto || ce.Path != "annotations."+ContainerWhitelistPrefix+"web" {
+			t.Errorf("err %v", err)
+		}
+	})
+}
+
+// runcState writes a runc state directory for container id whose bundle
+// holds spec, as runc 1.1 does (the bundle is a label of its config).
+func runcState(t *testing.T, id string, spec *specs.Spec) (root, bundle string) {
+	t.Helper()
+	root, bundle = t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(root, id), 0o700)
+	st, _ := json.Marshal(map[string]any{"id": id, "config": map[string]any{"labels": []string{"bundle=" + bundle}}})
+	os.WriteFile(filepath.Join(root, id, "state.json"), st, 0o600)
+	b, _ := json.Marshal(spec)
+	os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
+	return root, bundle
+}
+
+func TestWrapExec(t *testing.T) {
+	cfg := testConfig(t)
+	confined := exampleSpec(map[string]string{AnnotationWhitelist: "probe"})
+	if _, err := Apply(confined, cfg, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	prefix, err := initPrefix(confined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := runcState(t, "c1", confined)
+	plainRoot, _ := runcState(t, "c2", exampleSpec(nil))
+
+	t.Run("process file rewritten", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "process.json")
+		b, _ := json.Marshal(specs.Process{Args: []string{"sh", "-c", "id"}, Cwd: "/", NoNewPrivileges: false,
+			Capabilities: &specs.LinuxCapabilities{Effective: []string{"CAP_SYS_ADMIN"}}})
+		os.WriteFile(p, b, 0o600)
+		args := []string{"--root", root, "exec", "--process", p, "--detach", "c1"}
+		got, out, err := WrapExec(ParseRuncCommand(args, "/"), args)
+		if err != nil || out == nil || !reflect.DeepEqual(got, args) {
+			t.Fatalf("args %v out %v err %v", got, out, err)
+		}
+		proc, err := readProcess(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(append([]string{}, prefix...), "sh", "-c", "id")
+		if !reflect.DeepEqual(proc.Args, want) || !proc.NoNewPrivileges || len(proc.Capabilities.Effective) != 0 {
+			t.Errorf("process %+v", proc)
+		}
+	})
+	t.Run("command line form", func(t *testing.T) {
+		args := []string{"--root", root, "exec", "-t", "c1", "sh", "-c", "id"}
+		got, _, err := WrapExec(ParseRuncCommand(args, "/"), args)
+		want := append(append([]string{"--root", root, "exec", "-t", "c1"}, prefix...), "sh", "-c", "id")
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("args %v err %v", got, err)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		args []string
+		code clawerr.Code
+	}{
+		{"--cap refused", []string{"--root", root, "exec", "--cap", "CAP_SYS_ADMIN", "c1", "sh"}, clawerr.EPerm},
+		{"no command", []string{"--root", root, "exec", "c1"}, clawerr.EProto},
+		{"unknown container", []string{"--root", root, "exec", "c9", "sh"}, clawerr.ENoEnt},
+		{"id with a path", []string{"--root", root, "exec", "../c1", "sh"}, clawerr.EProto},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := WrapExec(ParseRuncCommand(c.args, "/"), c.args)
+			if clawerr.CodeOf(err) != c.code {
+				t.Errorf("err %v, want %v", err, c.code)
+			}
+		})
+	}
+	t.Run("unconfined container passes", func(t *testing.T) {
+		args := []string{"--root", plainRoot, "exec", "c2", "sh"}
+		got, out, err := WrapExec(ParseRuncCommand(args, "/"), args)
+		if err != nil || out != nil || !reflect.DeepEqual(got, args) {
+			t.Errorf("args %v out %v err %v", got, out, err)
+		}
+	})
+	if !strings.HasPrefix(prefix[0], confine.Dir) {
+		t.Errorf("prefix %v", prefix)
+	}
+}
