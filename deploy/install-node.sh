@@ -1,0 +1,54 @@
+#!/bin/sh
+# Installs clawos-security's runtime side on a Kubernetes node: the static
+# programs (clawos-runc, clawos-hook, clawos-init), the runtime wrapper's
+# configuration (kept if present) and the trusted whitelists, each file
+# written to a temporary name and renamed, so that containerd never runs a
+# half-copied wrapper. It then prints the containerd snippet to merge; it
+# does not edit containerd's config or restart it (an operator's decision).
+# The installer DaemonSet (deploy/installer.yaml) runs it with --host /host;
+# by hand on a node: deploy/install-node.sh --from . --whitelists DIR
+#
+# usage: install-node.sh [--host DIR] [--from DIR] [--whitelists DIR]
+#   --host        the node's root (default /)
+#   --from        where bin/ and deploy/ are (default: the script's parent)
+#   --whitelists  a directory of NAME.json whitelists to install
+set -eu
+host=/
+from=$(cd "$(dirname "$0")/.." && pwd)
+whitelists=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--host) host=$2; shift 2 ;;
+	--from) from=$2; shift 2 ;;
+	--whitelists) whitelists=$2; shift 2 ;;
+	*) echo "install-node.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+bin=$host/usr/local/bin
+etc=$host/etc/clawos
+
+# put SRC DST MODE: copy SRC to DST atomically (same directory, rename).
+put() {
+	tmp="$2.clawos-tmp.$$"
+	cp "$1" "$tmp"
+	chmod "$3" "$tmp"
+	mv -f "$tmp" "$2"
+}
+
+mkdir -p "$bin" "$etc/whitelists"
+for p in clawos-init clawos-hook clawos-runc; do
+	[ -x "$from/bin/$p" ] || { echo "install-node.sh: $from/bin/$p is missing (make build)" >&2; exit 1; }
+	put "$from/bin/$p" "$bin/$p" 0755
+done
+if [ ! -e "$etc/runtime.json" ]; then
+	put "$from/deploy/runtime.json" "$etc/runtime.json" 0644
+fi
+if [ -n "$whitelists" ]; then
+	for f in "$whitelists"/*.json; do
+		[ -e "$f" ] || continue
+		put "$f" "$etc/whitelists/$(basename "$f")" 0644
+	done
+fi
+echo "clawos-security installed under $host (programs in /usr/local/bin, configuration in /etc/clawos)."
+echo "Merge into /etc/containerd/config.toml, restart containerd, then label the node clawos.io/runtime=ready:"
+cat "$from/deploy/containerd-clawos.toml"

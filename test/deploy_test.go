@@ -1,0 +1,213 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+
+	"github.com/clawos/clawos-security/hook"
+)
+
+// deployObjects decodes every document of the deploy/ manifests into its
+// Kubernetes API type, strictly: an unknown or misspelt field, a wrong
+// type or an unknown kind fails.
+func deployObjects(t *testing.T) map[string][]any {
+	t.Helper()
+	files, err := filepath.Glob("../deploy/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in deploy/: %v", err)
+	}
+	out := map[string][]any{}
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(raw), -1) {
+			if strings.TrimSpace(regexp.MustCompile(`(?m)^#.*$`).ReplaceAllString(doc, "")) == "" {
+				continue
+			}
+			var tm metav1.TypeMeta
+			if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+				t.Fatalf("%s document %d: %v", file, i, err)
+			}
+			var obj any
+			switch tm.APIVersion + "/" + tm.Kind {
+			case "node.k8s.io/v1/RuntimeClass":
+				obj = &nodev1.RuntimeClass{}
+			case "apps/v1/DaemonSet":
+				obj = &appsv1.DaemonSet{}
+			case "v1/Pod":
+				obj = &corev1.Pod{}
+			case "v1/Namespace":
+				obj = &corev1.Namespace{}
+			default:
+				t.Fatalf("%s document %d: unexpected kind %s %s", file, i, tm.APIVersion, tm.Kind)
+			}
+			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+				t.Errorf("%s document %d (%s): %v", file, i, tm.Kind, err)
+				continue
+			}
+			out[tm.Kind] = append(out[tm.Kind], obj)
+		}
+	}
+	return out
+}
+
+// meta checks what every object's metadata must satisfy: a DNS subdomain
+// name and valid annotation keys and sizes.
+func meta(t *testing.T, kind string, m metav1.ObjectMeta) {
+	for _, msg := range validation.IsDNS1123Subdomain(m.Name) {
+		t.Errorf("%s %q: name: %s", kind, m.Name, msg)
+	}
+	for _, e := range apivalidation.ValidateAnnotations(m.Annotations, field.NewPath("metadata", "annotations")) {
+		t.Errorf("%s %q: %v", kind, m.Name, e)
+	}
+}
+
+// handlerAnnotations reads the pod_annotations patterns of the shipped
+// containerd snippet.
+func handlerAnnotations(t *testing.T) []string {
+	b, err := os.ReadFile("../deploy/containerd-clawos.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*pod_annotations\s*=\s*(\[.*\])\s*$`).FindSubmatch(b)
+	var pats []string
+	if m == nil || json.Unmarshal(m[1], &pats) != nil {
+		t.Fatal("deploy/containerd-clawos.toml has no pod_annotations list")
+	}
+	if !bytes.Contains(b, []byte(`runtimes.clawos]`)) {
+		t.Fatal(`deploy/containerd-clawos.toml defines no "clawos" handler`)
+	}
+	return pats
+}
+
+// TestDeployManifests validates the deployment manifests against the
+// Kubernetes API types and against each other: the RuntimeClass names the
+// handler the containerd snippet defines, the example pod uses it, its
+// annotations are ones containerd passes through and name shipped
+// whitelists and existing containers, and the installer runs the shipped
+// script.
+func TestDeployManifests(t *testing.T) {
+	objs := deployObjects(t)
+	for _, kind := range []string{"RuntimeClass", "DaemonSet", "Pod", "Namespace"} {
+		if len(objs[kind]) == 0 {
+			t.Errorf("deploy/ has no %s", kind)
+		}
+	}
+	var rcName string
+	for _, o := range objs["RuntimeClass"] {
+		rc := o.(*nodev1.RuntimeClass)
+		meta(t, "RuntimeClass", rc.ObjectMeta)
+		if rc.Handler != "clawos" {
+			t.Errorf("RuntimeClass handler %q, want the snippet's clawos", rc.Handler)
+		}
+		for _, msg := range validation.IsDNS1123Label(rc.Handler) {
+			t.Errorf("RuntimeClass handler: %s", msg)
+		}
+		rcName = rc.Name
+	}
+	pats := handlerAnnotations(t)
+	for _, o := range objs["Pod"] {
+		p := o.(*corev1.Pod)
+		meta(t, "Pod", p.ObjectMeta)
+		if p.Spec.RuntimeClassName == nil || *p.Spec.RuntimeClassName != rcName {
+			t.Errorf("pod %s does not use the RuntimeClass %q", p.Name, rcName)
+		}
+		containers := map[string]bool{}
+		for _, c := range p.Spec.Containers {
+			containers[c.Name] = true
+		}
+		for k, v := range p.Annotations {
+			passed := false
+			for _, pat := range pats {
+				if ok, _ := path.Match(pat, k); ok {
+					passed = true
+				}
+			}
+			if !passed {
+				t.Errorf("pod %s: containerd does not pass annotation %s (pod_annotations %v)", p.Name, k, pats)
+			}
+			if prefix, name, ok := strings.Cut(k, "/"); ok && !containers[name] {
+				t.Errorf("pod %s: %s names no container of the pod", p.Name, k)
+			} else if ok && prefix+"/" == hook.ContainerWhitelistPrefix || k == hook.AnnotationWhitelist {
+				if _, err := os.Stat(filepath.Join("../examples", v+".whitelist.json")); err != nil {
+					t.Errorf("pod %s: %s names %q, not a shipped whitelist: %v", p.Name, k, v, err)
+				}
+			}
+		}
+	}
+	for _, o := range objs["DaemonSet"] {
+		ds := o.(*appsv1.DaemonSet)
+		meta(t, "DaemonSet", ds.ObjectMeta)
+		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(ds.Spec.Template.Labels)) {
+			t.Errorf("DaemonSet %s: its selector does not match its pods (%v)", ds.Name, err)
+		}
+		for _, c := range append(ds.Spec.Template.Spec.InitContainers, ds.Spec.Template.Spec.Containers...) {
+			if len(c.Command) > 0 && strings.HasPrefix(c.Command[0], "/opt/clawos/deploy/") {
+				if _, err := os.Stat(filepath.Join("../deploy", strings.TrimPrefix(c.Command[0], "/opt/clawos/deploy/"))); err != nil {
+					t.Errorf("DaemonSet %s runs %s, which deploy/ does not have", ds.Name, c.Command[0])
+				}
+			}
+		}
+	}
+}
+
+// TestInstallNode runs the node installer script into a scratch root:
+// programs, configuration and whitelists land where the runtime wrapper
+// looks for them, and the configuration an operator edited is kept.
+func TestInstallNode(t *testing.T) {
+	for _, p := range []string{"clawos-init", "clawos-hook", "clawos-runc"} {
+		built(t, "../bin/"+p)
+	}
+	host, wl := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(wl, "ironclaw.json"), []byte(`{}`), 0o644)
+	run := func() string {
+		out, err := exec.Command("sh", "../deploy/install-node.sh", "--host", host, "--from", "..", "--whitelists", wl).CombinedOutput()
+		if err != nil {
+			t.Fatalf("install-node.sh: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	out := run()
+	if !strings.Contains(out, `runtimes.clawos]`) {
+		t.Errorf("the installer does not print the containerd snippet:\n%s", out)
+	}
+	for _, f := range []string{"usr/local/bin/clawos-runc", "usr/local/bin/clawos-hook", "usr/local/bin/clawos-init",
+		"etc/clawos/runtime.json", "etc/clawos/whitelists/ironclaw.json"} {
+		if _, err := os.Stat(filepath.Join(host, f)); err != nil {
+			t.Errorf("not installed: %v", err)
+		}
+	}
+	cfg := filepath.Join(host, "etc/clawos/runtime.json")
+	os.WriteFile(cfg, []byte(`{"apparmor": "off"}`), 0o644)
+	run()
+	if b, _ := os.ReadFile(cfg); string(b) != `{"apparmor": "off"}` {
+		t.Errorf("the installer overwrote the node's configuration: %s", b)
+	}
+	if _, err := hook.ReadConfig(filepath.Join("../deploy/runtime.json"), false); err != nil {
+		t.Errorf("deploy/runtime.json: %v", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(host, "usr/local/bin/*.clawos-tmp.*"))
+	if len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
