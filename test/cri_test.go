@@ -517,6 +517,42 @@ func TestCRI(t *testing.T) {
 			t.Errorf("exit %d\n%s", code, out)
 		}
 	})
+	// The path for clusters that cannot change their runtime: the
+	// whitelist as a kubelet Localhost seccomp profile (one stage) on the
+	// plain runc handler. Its calls are enforced; its ports are not (see
+	// docs/kubernetes.md).
+	t.Run("kubelet Localhost profile on the runc handler", func(t *testing.T) {
+		prof := filepath.Join(c.profiles, "probe.json")
+		cmd := exec.Command(built(t, "../bin/clawos-policy"), "translate", "--format", "kubelet", "-o", prof, probeWhitelist)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("clawos-policy translate --format kubelet: %v\n%s", err, out)
+		}
+		p := c.runp(t, "runc", nil)
+		for _, tc := range []struct {
+			name string
+			args []string
+			code int
+		}{
+			{"allowed getpid", []string{"call", sysnr(t, "getpid")}, 0},
+			{"DENY returns EPERM", []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
+			{"unlisted call kills", []string{"call", sysnr(t, "getuid")}, killed},
+			{"ports not enforced on this path", []string{"listen-connect", "8080"}, 0},
+		} {
+			if code, out := p.runOnce(t, "kubelet", prof, tc.args...); code != tc.code {
+				t.Errorf("%s: exit %d, want %d\n%s", tc.name, code, tc.code, out)
+			}
+		}
+		// crictl exec: runc's exec path under the same single filter.
+		id := p.create(t, "kubelet-waiting", prof, "ready")
+		defer c.run(t, "rm", "-f", id)
+		c.must(t, "start", id)
+		if code, out := c.run(t, "exec", "-s", id, "/clawos-probe", "call", sysnr(t, "getpid")); code != 0 {
+			t.Errorf("exec getpid: exit %d\n%s", execStatus(code, out), out)
+		}
+		if code, out := c.run(t, "exec", "-s", id, "/clawos-probe", "call", sysnr(t, "getuid")); execStatus(code, out) != killed {
+			t.Errorf("exec getuid: exit %d, want %d\n%s", execStatus(code, out), killed, out)
+		}
+	})
 	for _, tc := range []struct{ name, wl, want string }{
 		{"missing whitelist", "nope", `whitelist "nope" is not in the trusted directory`},
 		{"tampered whitelist", "tampered", "signature does not match"},

@@ -58,30 +58,72 @@ func TwoStage(wl *Whitelist, opts Options, runtime string) (*Stages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clawos-init: %w", err)
 	}
+	return &Stages{Container: widen(agent, false, runtime, rt, ini), Agent: agent}, nil
+}
+
+// SingleStage translates wl into one filter for runtime that a container
+// engine can load as it stands, without clawos-init: the whitelist and its
+// baselines, plus what the runtime's init calls after loading the filter
+// (without them the container could not start) and, unless noNewPrivs
+// (the container runs with no_new_privs), what the init calls while it
+// drops privileges under the filter (setuid, setgroups, capset, ...).
+// That is the Kubernetes Localhost seccomp profile's path (clawos-policy
+// translate --format kubelet); it is wider than the whitelist by exactly
+// those calls, which the profile's origins name.
+func SingleStage(wl *Whitelist, opts Options, runtime string, noNewPrivs bool) (*Profile, error) {
+	agent, err := Translate(wl, opts)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := Baseline(opts.arch(), baselineRuntimePrefix+runtime)
+	if err != nil {
+		return nil, fmt.Errorf("runtime %s: %w", runtime, err)
+	}
+	if !noNewPrivs {
+		privs, err := Baseline(opts.arch(), baselineRuntimePrefix+runtime+"-privs")
+		if err != nil {
+			return nil, fmt.Errorf("runtime %s without no_new_privs: %w", runtime, err)
+		}
+		rt = append(rt, privs...)
+	}
+	return widen(agent, true, runtime, rt), nil
+}
+
+// widen is agent with the calls of the internal baselines allowed
+// unconditionally, each origin saying where it comes from and, with
+// single, that no second stage restores the whitelist's verdict.
+func widen(agent *Profile, single bool, runtime string, rt []BaselineCall, more ...[]BaselineCall) *Profile {
+	replaced, added := "the agent stage still applies: ", "allow (container stage only; the agent stage kills it)"
+	if single {
+		replaced, added = "single stage: replaces the whitelist's ", "allow (single stage: not in the whitelist, needed by the runtime)"
+	}
+	arch := agent.Arch
 	container := &Profile{Arch: agent.Arch, Network: agent.Network, Skipped: agent.Skipped}
 	force := map[string]string{}
 	for _, c := range rt {
 		force[c.Name] = "runtime:" + runtime + " (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
 	}
-	for _, c := range ini {
-		if _, ok := force[c.Name]; !ok {
-			force[c.Name] = "clawos-init (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
+	for _, m := range more {
+		for _, c := range m {
+			if _, ok := force[c.Name]; !ok {
+				force[c.Name] = "clawos-init (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
+			}
 		}
 	}
 	container.Seccomp = forceAllow(agent.Seccomp, sortedKeys(force))
 	for _, o := range agent.Origins {
 		if src, ok := force[o.Syscall]; ok {
-			o.Verdict, o.Source, o.Reason = "allow (container stage)", src, "the agent stage still applies: "+o.Verdict
+			o.Verdict, o.Source, o.Reason = "allow (container stage)", src, replaced+o.Verdict
 			delete(force, o.Syscall)
 		}
 		container.Origins = append(container.Origins, o)
 	}
 	for _, name := range sortedKeys(force) {
 		nr, _ := arch.SyscallNumber(name)
-		container.Origins = append(container.Origins, Origin{Syscall: name, Number: nr, Verdict: "allow (container stage only; the agent stage kills it)", Source: force[name]})
+		container.Origins = append(container.Origins, Origin{Syscall: name, Number: nr, Verdict: added, Source: force[name]})
 	}
 	sort.Slice(container.Origins, func(i, j int) bool { return container.Origins[i].Syscall < container.Origins[j].Syscall })
-	return &Stages{Container: container, Agent: agent}, nil
+	return container
 }
 
 // allowExecve adds the execve that starts the agent. A whitelist that denies

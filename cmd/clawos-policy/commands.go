@@ -23,7 +23,11 @@ import (
 // policyFlags are the flags shared by the commands that read a whitelist.
 type policyFlags struct {
 	arch, baseline, stage string
-	requireSig            bool
+	// single: one filter for this runtime, loadable without clawos-init
+	// (translate --format kubelet).
+	single     string
+	noNewPrivs bool
+	requireSig bool
 }
 
 func addPolicyFlags(fs *flag.FlagSet, withBaseline bool) *policyFlags {
@@ -61,6 +65,9 @@ func (p *policyFlags) loadProfile(e *env, path string, opts translate.Options) (
 
 // profile translates wl, or gives the container stage of --container-stage.
 func (p *policyFlags) profile(wl *translate.Whitelist, opts translate.Options) (*translate.Profile, error) {
+	if p.single != "" {
+		return translate.SingleStage(wl, opts, p.single, p.noNewPrivs)
+	}
 	if p.stage == "" {
 		return translate.Translate(wl, opts)
 	}
@@ -219,10 +226,37 @@ func translateCmd(fs *flag.FlagSet) func(*env, []string) error {
 	pf := addPolicyFlags(fs, true)
 	spec := fs.Bool("spec", false, "print a whole OCI config (runc's default, or --config) with this seccomp section")
 	config := fs.String("config", "", "with --spec: an existing config.json to start from (it is not modified)")
+	format := fs.String("format", "oci", "oci (linux.seccomp, the agent stage) or kubelet (a Kubernetes Localhost seccomp profile, Docker's JSON shape, one stage; see docs/kubernetes.md)")
+	runtime := fs.String("runtime", "runc", "with --format kubelet: the OCI runtime whose measured needs the profile includes")
+	out := fs.String("o", "", "write to this file (atomically) instead of standard output")
+	fs.BoolVar(&pf.noNewPrivs, "no-new-privs", false, "with --format kubelet: the pods set allowPrivilegeEscalation: false, so the runtime's calls made only while it drops privileges are left out")
 	return func(e *env, args []string) error {
+		switch *format {
+		case "oci":
+		case "kubelet":
+			if *spec || pf.stage != "" {
+				return &usageError{"--format kubelet is one stage of its own: not with --spec or --container-stage"}
+			}
+			pf.single = *runtime
+			if !flagSet(fs, "baseline") {
+				pf.baseline = "start" // nothing else adds what the program needs from execve to main
+			}
+		default:
+			return &usageError{fmt.Sprintf("--format %q: want oci or kubelet", *format)}
+		}
 		_, wl, p, err := pf.argsProfile(e, args)
 		if err != nil {
 			return err
+		}
+		if pf.single != "" {
+			for _, loss := range kubeletLosses(p) {
+				e.log.Warn(loss)
+			}
+			b, err := p.SeccompJSON()
+			if err != nil {
+				return err
+			}
+			return emit(e, *out, b)
 		}
 		var b []byte
 		if *spec {
@@ -244,9 +278,42 @@ func translateCmd(fs *flag.FlagSet) func(*env, []string) error {
 			e.log.Infof("port restrictions (connect %v, bind %v) are carried in the %s annotation, not in seccomp",
 				p.Network.ConnectPorts, p.Network.BindPorts, translate.AnnotationNetworkPolicy)
 		}
-		_, err = e.stdout.Write(b)
-		return err
+		return emit(e, *out, b)
 	}
+}
+
+// emit writes b to the file dest atomically, or to standard output.
+func emit(e *env, dest string, b []byte) error {
+	if dest != "" {
+		return atomicfile.WriteFile(dest, b, 0o644)
+	}
+	_, err := e.stdout.Write(b)
+	return err
+}
+
+// flagSet tells whether the command line set flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// kubeletLosses says what a single-stage profile (translate --format
+// kubelet) does not enforce that clawos-run and the clawos runtime handler
+// do.
+func kubeletLosses(p *translate.Profile) []string {
+	var wider []string
+	for _, o := range p.Origins {
+		if strings.HasPrefix(o.Verdict, "allow (single stage") ||
+			(strings.HasPrefix(o.Reason, "single stage: replaces") && !strings.HasSuffix(o.Reason, "replaces the whitelist's allow")) {
+			wider = append(wider, o.Syscall)
+		}
+	}
+	out := []string{"kubelet profile: one stage, no clawos-init: the container runs under the whitelist plus what the OCI runtime's init calls after loading the filter, unconditionally allowed: " + strings.Join(wider, ", ")}
+	if p.Network.Restricted() {
+		out = append(out, fmt.Sprintf("kubelet profile: the port restrictions (connect %v, bind %v) are NOT enforced: seccomp cannot read a port, and no network rules are installed on this path", p.Network.ConnectPorts, p.Network.BindPorts))
+	}
+	return append(out, "kubelet profile: no signature check or P1.7 codes when the node loads it, no audit record, no Landlock exec restriction, no namespace hardening: use the clawos RuntimeClass where the node allows it")
 }
 
 func baseSpec(path string) (*specs.Spec, error) {

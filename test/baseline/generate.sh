@@ -36,6 +36,10 @@ runtime_baselines() {
 			description: "what runc'"'"'s init calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal: part of the container-level filter only)",
 			measurements: ([$r[0], $r[2]] + $g[0])
 		} |
+		.baselines["runtime-runc-privs"] = {
+			description: "what runc'"'"'s init calls after loading the container-level filter when the process runs without no_new_privs (it loads the filter before dropping privileges), and what the Go runtime of that init may call at any time (internal: single-stage kubelet profiles only)",
+			measurements: ([$r[3]] + $g[0])
+		} |
 		.baselines["runtime-embedded"] = {
 			description: "what libcontainer'"'"'s init, embedded in clawos-run, calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal)",
 			measurements: ($e[0] + $g[0])

@@ -67,8 +67,19 @@ emark="clawos-measure-exec-$$-$RANDOM"
 echo "$emark" >/dev/kmsg
 runc exec --process "$b/process.json" clawos-measure >/dev/null 2>&1 || true
 sleep 0.5
-echo "$old" >/proc/sys/kernel/printk_ratelimit
 elog=$(dmesg | sed -n "/$emark/,\$p" | grep 'type=1326' || true)
+runc delete -f clawos-measure >/dev/null 2>&1 || true
+# runc run without no_new_privs (a Kubernetes pod that does not set
+# allowPrivilegeEscalation: false): runc must load the filter before it
+# drops privileges, so its id and capability calls run under it.
+jq '.process.noNewPrivileges = false | .process.args = ["/.clawos/probe", "call", "39"]' \
+	"$b/config.json" >"$b/config.tmp" && mv "$b/config.tmp" "$b/config.json"
+pmark="clawos-measure-privs-$$-$RANDOM"
+echo "$pmark" >/dev/kmsg
+(cd "$b" && runc run clawos-measure >/dev/null 2>&1) || true
+sleep 0.5
+echo "$old" >/proc/sys/kernel/printk_ratelimit
+plog=$(dmesg | sed -n "/$pmark/,\$p" | grep 'type=1326' || true)
 runc_ver=$(runc --version | head -1)
 for comm in 'runc:[2:INIT]' clawos-init; do
 	names=$(printf '%s\n' "$log" | grep -F "comm=\"$comm\"" | sed -nE 's/.* syscall=([0-9]+) .*/\1/p' | sort -un |
@@ -86,4 +97,8 @@ names=$(printf '%s\n' "$elog" | grep -F 'comm="runc:[2:INIT]"' | sed -nE 's/.* s
 jq -nc --arg p "$runc_ver init after loading the container filter (runc exec --process, no_new_privs)" --arg a "$(uname -m)" \
 	--arg k "$(uname -r)" --arg t "seccomp SCMP_ACT_LOG, kernel audit log" --argjson s "$names" \
 	'{program: $p, arch: $a, kernel: $k, tool: $t, syscalls: $s}'
-
+names=$(printf '%s\n' "$plog" | grep -F 'comm="runc:[2:INIT]"' | sed -nE 's/.* syscall=([0-9]+) .*/\1/p' | sort -un |
+	while read -r nr; do scmp_sys_resolver "$nr"; done | sort -u | jq -R . | jq -sc .)
+jq -nc --arg p "$runc_ver init after loading the container filter (runc run, without no_new_privs)" --arg a "$(uname -m)" \
+	--arg k "$(uname -r)" --arg t "seccomp SCMP_ACT_LOG, kernel audit log" --argjson s "$names" \
+	'{program: $p, arch: $a, kernel: $k, tool: $t, syscalls: $s}'
