@@ -17,6 +17,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -85,15 +86,15 @@ type Outcome struct {
 // Apply is deterministic and idempotent: a config it has confined comes out
 // the same.
 func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
-	req := requested(spec)
-	if req.whitelist == "" {
-		if req.named {
-			return &Outcome{}, &clawerr.Error{Code: clawerr.EProto, Path: "annotations." + req.whitelistKey,
+	req := runcargs.Requested(spec.Annotations)
+	if req.Whitelist == "" {
+		if req.Named {
+			return &Outcome{}, &clawerr.Error{Code: clawerr.EProto, Path: "annotations." + req.WhitelistKey,
 				Message: "the annotation names no whitelist", Hint: "name a whitelist, or remove the annotation"}
 		}
 		return nil, nil
 	}
-	out := &Outcome{Whitelist: req.whitelist}
+	out := &Outcome{Whitelist: req.Whitelist}
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
 		return out, &clawerr.Error{Code: clawerr.EProto, Path: "process.args", Message: "the container has no command"}
 	}
@@ -107,7 +108,7 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	if err != nil {
 		return out, err
 	}
-	if err := namespaces.Harden(spec, namespaces.Options{Level: confine.Level(wl), Slice: req.slice,
+	if err := namespaces.Harden(spec, namespaces.Options{Level: confine.Level(wl), Slice: req.Slice,
 		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
 		return out, err
 	}
@@ -137,12 +138,12 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 // validates it and translates it for runtime with the options req asks
 // for, recording in out what it learnt (signature state, whitelist id).
 // Apply and Prestart share it, so that both read a whitelist the same way.
-func planFor(spec *specs.Spec, req request, runtime string, cfg Config, out *Outcome, log logrus.FieldLogger) (*confine.Plan, error) {
+func planFor(spec *specs.Spec, req runcargs.Request, runtime string, cfg Config, out *Outcome, log logrus.FieldLogger) (*confine.Plan, error) {
 	opts, err := options(req, cfg)
 	if err != nil {
 		return nil, err
 	}
-	path, raw, err := ReadWhitelist(cfg.WhitelistDir, req.whitelistKey, req.whitelist)
+	path, raw, err := ReadWhitelist(cfg.WhitelistDir, req.WhitelistKey, req.Whitelist)
 	if err != nil {
 		return nil, err
 	}
@@ -227,8 +228,8 @@ func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 }
 
 // options are the translation options an annotated container asks for.
-func options(req request, cfg Config) (translate.Options, error) {
-	bl := req.baseline
+func options(req runcargs.Request, cfg Config) (translate.Options, error) {
+	bl := req.Baseline
 	if bl == "" {
 		bl = "start"
 	}
@@ -236,7 +237,7 @@ func options(req request, cfg Config) (translate.Options, error) {
 	if err != nil {
 		var ce *clawerr.Error
 		if errors.As(err, &ce) && ce.Path == "" {
-			ce.Path = "annotations." + req.baselineKey
+			ce.Path = "annotations." + req.BaselineKey
 		}
 		return translate.Options{}, err
 	}

@@ -18,18 +18,15 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/runcargs"
 )
 
-// Annotations a container's creator sets to ask for confinement.
+// Annotations a container's creator sets to ask for confinement (see
+// runcargs, which also has the per-container forms of a Kubernetes pod).
 const (
-	// AnnotationWhitelist names a whitelist in the operator's trusted
-	// directory: NAME reads WhitelistDir/NAME.json.
-	AnnotationWhitelist = "io.clawos.whitelist"
-	// AnnotationSlice names a P1.5 slice (memory, cpu, pids quotas).
-	AnnotationSlice = "io.clawos.slice"
-	// AnnotationBaseline lists the baselines to add (start, tokio, none;
-	// comma separated); "start" when absent, as in clawos-run.
-	AnnotationBaseline = "io.clawos.baseline"
+	AnnotationWhitelist = runcargs.AnnotationWhitelist
+	AnnotationSlice     = runcargs.AnnotationSlice
+	AnnotationBaseline  = runcargs.AnnotationBaseline
 )
 
 // Defaults of Config.
@@ -39,7 +36,7 @@ const (
 	DefaultAuditLog     = "/var/log/clawos/hook.jsonl"
 	DefaultTimeout      = 10 * time.Second
 	// DefaultConfigFile is the runtime wrapper's configuration.
-	DefaultConfigFile = "/etc/clawos/runtime.json"
+	DefaultConfigFile = runcargs.DefaultConfigFile
 )
 
 // Config is the operator's configuration of the hook and the runtime
@@ -87,7 +84,7 @@ func (c Config) WithDefaults(self string) Config {
 	def(&c.AppArmor, confine.AppArmorAuto)
 	def(&c.Init, filepath.Join(dir, "clawos-init"))
 	def(&c.Hook, filepath.Join(dir, "clawos-hook"))
-	def(&c.Runc, "/usr/bin/runc")
+	def(&c.Runc, runcargs.DefaultRunc)
 	def(&c.Runtime, "runc")
 	def(&c.Timeout, DefaultTimeout.String())
 	return c

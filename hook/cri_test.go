@@ -13,48 +13,22 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/runcargs"
 )
-
-func TestRequested(t *testing.T) {
-	for _, c := range []struct {
-		name      string
-		ann       map[string]string
-		whitelist string
-		key       string
-		baseline  string
-		sandbox   bool
-	}{
-		{"pod-wide", map[string]string{AnnotationWhitelist: "a"}, "a", AnnotationWhitelist, "", false},
-		{"per-container wins", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerName: "web",
-			ContainerWhitelistPrefix + "web": "b", ContainerBaselinePrefix + "web": "tokio"}, "b", ContainerWhitelistPrefix + "web", "tokio", false},
-		{"another container's form does not apply", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerName: "db",
-			ContainerWhitelistPrefix + "web": "b"}, "a", AnnotationWhitelist, "", false},
-		{"per-container only", map[string]string{AnnotationCRIContainerName: "web", ContainerWhitelistPrefix + "web": "b"},
-			"b", ContainerWhitelistPrefix + "web", "", false},
-		{"sandbox: no whitelist", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerType: CRISandbox}, "", "", "", true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			r := requested(&specs.Spec{Annotations: c.ann})
-			if r.whitelist != c.whitelist || r.whitelistKey != c.key || r.baseline != c.baseline || r.sandbox != c.sandbox {
-				t.Errorf("got %+v", r)
-			}
-		})
-	}
-}
 
 func TestApplyCRI(t *testing.T) {
 	cfg := testConfig(t)
 	t.Run("sandbox untouched", func(t *testing.T) {
-		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", AnnotationCRIContainerType: CRISandbox})
+		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", runcargs.AnnotationCRIContainerType: runcargs.CRISandbox})
 		if out, err := Apply(s, cfg, quiet()); out != nil || err != nil || s.Process.Args[0] != "/agent" {
 			t.Errorf("out %v err %v args %v", out, err, s.Process.Args)
 		}
 	})
 	t.Run("empty annotation refused", func(t *testing.T) {
-		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", AnnotationCRIContainerName: "web", ContainerWhitelistPrefix + "web": ""})
+		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", runcargs.AnnotationCRIContainerName: "web", runcargs.ContainerWhitelistPrefix + "web": ""})
 		_, err := Apply(s, cfg, quiet())
 		var ce *clawerr.Error
-		if !errors.As(err, &ce) || ce.Code != clawerr.EProto || ce.Path != "annotations."+ContainerWhitelistPrefix+"web" {
+		if !errors.As(err, &ce) || ce.Code != clawerr.EProto || ce.Path != "annotations."+runcargs.ContainerWhitelistPrefix+"web" {
 			t.Errorf("err %v", err)
 		}
 	})
@@ -92,7 +66,7 @@ func TestWrapExec(t *testing.T) {
 			Capabilities: &specs.LinuxCapabilities{Effective: []string{"CAP_SYS_ADMIN"}}})
 		os.WriteFile(p, b, 0o600)
 		args := []string{"--root", root, "exec", "--process", p, "--detach", "c1"}
-		got, out, err := WrapExec(ParseRuncCommand(args, "/"), args)
+		got, out, err := WrapExec(runcargs.Parse(args, "/"), args)
 		if err != nil || out == nil || !reflect.DeepEqual(got, args) {
 			t.Fatalf("args %v out %v err %v", got, out, err)
 		}
@@ -107,7 +81,7 @@ func TestWrapExec(t *testing.T) {
 	})
 	t.Run("command line form", func(t *testing.T) {
 		args := []string{"--root", root, "exec", "-t", "c1", "sh", "-c", "id"}
-		got, _, err := WrapExec(ParseRuncCommand(args, "/"), args)
+		got, _, err := WrapExec(runcargs.Parse(args, "/"), args)
 		want := append(append([]string{"--root", root, "exec", "-t", "c1"}, prefix...), "sh", "-c", "id")
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("args %v err %v", got, err)
@@ -121,10 +95,10 @@ func TestWrapExec(t *testing.T) {
 		{"--cap refused", []string{"--root", root, "exec", "--cap", "CAP_SYS_ADMIN", "c1", "sh"}, clawerr.EPerm},
 		{"no command", []string{"--root", root, "exec", "c1"}, clawerr.EProto},
 		{"unknown container", []string{"--root", root, "exec", "c9", "sh"}, clawerr.ENoEnt},
-		{"id with a path", []string{"--root", root, "exec", "../c1", "sh"}, clawerr.EProto},
+		{"id with a path", []string{"--root", root, "exec", "../c1", "sh"}, clawerr.ENoEnt},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, err := WrapExec(ParseRuncCommand(c.args, "/"), c.args)
+			_, _, err := WrapExec(runcargs.Parse(c.args, "/"), c.args)
 			if clawerr.CodeOf(err) != c.code {
 				t.Errorf("err %v, want %v", err, c.code)
 			}
@@ -132,7 +106,7 @@ func TestWrapExec(t *testing.T) {
 	}
 	t.Run("unconfined container passes", func(t *testing.T) {
 		args := []string{"--root", plainRoot, "exec", "c2", "sh"}
-		got, out, err := WrapExec(ParseRuncCommand(args, "/"), args)
+		got, out, err := WrapExec(runcargs.Parse(args, "/"), args)
 		if err != nil || out != nil || !reflect.DeepEqual(got, args) {
 			t.Errorf("args %v out %v err %v", got, out, err)
 		}

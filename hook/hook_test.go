@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -18,29 +17,6 @@ import (
 	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/translate"
 )
-
-func TestParseRuncCommand(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		want RuncCommand
-	}{
-		{[]string{"--root", "/run/c", "--log", "/l.json", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "id1"},
-			RuncCommand{Command: "create", Bundle: "/b", Log: "/l.json", ID: "id1", Root: "/run/c", IDIndex: 11}},
-		{[]string{"--systemd-cgroup", "create", "-b=rel", "--console-socket", "/s", "id2"},
-			RuncCommand{Command: "create", Bundle: "/cwd/rel", ID: "id2", Root: "/run/runc", IDIndex: 5}},
-		{[]string{"--log=/x", "start", "id3"}, RuncCommand{Command: "start", Bundle: "/cwd", Log: "/x", ID: "id3", Root: "/run/runc", IDIndex: 2}},
-		{[]string{"exec", "--process", "p.json", "--detach", "id4"},
-			RuncCommand{Command: "exec", Bundle: "/cwd", ID: "id4", Root: "/run/runc", Process: "/cwd/p.json", IDIndex: 4}},
-		{[]string{"exec", "--cap", "CAP_SYS_ADMIN", "-t", "id4", "sh", "-c", "--cap"},
-			RuncCommand{Command: "exec", Bundle: "/cwd", ID: "id4", Root: "/run/runc", IDIndex: 4, Widening: []string{"--cap"}}},
-		{[]string{"--debug", "delete", "--force", "id5"}, RuncCommand{Command: "delete", Bundle: "/cwd", ID: "id5", Root: "/run/runc", IDIndex: 3}},
-		{[]string{"run", "id6"}, RuncCommand{Command: "run", Bundle: "/cwd", ID: "id6", Root: "/run/runc", IDIndex: 1}},
-	} {
-		if got := ParseRuncCommand(c.args, "/cwd"); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("%v: got %+v, want %+v", c.args, got, c.want)
-		}
-	}
-}
 
 // trusted makes a trusted directory with the probe whitelist, and a
 // symlink that leaves it.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/atomicfile"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -31,14 +31,11 @@ const (
 	DecisionCleaned     = "cleaned"     // poststop
 )
 
-// maxConfig bounds the OCI config and state documents a stage reads.
-const maxConfig = 16 << 20
-
 // ReadState reads the OCI state a runtime passes to prestart, createRuntime
 // and poststop hooks on stdin.
 func ReadState(r io.Reader) (*specs.State, error) {
 	var st specs.State
-	if err := json.NewDecoder(io.LimitReader(r, maxConfig)).Decode(&st); err != nil {
+	if err := json.NewDecoder(io.LimitReader(r, runcargs.MaxConfig)).Decode(&st); err != nil {
 		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "standard input is not an OCI state", Err: err}
 	}
 	if st.ID == "" || st.Bundle == "" {
@@ -50,7 +47,7 @@ func ReadState(r io.Reader) (*specs.State, error) {
 // ReadBundleConfig reads bundle/config.json without following a symlink
 // in its last component.
 func ReadBundleConfig(bundle string) (*specs.Spec, error) {
-	b, err := readLimited(filepath.Join(bundle, "config.json"))
+	b, err := runcargs.ReadLimited(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read the bundle's config.json")
 	}
@@ -74,8 +71,8 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	if err != nil {
 		return nil, err
 	}
-	req := requested(spec)
-	name := req.whitelist
+	req := runcargs.Requested(spec.Annotations)
+	name := req.Whitelist
 	if err := refusal(spec); err != nil {
 		return &Outcome{Whitelist: name}, err
 	}
@@ -154,17 +151,14 @@ func netnsPath(spec *specs.Spec) string {
 // portTable names the nftables table of container id in a shared network
 // namespace.
 func portTable(id string) string {
-	if !containerID.MatchString(id) || len(id) > 200 {
+	if !runcargs.ValidID(id) || len(id) > 200 {
 		id = fmt.Sprintf("%x", sha256.Sum256([]byte(id)))
 	}
 	return namespaces.NftTable + "-" + id
 }
 
-// containerID is what a state file may be named after.
-var containerID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$`)
-
 func statePath(cfg Config, id string) string {
-	if !containerID.MatchString(id) {
+	if !runcargs.ValidID(id) {
 		id = fmt.Sprintf("invalid-%x", id)
 	}
 	return filepath.Join(cfg.StateDir, id+".json")

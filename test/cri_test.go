@@ -10,14 +10,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/translate"
 )
 
 // crictlBin is the CRI client the tests drive containerd with, as a
@@ -298,6 +301,36 @@ func (p *pod) runOnce(t testing.TB, name, seccompProfile string, args ...string)
 	return 0, ""
 }
 
+// initCallsSince returns the names of the calls the kernel logged
+// (seccomp SCMP_ACT_LOG, type=1326) for runc's init after the line mark.
+func initCallsSince(t *testing.T, mark string) []string {
+	t.Helper()
+	out, err := exec.Command("dmesg").Output()
+	if err != nil {
+		t.Fatalf("dmesg: %v", err)
+	}
+	_, after, ok := strings.Cut(string(out), mark)
+	if !ok {
+		t.Fatal("the mark is not in the kernel log")
+	}
+	seen := map[string]bool{}
+	var names []string
+	re := regexp.MustCompile(`type=1326 .*comm="runc:\[2:INIT\]".* syscall=(\d+) `)
+	for _, m := range re.FindAllStringSubmatch(after, -1) {
+		nr, _ := strconv.Atoi(m[1])
+		name, err := libseccomp.ScmpSyscall(nr).GetName()
+		if err != nil {
+			name = "nr" + m[1]
+		}
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
 // execStatus is the exit status of the command crictl exec ran: crictl
 // itself exits 1 and names the command's status in its message.
 func execStatus(code int, out string) int {
@@ -551,6 +584,49 @@ func TestCRI(t *testing.T) {
 		}
 		if code, out := c.run(t, "exec", "-s", id, "/clawos-probe", "call", sysnr(t, "getuid")); execStatus(code, out) != killed {
 			t.Errorf("exec getuid: exit %d, want %d\n%s", execStatus(code, out), killed, out)
+		}
+	})
+	// What runc's init calls under the filter on the CRI's paths (the
+	// shim's create and start, and exec; without no_new_privs, as a pod
+	// that does not set allowPrivilegeEscalation: false) is what the
+	// baselines measured on runc directly.
+	t.Run("runc's init under the CRI: only measured calls", func(t *testing.T) {
+		prof := filepath.Join(c.profiles, "log.json")
+		os.WriteFile(prof, []byte(`{"defaultAction": "SCMP_ACT_LOG", "architectures": ["SCMP_ARCH_X86_64"]}`), 0o644)
+		p := c.runp(t, "runc", nil)
+		mark := fmt.Sprintf("clawos-cri-measure-%d", time.Now().UnixNano())
+		os.WriteFile("/dev/kmsg", []byte(mark), 0o644)
+		if code, out := p.runOnce(t, "measured", prof, "call", sysnr(t, "getpid")); code != 0 {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		id := p.create(t, "measured-waiting", prof, "ready")
+		defer c.run(t, "rm", "-f", id)
+		c.must(t, "start", id)
+		c.must(t, "exec", "-s", id, "/clawos-probe", "call", sysnr(t, "getpid"))
+		time.Sleep(300 * time.Millisecond)
+		got := initCallsSince(t, mark)
+		if len(got) == 0 {
+			t.Fatal("no runc:[2:INIT] call in the kernel log (SCMP_ACT_LOG)")
+		}
+		measured := map[string]bool{}
+		for _, b := range []string{"runtime-runc", "runtime-runc-privs"} {
+			calls, err := translate.Baseline(translate.NativeArch(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range calls {
+				measured[c.Name] = true
+			}
+		}
+		var missing []string
+		for _, name := range got {
+			if !measured[name] {
+				missing = append(missing, name)
+			}
+		}
+		t.Logf("runc's init under the filter through the CRI: %v", got)
+		if len(missing) > 0 {
+			t.Errorf("runc's init called %v, which no runtime baseline lists (make baselines)", missing)
 		}
 	})
 	for _, tc := range []struct{ name, wl, want string }{

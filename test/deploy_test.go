@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/internal/runcargs"
 )
 
 // deployObjects decodes every document of the deploy/ manifests into its
@@ -147,7 +148,7 @@ func TestDeployManifests(t *testing.T) {
 			}
 			if prefix, name, ok := strings.Cut(k, "/"); ok && !containers[name] {
 				t.Errorf("pod %s: %s names no container of the pod", p.Name, k)
-			} else if ok && prefix+"/" == hook.ContainerWhitelistPrefix || k == hook.AnnotationWhitelist {
+			} else if ok && prefix+"/" == runcargs.ContainerWhitelistPrefix || k == hook.AnnotationWhitelist {
 				if _, err := os.Stat(filepath.Join("../examples", v+".whitelist.json")); err != nil {
 					t.Errorf("pod %s: %s names %q, not a shipped whitelist: %v", p.Name, k, v, err)
 				}

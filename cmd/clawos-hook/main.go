@@ -1,7 +1,9 @@
 // Command clawos-hook is the ClawOS OCI hook: `precreate` (podman, CRI-O)
 // confines an annotated container's config read on stdin and prints it;
 // `prestart` (or `createRuntime`) checks a container about to start and
-// installs its port rules; `poststop` cleans up. See hook and docs/hooks.md.
+// installs its port rules; `poststop` cleans up; `runc-wrap` does the
+// runtime wrapper's (clawos-runc's) work for a call it must confine. See
+// hook and docs/hooks.md.
 package main
 
 import (
@@ -9,5 +11,8 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == wrapStage {
+		os.Exit(wrap(os.Args[2:], os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
@@ -35,7 +36,7 @@ const (
 
 // Annotations written on a confined container's config.
 const (
-	AnnotationAgentDigest = "io.clawos.agent-profile-digest"
+	AnnotationAgentDigest = runcargs.AnnotationAgentDigest
 	AnnotationRuntime     = "io.clawos.runtime"
 )
 

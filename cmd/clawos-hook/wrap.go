@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/internal/runcargs"
+)
+
+// wrapStage is how clawos-runc hands over a runc call it must confine:
+// clawos-hook runc-wrap WRAPPER_PATH RUNC_ARGS...
+const wrapStage = "runc-wrap"
+
+// wrap confines the bundle of an annotated create or run, or routes an
+// exec into a confined container through clawos-init, records it in the
+// audit log, then execs the real runc with the (rewritten) arguments and
+// the caller's environment. A refusal goes to runc's --log, where
+// containerd reads it, and to stderr as a P1.7 payload.
+func wrap(args []string, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprintln(stderr, "usage: clawos-hook runc-wrap WRAPPER_PATH RUNC_ARGS...")
+		return 2
+	}
+	wrapper, args := args[0], args[1:]
+	log := logrus.New()
+	log.SetOutput(stderr)
+	log.SetFormatter(&logrus.JSONFormatter{})
+	log.SetLevel(logrus.WarnLevel)
+	cwd, err := os.Getwd()
+	if err != nil {
+		return wrapFail(stderr, "", clawerr.Wrap(clawerr.EIO, err, "working directory"))
+	}
+	rc := runcargs.Parse(args, cwd)
+	cfg, err := wrapperConfig(wrapper)
+	if err != nil {
+		return wrapFail(stderr, rc.Log, err)
+	}
+	var out *hook.Outcome
+	if rc.Name == "exec" {
+		args, out, err = hook.WrapExec(rc, args)
+	} else {
+		out, err = hook.WrapCreate(rc, cfg, log)
+	}
+	if out != nil || err != nil {
+		if aerr := hook.Append(cfg.AuditLog, hook.NewRecord(rc.Name, rc.ID, out, err)); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	if err != nil {
+		return wrapFail(stderr, rc.Log, err)
+	}
+	err = syscall.Exec(cfg.Runc, append([]string{"runc"}, args...), os.Environ())
+	return wrapFail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + cfg.Runc, Err: err})
+}
+
+// wrapperConfig is the configuration of the wrapper called as wrapper:
+// runcargs.ConfigPath's file, programs looked for next to it.
+func wrapperConfig(wrapper string) (hook.Config, error) {
+	if !filepath.IsAbs(wrapper) {
+		return hook.Config{}, &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("wrapper path %q is not absolute", wrapper)}
+	}
+	cfg, err := hook.ReadConfig(runcargs.ConfigPath(wrapper), true)
+	if err != nil {
+		return cfg, err
+	}
+	cfg = cfg.WithDefaults(wrapper)
+	return cfg, cfg.Check()
+}
+
+func wrapFail(stderr io.Writer, logFile string, err error) int {
+	runcargs.LogRefusal(logFile, err)
+	b, _ := json.Marshal(clawerr.PayloadOf("clawos-runc", err))
+	fmt.Fprintf(stderr, "%s\n", b)
+	return 1
+}

@@ -1,0 +1,337 @@
+// Package runcargs is what the runtime wrapper (clawos-runc) decides before
+// anything heavy is loaded: runc's command line, and whether a container
+// asks for ClawOS (its annotations) or was confined by it (runc's state
+// and the bundle's config). It imports nothing beyond the standard library
+// and x/sys, so that the wrapper's pass-through of every other runc call
+// (start, state, kill, delete, and the pod sandbox's create) costs a small
+// static binary's start and no more. The confinement itself is the hook
+// package's.
+package runcargs
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// Annotations a container's creator sets to ask for confinement.
+const (
+	// AnnotationWhitelist names a whitelist in the operator's trusted
+	// directory: NAME reads WhitelistDir/NAME.json.
+	AnnotationWhitelist = "io.clawos.whitelist"
+	// AnnotationSlice names a P1.5 slice (memory, cpu, pids quotas).
+	AnnotationSlice = "io.clawos.slice"
+	// AnnotationBaseline lists the baselines to add (start, tokio, none;
+	// comma separated); "start" when absent, as in clawos-run.
+	AnnotationBaseline = "io.clawos.baseline"
+	// AnnotationAgentDigest marks a config ClawOS confined: the digest of
+	// the agent's filter, which clawos-init loads.
+	AnnotationAgentDigest = "io.clawos.agent-profile-digest"
+)
+
+// Annotations containerd's CRI plugin sets on every container's config
+// (after the pod annotations it passes through, so a pod cannot set them).
+const (
+	AnnotationCRIContainerType = "io.kubernetes.cri.container-type"
+	AnnotationCRIContainerName = "io.kubernetes.cri.container-name"
+	// CRISandbox is the container type of a pod's sandbox (pause)
+	// container.
+	CRISandbox = "sandbox"
+)
+
+// Per-container forms of the annotations, for pods of several containers
+// (Kubernetes passes annotations per pod, not per container): the pod
+// annotation PREFIX+NAME applies to the container named NAME and overrides
+// the pod-wide io.clawos.* annotation for it. A prefixed key leaves the
+// container name its full 63 characters.
+const (
+	ContainerWhitelistPrefix = "whitelist.clawos.io/"
+	ContainerSlicePrefix     = "slice.clawos.io/"
+	ContainerBaselinePrefix  = "baseline.clawos.io/"
+)
+
+// Request is what a container's annotations ask of ClawOS. Each value
+// comes with the annotation key it was read from, for messages.
+type Request struct {
+	Whitelist, WhitelistKey string
+	Slice, SliceKey         string
+	Baseline, BaselineKey   string
+	// Sandbox is a CRI pod's sandbox container: it runs the pause program
+	// and gets no agent whitelist, even though the pod's annotations reach
+	// its config too.
+	Sandbox bool
+	// Named: the whitelist annotation is there, even if empty (an empty
+	// name is refused: it must not mean "unconfined").
+	Named bool
+}
+
+// Requested reads a container's annotations: the per-container form for
+// its CRI container name first, then the io.clawos.* form.
+func Requested(ann map[string]string) Request {
+	if ann[AnnotationCRIContainerType] == CRISandbox {
+		return Request{Sandbox: true}
+	}
+	name := ann[AnnotationCRIContainerName]
+	pick := func(key, prefix string) (string, string) {
+		if name != "" {
+			if v, ok := ann[prefix+name]; ok {
+				return v, prefix + name
+			}
+		}
+		return ann[key], key
+	}
+	var r Request
+	r.Whitelist, r.WhitelistKey = pick(AnnotationWhitelist, ContainerWhitelistPrefix)
+	r.Slice, r.SliceKey = pick(AnnotationSlice, ContainerSlicePrefix)
+	r.Baseline, r.BaselineKey = pick(AnnotationBaseline, ContainerBaselinePrefix)
+	_, r.Named = ann[r.WhitelistKey]
+	return r
+}
+
+// Command is what the runtime wrapper needs from runc's command line.
+type Command struct {
+	Name    string // create, start, delete, exec, ...
+	Bundle  string // create and run: --bundle, or the working directory
+	Log     string // --log: where runc (and a refusal of ours) writes JSON log lines
+	ID      string // the container id
+	Root    string // --root: runc's state directory
+	Process string // exec: --process, the process.json file
+	// IDIndex is the position of ID in the arguments; for exec without
+	// --process, the command follows it.
+	IDIndex int
+	// Widening lists the exec flags that would give the process more than
+	// the container's confinement (--cap, --apparmor, --process-label).
+	Widening []string
+}
+
+// runc's flags that take a value, global and per command.
+var valueFlags = map[string]bool{
+	"--log": true, "--log-format": true, "--root": true, "--criu": true, "--rootless": true,
+	"--bundle": true, "-b": true, "--console-socket": true, "--pid-file": true, "--preserve-fds": true,
+	"--process": true, "-p": true, "--cwd": true, "--env": true, "-e": true, "--user": true, "-u": true,
+	"--additional-gids": true, "-g": true, "--process-label": true, "--apparmor": true, "--cap": true, "-c": true,
+	"--signal": true, "-s": true, "--format": true, "-f": true,
+}
+
+// DefaultRoot is runc's state directory when --root is not given (root's).
+const DefaultRoot = "/run/runc"
+
+// Parse reads runc's command line (without the program name). cwd is the
+// working directory, runc's default bundle.
+func Parse(args []string, cwd string) Command {
+	c := Command{Bundle: cwd}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		if strings.HasPrefix(a, "-") {
+			if !hasVal && valueFlags[name] && i+1 < len(args) {
+				i++
+				val = args[i]
+			}
+			switch name {
+			case "--log":
+				c.Log = val
+			case "--bundle", "-b":
+				c.Bundle = val
+			case "--root":
+				c.Root = val
+			case "--process", "-p":
+				c.Process = val
+			case "--cap", "-c", "--apparmor", "--process-label":
+				c.Widening = append(c.Widening, name)
+			}
+			continue
+		}
+		if c.Name == "" {
+			c.Name = a
+		} else if c.ID == "" {
+			c.ID, c.IDIndex = a, i
+			if c.Name == "exec" {
+				break // the command to run follows the id
+			}
+		}
+	}
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	if c.Bundle != "" && !filepath.IsAbs(c.Bundle) {
+		c.Bundle = filepath.Join(cwd, c.Bundle)
+	}
+	if c.Process != "" && !filepath.IsAbs(c.Process) {
+		c.Process = filepath.Join(cwd, c.Process)
+	}
+	return c
+}
+
+// Concerns tells whether the wrapper has work to do for c: a create or run
+// of a container whose annotations name a whitelist (the pod sandbox's
+// never do), or an exec into a container ClawOS confined. Whatever it
+// cannot read concerns it, so that the full wrapper reports the error:
+// in doubt, never pass through.
+func Concerns(c Command) bool {
+	switch c.Name {
+	case "create", "run":
+		ann, err := BundleAnnotations(c.Bundle)
+		if err != nil {
+			return true
+		}
+		r := Requested(ann)
+		return r.Named && !r.Sandbox
+	case "exec":
+		bundle, err := BundleOf(c.Root, c.ID)
+		if err != nil {
+			return true
+		}
+		ann, err := BundleAnnotations(bundle)
+		return err != nil || ann[AnnotationAgentDigest] != ""
+	}
+	return false
+}
+
+// MaxConfig bounds the OCI config, state and process documents read.
+const MaxConfig = 16 << 20
+
+// BundleAnnotations reads the annotations of bundle/config.json.
+func BundleAnnotations(bundle string) (map[string]string, error) {
+	b, err := ReadLimited(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("the bundle's config.json is not an OCI config: %w", err)
+	}
+	return s.Annotations, nil
+}
+
+// ValidID tells whether id can name a file of ours: [A-Za-z0-9] then up to
+// 255 of [A-Za-z0-9_.-] (runc's own rule is looser). No regexp: compiling
+// one would cost every wrapper call.
+func ValidID(id string) bool {
+	if id == "" || len(id) > 256 {
+		return false
+	}
+	for i, c := range []byte(id) {
+		alnum := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// BundleOf finds a container's bundle in runc's state (ROOT/ID/state.json,
+// whose config's labels carry "bundle=PATH").
+func BundleOf(root, id string) (string, error) {
+	if !ValidID(id) {
+		return "", fmt.Errorf("%q is not a container id", id)
+	}
+	b, err := ReadLimited(filepath.Join(root, id, "state.json"))
+	if err != nil {
+		return "", fmt.Errorf("read runc's state of container %s: %w", id, err)
+	}
+	var st struct {
+		Config struct {
+			Labels []string `json:"labels"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return "", fmt.Errorf("runc's state of container %s is not JSON: %w", id, err)
+	}
+	for _, l := range st.Config.Labels {
+		if v, ok := strings.CutPrefix(l, "bundle="); ok && filepath.IsAbs(v) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("runc's state of container %s names no bundle", id)
+}
+
+// ReadLimited reads a file of at most MaxConfig bytes without following a
+// symlink in its last component.
+func ReadLimited(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxConfig))
+}
+
+// Configuration files of the runtime wrapper.
+const (
+	// DefaultConfigFile is the node's configuration.
+	DefaultConfigFile = "/etc/clawos/runtime.json"
+	// LocalConfigName, next to the path the wrapper was called by, wins
+	// (a test, or a second installation).
+	LocalConfigName = "clawos-runc.json"
+	// DefaultRunc is the real OCI runtime.
+	DefaultRunc = "/usr/bin/runc"
+)
+
+// ConfigPath is the configuration file of a wrapper called as argv0.
+func ConfigPath(argv0 string) string {
+	if filepath.IsAbs(argv0) {
+		p := filepath.Join(filepath.Dir(argv0), LocalConfigName)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return DefaultConfigFile
+}
+
+// Programs are the two programs the wrapper execs, from its configuration
+// file (the other fields are the hook package's).
+type Programs struct {
+	Runc string `json:"runc"`
+	Hook string `json:"hook"`
+}
+
+// ReadPrograms reads them from path (absent: defaults), defaulting Hook to
+// clawos-hook in dir.
+func ReadPrograms(path, dir string) (Programs, error) {
+	var p Programs
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return p, err
+	}
+	if err == nil {
+		if err := json.Unmarshal(b, &p); err != nil {
+			return p, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if p.Runc == "" {
+		p.Runc = DefaultRunc
+	}
+	if p.Hook == "" {
+		p.Hook = filepath.Join(dir, "clawos-hook")
+	}
+	return p, nil
+}
+
+// LogRefusal appends the reason of a refusal to runc's --log file in runc's
+// JSON log format, where containerd reads the error it reports ("OCI
+// runtime create failed: ...").
+func LogRefusal(path string, err error) {
+	if path == "" {
+		return
+	}
+	line, _ := json.Marshal(map[string]string{"level": "error", "msg": "clawos: " + err.Error(),
+		"time": time.Now().UTC().Format(time.RFC3339Nano), "code": clawerr.CodeOf(err).String()})
+	f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if ferr != nil {
+		return
+	}
+	defer f.Close()
+	f.Write(append(line, '\n'))
+}

@@ -1,0 +1,116 @@
+package runcargs
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want Command
+	}{
+		{[]string{"--root", "/run/c", "--log", "/l.json", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "id1"},
+			Command{Name: "create", Bundle: "/b", Log: "/l.json", ID: "id1", Root: "/run/c", IDIndex: 11}},
+		{[]string{"--systemd-cgroup", "create", "-b=rel", "--console-socket", "/s", "id2"},
+			Command{Name: "create", Bundle: "/cwd/rel", ID: "id2", Root: "/run/runc", IDIndex: 5}},
+		{[]string{"--log=/x", "start", "id3"}, Command{Name: "start", Bundle: "/cwd", Log: "/x", ID: "id3", Root: "/run/runc", IDIndex: 2}},
+		{[]string{"exec", "--process", "p.json", "--detach", "id4"},
+			Command{Name: "exec", Bundle: "/cwd", ID: "id4", Root: "/run/runc", Process: "/cwd/p.json", IDIndex: 4}},
+		{[]string{"exec", "--cap", "CAP_SYS_ADMIN", "-t", "id4", "sh", "-c", "--cap"},
+			Command{Name: "exec", Bundle: "/cwd", ID: "id4", Root: "/run/runc", IDIndex: 4, Widening: []string{"--cap"}}},
+		{[]string{"--debug", "delete", "--force", "id5"}, Command{Name: "delete", Bundle: "/cwd", ID: "id5", Root: "/run/runc", IDIndex: 3}},
+		{[]string{"run", "id6"}, Command{Name: "run", Bundle: "/cwd", ID: "id6", Root: "/run/runc", IDIndex: 1}},
+	} {
+		if got := Parse(c.args, "/cwd"); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%v: got %+v, want %+v", c.args, got, c.want)
+		}
+	}
+}
+
+func TestRequested(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		ann       map[string]string
+		whitelist string
+		key       string
+		baseline  string
+		sandbox   bool
+	}{
+		{"pod-wide", map[string]string{AnnotationWhitelist: "a"}, "a", AnnotationWhitelist, "", false},
+		{"per-container wins", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerName: "web",
+			ContainerWhitelistPrefix + "web": "b", ContainerBaselinePrefix + "web": "tokio"}, "b", ContainerWhitelistPrefix + "web", "tokio", false},
+		{"another container's form does not apply", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerName: "db",
+			ContainerWhitelistPrefix + "web": "b"}, "a", AnnotationWhitelist, "", false},
+		{"per-container only", map[string]string{AnnotationCRIContainerName: "web", ContainerWhitelistPrefix + "web": "b"},
+			"b", ContainerWhitelistPrefix + "web", "", false},
+		{"sandbox: no whitelist", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerType: CRISandbox}, "", "", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := Requested(c.ann)
+			if r.Whitelist != c.whitelist || r.WhitelistKey != c.key || r.Baseline != c.baseline || r.Sandbox != c.sandbox {
+				t.Errorf("got %+v", r)
+			}
+		})
+	}
+}
+
+func TestConcerns(t *testing.T) {
+	dir := t.TempDir()
+	bundle := func(name, annotations string) string {
+		b := filepath.Join(dir, name)
+		os.MkdirAll(b, 0o755)
+		os.WriteFile(filepath.Join(b, "config.json"), []byte(`{"ociVersion": "1.0.2", "annotations": `+annotations+`}`), 0o644)
+		return b
+	}
+	root := filepath.Join(dir, "root")
+	state := func(id, bundle string) {
+		os.MkdirAll(filepath.Join(root, id), 0o700)
+		os.WriteFile(filepath.Join(root, id, "state.json"), []byte(`{"config": {"labels": ["bundle=`+bundle+`"]}}`), 0o600)
+	}
+	state("confined", bundle("confined", `{"io.clawos.whitelist": "a", "io.clawos.agent-profile-digest": "sha256:x"}`))
+	state("plain", bundle("plain", `{"io.clawos.whitelist": "a"}`))
+	for _, c := range []struct {
+		name string
+		cmd  Command
+		want bool
+	}{
+		{"create annotated", Command{Name: "create", Bundle: bundle("a", `{"io.clawos.whitelist": "a"}`)}, true},
+		{"create empty name", Command{Name: "create", Bundle: bundle("e", `{"io.clawos.whitelist": ""}`)}, true},
+		{"create per-container", Command{Name: "create", Bundle: bundle("p", `{"io.kubernetes.cri.container-name": "w", "whitelist.clawos.io/w": "a"}`)}, true},
+		{"create unannotated", Command{Name: "create", Bundle: bundle("u", `{}`)}, false},
+		{"create sandbox", Command{Name: "create", Bundle: bundle("s", `{"io.clawos.whitelist": "a", "io.kubernetes.cri.container-type": "sandbox"}`)}, false},
+		{"create unreadable", Command{Name: "create", Bundle: filepath.Join(dir, "missing")}, true},
+		{"create malformed", Command{Name: "run", Bundle: bundle("m", `[`)}, true},
+		{"exec confined", Command{Name: "exec", Root: root, ID: "confined"}, true},
+		{"exec not confined", Command{Name: "exec", Root: root, ID: "plain"}, false},
+		{"exec unknown", Command{Name: "exec", Root: root, ID: "nope"}, true},
+		{"start", Command{Name: "start", ID: "confined"}, false},
+		{"delete", Command{Name: "delete", ID: "confined"}, false},
+	} {
+		if got := Concerns(c.cmd); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"abc": true, "a.b_c-d": true, "0": true, "": false, ".a": false, "-a": false, "a/b": false,
+		"../a": false, "a b": false, string(make([]byte, 257)): false, "a" + string(bytesOf('b', 255)): true, "a" + string(bytesOf('b', 256)): false,
+	} {
+		if got := ValidID(id); got != want {
+			t.Errorf("ValidID(%.20q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func bytesOf(c byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return b
+}
