@@ -402,6 +402,49 @@ func unmountBelow(dir string) {
 	}
 }
 
+// probeCase is one run of the probe: its arguments and the exit status
+// that proves the verdict.
+type probeCase struct {
+	name string
+	args []string
+	code int
+}
+
+// coreCases are the verdicts every path that enforces the probe whitelist
+// must show: an allowed call, a DENY with EPERM, the kill of an unlisted
+// call.
+func coreCases(t *testing.T) []probeCase {
+	return []probeCase{
+		{"allowed getpid", []string{"call", sysnr(t, "getpid")}, 0},
+		{"DENY returns EPERM", []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
+		{"unlisted call kills", []string{"call", sysnr(t, "getuid")}, 128 + int(unix.SIGSYS)},
+	}
+}
+
+// nftTables lists the nftables tables in the network namespace of pid.
+func nftTables(t *testing.T, pid int) string {
+	t.Helper()
+	code, out := runCmd(t, nil, nil, "nsenter", "--net=/proc/"+strconv.Itoa(pid)+"/ns/net", "nft", "list", "tables")
+	if code != 0 {
+		t.Fatalf("nft list tables in /proc/%d/ns/net: %s", pid, out)
+	}
+	return out
+}
+
+// pid is the process id crictl inspect (or inspectp, for a pod) reports.
+func (c *criCluster) pid(t *testing.T, inspect, id string) int {
+	t.Helper()
+	var insp struct {
+		Info struct {
+			Pid int `json:"pid"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(c.must(t, inspect, "-o", "json", id)), &insp); err != nil || insp.Info.Pid <= 0 {
+		t.Fatalf("crictl %s %s: no pid (%v)", inspect, id, err)
+	}
+	return insp.Info.Pid
+}
+
 // TestCRI drives containerd's CRI plugin with crictl as a kubelet would:
 // pods on the "clawos" handler (the shipped containerd snippet) are
 // confined by their annotations, exec'd processes included; other pods and
@@ -433,19 +476,12 @@ func TestCRI(t *testing.T) {
 			t.Errorf("sandbox command %v, want [/pause]", a)
 		}
 	})
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-	}{
-		{"allowed getpid", []string{"call", sysnr(t, "getpid")}, 0},
-		{"DENY returns EPERM", []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
+	for _, tc := range append(coreCases(t), []probeCase{
 		{"DENY with ENOSYS", []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS)},
-		{"unlisted call kills the agent", []string{"call", sysnr(t, "getuid")}, killed},
 		{"allowed port", []string{"listen-connect", "5432"}, 0},
 		{"refused port", []string{"listen-connect", "8080"}, int(unix.ECONNREFUSED)},
 		{"Landlock: exec of another binary", []string{"exec", "/bin/busybox"}, int(unix.EACCES)},
-	} {
+	}...) {
 		t.Run("workload: "+tc.name, func(t *testing.T) {
 			code, out := agent.runOnce(t, "agent", "", tc.args...)
 			if code != tc.code {
@@ -472,16 +508,7 @@ func TestCRI(t *testing.T) {
 		id := agent.create(t, "waiting", "", "ready")
 		defer c.run(t, "rm", "-f", id)
 		c.must(t, "start", id)
-		for _, tc := range []struct {
-			name string
-			args []string
-			code int
-		}{
-			{"allowed getpid", []string{"call", sysnr(t, "getpid")}, 0},
-			{"DENY returns EPERM", []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
-			{"unlisted call kills", []string{"call", sysnr(t, "getuid")}, killed},
-			{"refused port", []string{"listen-connect", "8081"}, int(unix.ECONNREFUSED)},
-		} {
+		for _, tc := range append(coreCases(t), probeCase{"refused port", []string{"listen-connect", "8081"}, int(unix.ECONNREFUSED)}) {
 			for _, mode := range []string{"sync", "stream"} {
 				t.Run(mode+": "+tc.name, func(t *testing.T) {
 					args := []string{"exec"}
@@ -497,17 +524,10 @@ func TestCRI(t *testing.T) {
 			}
 		}
 		// Its port rules are a table of its own in the pod's namespace.
-		var insp struct {
-			Info struct {
-				Pid int `json:"pid"`
-			} `json:"info"`
-		}
-		json.Unmarshal([]byte(c.must(t, "inspect", "-o", "json", id)), &insp)
-		code, out := runCmd(t, nil, nil, "nsenter", "--net=/proc/"+strconv.Itoa(insp.Info.Pid)+"/ns/net", "nft", "list", "tables")
-		if code != 0 || !strings.Contains(out, "table inet clawos-"+id) {
+		if out := nftTables(t, c.pid(t, "inspect", id)); !strings.Contains(out, "table inet clawos-"+id) {
 			t.Errorf("no port table clawos-%s in the pod's network namespace:\n%s", id, out)
 		}
-		code, out = c.run(t, "exec", "-s", id, "/clawos-probe", "status")
+		code, out := c.run(t, "exec", "-s", id, "/clawos-probe", "status")
 		if code != 0 || !strings.Contains(out, "Seccomp_filters:\t2") || !strings.Contains(out, "NoNewPrivs:\t1") ||
 			!strings.Contains(out, "CapEff:\t0000000000000000") {
 			t.Errorf("exec'd process is not under both filters (exit %d):\n%s", code, out)
@@ -561,16 +581,7 @@ func TestCRI(t *testing.T) {
 			t.Fatalf("clawos-policy translate --format kubelet: %v\n%s", err, out)
 		}
 		p := c.runp(t, "runc", nil)
-		for _, tc := range []struct {
-			name string
-			args []string
-			code int
-		}{
-			{"allowed getpid", []string{"call", sysnr(t, "getpid")}, 0},
-			{"DENY returns EPERM", []string{"call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
-			{"unlisted call kills", []string{"call", sysnr(t, "getuid")}, killed},
-			{"ports not enforced on this path", []string{"listen-connect", "8080"}, 0},
-		} {
+		for _, tc := range append(coreCases(t), probeCase{"ports not enforced on this path", []string{"listen-connect", "8080"}, 0}) {
 			if code, out := p.runOnce(t, "kubelet", prof, tc.args...); code != tc.code {
 				t.Errorf("%s: exit %d, want %d\n%s", tc.name, code, tc.code, out)
 			}
@@ -648,16 +659,7 @@ func TestCRI(t *testing.T) {
 	// Every container installed its port rules as a table of its own in
 	// the pod's network namespace (shared with its other containers), and
 	// poststop removed it when the container went away.
-	var insp struct {
-		Info struct {
-			Pid int `json:"pid"`
-		} `json:"info"`
-	}
-	if err := json.Unmarshal([]byte(c.must(t, "inspectp", "-o", "json", agent.id)), &insp); err != nil || insp.Info.Pid <= 0 {
-		t.Fatalf("pause pid: %v", err)
-	}
-	code, out := runCmd(t, nil, nil, "nsenter", "--net=/proc/"+strconv.Itoa(insp.Info.Pid)+"/ns/net", "nft", "list", "tables")
-	if code != 0 || strings.Contains(out, "clawos") {
+	if out := nftTables(t, c.pid(t, "inspectp", agent.id)); strings.Contains(out, "clawos") {
 		t.Errorf("the pod's network namespace still has port tables after its containers are gone:\n%s", out)
 	}
 
