@@ -3,7 +3,7 @@
  * clawos-hook) mount it read-only into the container and prefix it to the
  * agent's command:
  *
- *   clawos-init FILTER [--exec PATH]... [--exec-cmd] -- CMD [ARGS...]
+ *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] -- CMD [ARGS...]
  *
  * FILTER is a file holding the compiled filter, or "hex:" and the filter's
  * bytes in hexadecimal (clawos-hook: no file to create and clean up).
@@ -20,8 +20,17 @@
  *      SECCOMP_FILTER_FLAG_TSYNC (it is single-threaded; TSYNC refuses if not);
  *   3. execve(CMD). Filters stack: the agent runs under exactly the whitelist.
  *
+ * With --notify (clawos-run --learn and --complain), FILTER returns
+ * SECCOMP_RET_USER_NOTIF for what is to be recorded, and is loaded with
+ * SECCOMP_FILTER_FLAG_NEW_LISTENER: the listener fd stays open in this
+ * process (close-on-exec) until clawos-run, outside the sandbox, has taken
+ * it with pidfd_getfd; until then a getppid call right after the load waits
+ * in the kernel for its notification to be answered (the filter always
+ * reports it, and the supervisor drops it), so no call goes unrecorded.
+ *
  * Errors before step 2 are reported on stderr and exit 127. After step 2 the
- * only calls are execve and, if it fails, exit_group(127).
+ * only calls are (with --notify, getppid,) execve and, if it fails,
+ * exit_group(127).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -240,15 +249,19 @@ static int resolve_cmd(const char *cmd) {
 int main(int argc, char **argv) {
 	static struct sock_filter insns[BPF_MAXINSNS];
 	char *exec_paths[MAX_EXEC];
-	int nexec = 0, exec_cmd = 0, i = 2;
+	int nexec = 0, exec_cmd = 0, notify = 0, i = 2;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] -- CMD [ARGS...]\n");
+		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] -- CMD [ARGS...]\n");
 		return 127;
 	}
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "--exec-cmd") == 0) {
 			exec_cmd = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--notify") == 0) {
+			notify = 1;
 			continue;
 		}
 		if (strcmp(argv[i], "--exec") != 0 || i + 1 >= argc || nexec == MAX_EXEC) {
@@ -284,8 +297,15 @@ int main(int argc, char **argv) {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		return fail("no_new_privs");
 	struct sock_fprog prog = { .len = (unsigned short)(n / sizeof(struct sock_filter)), .filter = insns };
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+	/* TSYNC and NEW_LISTENER exclude each other; this process is
+	 * single-threaded, so NEW_LISTENER alone covers it. */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+	            notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : SECCOMP_FILTER_FLAG_TSYNC, &prog) < 0)
 		return fail("seccomp");
+	/* The notifying filters always report getppid: this call waits until
+	 * the supervisor holds the listener (which exec would close). */
+	if (notify)
+		syscall(SYS_getppid);
 	execve(path, cmd, environ);
 	syscall(SYS_exit_group, 127);
 	return 127;

@@ -129,9 +129,21 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 		p.Wait()
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the agent")
 	}
+	if sb.super != nil {
+		if err := sb.super.start(pid); err != nil {
+			p.Signal(unix.SIGKILL)
+			p.Wait()
+			return 0, err
+		}
+	}
 	st, err := p.Wait()
 	if st == nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for the agent")
+	}
+	if sb.super != nil {
+		if err := sb.super.wait(); err != nil {
+			return 0, err
+		}
 	}
 	return exitStatus(unix.WaitStatus(st.Sys().(syscall.WaitStatus)), pid, sb, e.log), nil
 }

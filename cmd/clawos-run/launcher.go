@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/learn"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/namespaces"
@@ -46,6 +47,12 @@ type sandbox struct {
 	links    map[string]string
 	ports    *namespaces.PortPolicy // enforced in the sandbox's network namespace; nil for none
 	initBin  string                 // host path of clawos-init
+	command  []string               // the agent's command line, as given
+	// super receives the calls of a --learn or --complain run; nil
+	// otherwise. recording or complaints collects them.
+	super      *supervisor
+	recording  *learn.Recording
+	complaints *learn.Complaints
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -63,7 +70,17 @@ func (l *launcher) launch(ctx context.Context) (int, error) {
 	if l.cfg.writeBundle != "" {
 		return 0, rt.writeBundle(sb.bundle, sb)
 	}
-	return rt.run(ctx, sb, l.cfg.killAfter, l.stdin, l.stdout, l.stderr)
+	status, err := rt.run(ctx, sb, l.cfg.killAfter, l.stdin, l.stdout, l.stderr)
+	if err != nil {
+		return status, err
+	}
+	switch {
+	case sb.recording != nil:
+		err = l.finishLearn(sb, status)
+	case sb.complaints != nil:
+		err = l.finishComplain(sb)
+	}
+	return status, err
 }
 
 // prepare validates and translates the whitelist and builds the OCI config.
@@ -82,9 +99,11 @@ func (l *launcher) prepare() (*sandbox, error) {
 	default:
 		return nil, &usageError{fmt.Errorf("--apparmor %q: want auto, required or off", c.apparmorMode)}
 	}
-	wl, _, err := confine.Load(c.whitelist, l.stdin, opts, l.log)
-	if err != nil {
-		return nil, err
+	wl := learnPlaceholder()
+	if c.learn == "" {
+		if wl, _, err = confine.Load(c.whitelist, l.stdin, opts, l.log); err != nil {
+			return nil, err
+		}
 	}
 	runtimeName := runtimeKind(c.runtime)
 	measured := runtimeName
@@ -94,6 +113,18 @@ func (l *launcher) prepare() (*sandbox, error) {
 	plan, err := confine.NewPlan(wl, opts, measured, netMode != namespaces.NetHost, netMode == namespaces.NetNone)
 	if err != nil {
 		return nil, err
+	}
+	var super *supervisor
+	var rec *learn.Recording
+	var comp *learn.Complaints
+	if c.learn != "" || c.complain {
+		if super, rec, comp, err = l.observe(plan); err != nil {
+			return nil, err
+		}
+		if c.learn != "" && c.apparmorMode != confine.AppArmorOff {
+			l.log.Info("learn mode: no AppArmor profile (there is no whitelist to generate it from)")
+			c.apparmorMode = confine.AppArmorOff
+		}
 	}
 	stages := plan.Stages
 	if c.measureRuntime {
@@ -197,10 +228,13 @@ func (l *launcher) prepare() (*sandbox, error) {
 		mounts = mergeMounts(baseMounts, mounts)
 	}
 
-	var ex confine.Exec
-	if confine.LandlockABI() > 0 {
+	ex := confine.Exec{Notify: super != nil}
+	switch {
+	case c.learn != "":
+		// Learning records what the agent runs; it restricts nothing.
+	case confine.LandlockABI() > 0:
 		ex.Files = execFiles
-	} else {
+	default:
 		l.log.Warn("Landlock is not available in this kernel: the agent may execve any file its whitelist's execve rule allows")
 	}
 	args := confine.InitArgs(confine.BPF, ex, append([]string{cmdPath}, cmdArgs[1:]...))
@@ -260,7 +294,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 		return nil, err
 	}
 	return &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
-		initBin: initBin, ports: plan.Ports}, nil
+		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp}, nil
 }
 
 // baseConfig reads --bundle's config.json, with its root made absolute; nil

@@ -43,8 +43,9 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 type config struct {
 	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
 	logFormat, writeBundle, bundle, apparmorMode, apparmorPreset                      string
+	learn, merge, report                                                              string
 	killAfter                                                                         time.Duration
-	userns, printSpec, requireSig, measureRuntime, tty                                bool
+	userns, printSpec, requireSig, measureRuntime, tty, complain                      bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
@@ -78,6 +79,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.measureRuntime, "measure-runtime", false, "measurement mode for test/baseline/measure-runtime.sh: the container-level filter logs every call instead of killing (the agent's own filter stays exact)")
 	fs.BoolVar(&c.printSpec, "print-spec", false, "print the OCI config and both seccomp stages that would run, and exit")
 	fs.BoolVar(&c.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
+	fs.StringVar(&c.learn, "learn", "", "learn mode: run the agent unconfined by seccomp in the same sandbox, record every call of every thread and child, and write a signed P1.2 whitelist to this file (no --whitelist)")
+	fs.StringVar(&c.merge, "merge", "", "with --learn: union the learned whitelist with this one (another scenario's), keeping the stricter of two conflicting rules")
+	fs.BoolVar(&c.complain, "complain", false, "complain mode: what --whitelist would deny or kill is logged and allowed instead; the would-be violations are printed at exit and written to --report")
+	fs.StringVar(&c.report, "report", "clawos-complain.json", "with --complain: where the JSON report of would-be violations is written")
 	fs.Var(&c.roBinds, "ro-bind", "bind SRC[:DST] read-only (repeatable)")
 	fs.Var(&c.binds, "bind", "bind SRC[:DST] writable (repeatable)")
 	fs.Var(&c.tmpfs, "tmpfs", "mount a private tmpfs at DST (repeatable)")
@@ -89,8 +94,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.stateDir == defaultStateDir && os.Geteuid() != 0 {
 		c.stateDir = rootlessStateDir()
 	}
-	if c.whitelist == "" {
-		return nil, &usageError{errors.New("--whitelist is required: an agent never runs unconfined")}
+	switch {
+	case c.learn != "" && (c.whitelist != "" || c.complain):
+		return nil, &usageError{errors.New("--learn records a new whitelist: not with --whitelist or --complain (use --merge to add to one)")}
+	case c.merge != "" && c.learn == "":
+		return nil, &usageError{errors.New("--merge goes with --learn")}
+	case c.learn == "" && c.whitelist == "":
+		return nil, &usageError{errors.New("--whitelist is required: an agent never runs unconfined (or --learn OUT.json to record one)")}
 	}
 	if len(c.cmd) == 0 && c.bundle == "" {
 		return nil, &usageError{errors.New("no command: want -- CMD [ARGS...]")}

@@ -122,9 +122,21 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
 	}
+	if sb.super != nil {
+		if err := sb.super.start(pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			waitFor(pid)
+			return 0, err
+		}
+	}
 	ws, err := waitFor(pid)
 	if err != nil {
 		return 0, err
+	}
+	if sb.super != nil {
+		if err := sb.super.wait(); err != nil {
+			return 0, err
+		}
 	}
 	streams.wait()
 	return exitStatus(ws, pid, sb, r.log), nil

@@ -141,6 +141,9 @@ func (p *Plan) InlineFilter() string { return "hex:" + hex.EncodeToString(p.Agen
 type Exec struct {
 	Files []string
 	Cmd   bool
+	// Notify: the filter reports to a supervisor (clawos-run --learn and
+	// --complain): clawos-init loads it with a listener (--notify).
+	Notify bool
 }
 
 // InitArgs is the container's process.args: clawos-init, which loads
@@ -152,6 +155,9 @@ func InitArgs(filter string, ex Exec, cmd []string) []string {
 	}
 	if ex.Cmd {
 		args = append(args, "--exec-cmd")
+	}
+	if ex.Notify {
+		args = append(args, "--notify")
 	}
 	return append(append(args, "--"), cmd...)
 }
