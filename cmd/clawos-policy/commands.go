@@ -525,3 +525,55 @@ func apparmorCmd(fs *flag.FlagSet) func(*env, []string) error {
 		return err
 	}
 }
+
+func diffCmd(fs *flag.FlagSet) func(*env, []string) error {
+	pf := addPolicyFlags(fs, false)
+	return func(e *env, args []string) error {
+		if len(args) != 2 {
+			return &usageError{"want OLD NEW, two whitelists"}
+		}
+		opts, err := pf.options()
+		if err != nil {
+			return err
+		}
+		var wls [2]*translate.Whitelist
+		for i, path := range args {
+			if wls[i], err = load(e, path, opts); err != nil {
+				return err
+			}
+		}
+		changes := translate.Diff(wls[0], wls[1])
+		if e.json {
+			if changes == nil {
+				changes = []translate.Change{}
+			}
+			b, err := json.MarshalIndent(changes, "", "  ")
+			if err != nil {
+				return clawerr.Wrap(clawerr.EInternal, err, "encode the diff")
+			}
+			_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+			return err
+		}
+		if len(changes) == 0 {
+			_, err := fmt.Fprintln(e.stdout, "no difference in what the two whitelists allow")
+			return err
+		}
+		wider := 0
+		for _, c := range changes {
+			mark := " "
+			if c.Wider {
+				mark, wider = "!", wider+1
+			}
+			switch c.Kind {
+			case "added":
+				fmt.Fprintf(e.stdout, "%s + %-20s %s\n", mark, c.Syscall, c.To)
+			case "removed":
+				fmt.Fprintf(e.stdout, "%s - %-20s %s\n", mark, c.Syscall, c.From)
+			default:
+				fmt.Fprintf(e.stdout, "%s ~ %-20s %s -> %s\n", mark, c.Syscall, c.From, c.To)
+			}
+		}
+		_, err = fmt.Fprintf(e.stdout, "%d changes, %d of them allow more (marked !)\n", len(changes), wider)
+		return err
+	}
+}

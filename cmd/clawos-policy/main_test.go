@@ -52,6 +52,9 @@ func TestCommands(t *testing.T) {
 		{"validate two args", []string{"validate", example, example}, "", exitUsage, nil, []string{"want one argument"}},
 		{"translate", []string{"translate", example}, "", exitOK, []string{`"defaultAction": "SCMP_ACT_KILL_PROCESS"`, `"flags": []`}, nil},
 		{"translate refuses upstream", []string{"translate", upstream}, "", exitEPerm, nil, []string{"invalid whitelist", "recv"}},
+		{"diff identical", []string{"diff", example, example}, "", exitOK, []string{"no difference"}, nil},
+		{"diff refuses an invalid whitelist", []string{"diff", example, upstream}, "", exitEPerm, nil, []string{"recv"}},
+		{"diff one argument", []string{"diff", example}, "", exitUsage, nil, []string{"want OLD NEW"}},
 		{"translate kubelet", []string{"translate", "--format", "kubelet", example}, "", exitOK,
 			[]string{`"defaultAction": "SCMP_ACT_KILL_PROCESS"`, `"setuid"`},
 			[]string{"one stage, no clawos-init", "setgroups", "port restrictions (connect [5432], bind []) are NOT enforced", "no signature check"}},
@@ -192,5 +195,53 @@ func TestLogFormatJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil || m["level"] != "warning" || m["check"] == nil {
 			t.Errorf("log line is not a JSON warning: %q", line)
 		}
+	}
+}
+
+// TestDiffCommand diffs the reference whitelist against a re-signed copy
+// that allows clone3 (denied in the reference), drops getpid and adds
+// getuid.
+func TestDiffCommand(t *testing.T) {
+	raw, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wl translate.Whitelist
+	if err := json.Unmarshal(raw, &wl); err != nil {
+		t.Fatal(err)
+	}
+	var rules []translate.Rule
+	for _, r := range wl.Syscalls {
+		switch r.Name {
+		case "getpid":
+			continue
+		case "clone3":
+			r.Permission, r.DenyErrno = translate.Allow, ""
+		}
+		rules = append(rules, r)
+	}
+	wl.Syscalls = append(rules, translate.Rule{Name: "getuid", Permission: translate.Allow, Category: "process"})
+	b, err := translate.Encode(&wl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = translate.Sign(b); err != nil {
+		t.Fatal(err)
+	}
+	changed := filepath.Join(t.TempDir(), "changed.json")
+	os.WriteFile(changed, b, 0o644)
+	code, out, errOut := runCLI(t, "", "diff", example, changed)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"! ~ clone3", "-> ALLOW", "  - getpid", "! + getuid", "3 changes, 2 of them allow more"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCLI(t, "", "--log-format", "json", "diff", "--json", example, changed)
+	var changes []translate.Change
+	if code != exitOK || json.Unmarshal([]byte(out), &changes) != nil || len(changes) != 3 {
+		t.Errorf("--json: exit %d, %s", code, out)
 	}
 }

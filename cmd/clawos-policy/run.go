@@ -49,6 +49,7 @@ var commands = []command{
 	{"explain", "WHITELIST [SYSCALL]", "print the verdict of every syscall and where it comes from, or evaluate one call", explainCmd},
 	{"compile", "WHITELIST", "compile the BPF program: instruction count, listing, raw bytes", compileCmd},
 	{"apparmor", "WHITELIST", "print the AppArmor profile generated from the whitelist (P1.6 presets with --preset)", apparmorCmd},
+	{"diff", "OLD NEW", "show what NEW allows that OLD does not and the reverse: added, removed and changed rules", diffCmd},
 }
 
 // usageError is a mistake on the command line (exit 2).
