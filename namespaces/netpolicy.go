@@ -23,7 +23,17 @@ const NftTable = "clawos"
 // Everything else is rejected, TCP with a reset and UDP with an ICMP port
 // unreachable, so that connect fails at once with ECONNREFUSED instead of
 // hanging. The reject rules count what they refuse (see RefusedPackets).
-func NftRuleset(connect, bind []int) string {
+func NftRuleset(connect, bind []int) string { return nftRuleset(connect, bind, false) }
+
+// nftRuleset is NftRuleset; with complain, the refusing rules only count
+// (clawos-run --complain: what the policy would refuse passes).
+func nftRuleset(connect, bind []int, complain bool) string {
+	refuse := func(verdict string) string {
+		if complain {
+			return ""
+		}
+		return " " + verdict
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", NftTable)
 	chain := func(name, hook string, ports []int) {
@@ -34,11 +44,11 @@ func NftRuleset(connect, bind []int) string {
 			fmt.Fprintf(&b, "\t\ttcp dport { %s } accept\n", set)
 			fmt.Fprintf(&b, "\t\tudp dport { %s } accept\n", set)
 		}
-		b.WriteString("\t\tmeta l4proto tcp counter reject with tcp reset\n")
-		b.WriteString("\t\tmeta l4proto udp counter reject\n")
+		fmt.Fprintf(&b, "\t\tmeta l4proto tcp counter%s\n", refuse("reject with tcp reset"))
+		fmt.Fprintf(&b, "\t\tmeta l4proto udp counter%s\n", refuse("reject"))
 		if len(ports) == 0 {
 			// No port at all: no traffic of any protocol either (ICMP...).
-			b.WriteString("\t\tcounter drop\n")
+			fmt.Fprintf(&b, "\t\tcounter%s\n", refuse("drop"))
 		}
 		b.WriteString("\t}\n")
 	}
@@ -60,11 +70,13 @@ func joinPorts(ports []int) string {
 	return strings.Join(s, ", ")
 }
 
-var counterRe = regexp.MustCompile(`counter packets (\d+) bytes \d+ reject`)
+var counterRe = regexp.MustCompile(`counter packets (\d+) bytes \d+`)
 
-// RefusedPackets sums the counters of the reject rules in the output of
-// `nft list table inet clawos`: the packets the port policy refused (for
-// TCP, one per connection attempt and retransmission).
+// RefusedPackets sums the counters in the output of `nft list table inet
+// clawos`: only the refusing rules count (reject, drop, or in complain mode
+// the rules that stand in for them), so this is the packets the port policy
+// refused or would have refused (for TCP, one per connection attempt and
+// retransmission).
 func RefusedPackets(listing string) int {
 	n := 0
 	for _, m := range counterRe.FindAllStringSubmatch(listing, -1) {

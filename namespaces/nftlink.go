@@ -17,6 +17,9 @@ import (
 // an empty, non-nil list means nothing (--net none).
 type PortPolicy struct {
 	Connect, Bind []int
+	// Complain: the refusing rules only count; what they would refuse
+	// passes (clawos-run --complain).
+	Complain bool
 	// Table is the nftables table Install creates; NftTable when empty.
 	// Containers that share a network namespace (a Kubernetes pod) each
 	// install a table of their own: a packet must pass every table's
@@ -32,7 +35,7 @@ func (p *PortPolicy) table() string {
 }
 
 // Ruleset renders the policy as nft text (see NftRuleset).
-func (p *PortPolicy) Ruleset() string { return NftRuleset(p.Connect, p.Bind) }
+func (p *PortPolicy) Ruleset() string { return nftRuleset(p.Connect, p.Bind, p.Complain) }
 
 // Install installs the policy in the network namespace netns over netlink,
 // from this process: no nsenter and nft processes. It needs CAP_NET_ADMIN
@@ -68,12 +71,18 @@ func (p *PortPolicy) Install(netns *os.File) error {
 					&expr.Verdict{Kind: expr.VerdictAccept})
 			}
 		}
-		rule(l4proto(unix.IPPROTO_TCP), l4protoIs(unix.IPPROTO_TCP), &expr.Counter{},
-			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
-		rule(l4proto(unix.IPPROTO_UDP), l4protoIs(unix.IPPROTO_UDP), &expr.Counter{},
-			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+		refuse := func(e ...expr.Any) []expr.Any {
+			if p.Complain {
+				return e[:len(e)-1] // count only
+			}
+			return e
+		}
+		rule(refuse(l4proto(unix.IPPROTO_TCP), l4protoIs(unix.IPPROTO_TCP), &expr.Counter{},
+			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})...)
+		rule(refuse(l4proto(unix.IPPROTO_UDP), l4protoIs(unix.IPPROTO_UDP), &expr.Counter{},
+			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})...)
 		if len(ports) == 0 {
-			rule(&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+			rule(refuse(&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})...)
 		}
 	}
 	chain("output", nftables.ChainHookOutput, p.Connect)

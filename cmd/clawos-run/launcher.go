@@ -53,6 +53,7 @@ type sandbox struct {
 	super      *supervisor
 	recording  *learn.Recording
 	complaints *learn.Complaints
+	refused    int // packets the port policy refused (or would have)
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -196,7 +197,15 @@ func (l *launcher) prepare() (*sandbox, error) {
 	view := namespaces.View{Level: confine.Level(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
 	if root == "" {
 		view.Workdir = workdir
-		view.Exec = append(execFiles, cmdPath)
+		// The command as given, mounted where its directory really is:
+		// /bin/true lands on /usr/bin/true, which the view's /bin ->
+		// usr/bin link then reaches (a mount point cannot be made under
+		// a symlink).
+		visible := cmdPath
+		if d, err := filepath.EvalSymlinks(filepath.Dir(cmdPath)); err == nil {
+			visible = filepath.Join(d, filepath.Base(cmdPath))
+		}
+		view.Exec = append(execFiles, visible)
 	}
 	for _, b := range c.roBinds {
 		bd, err := namespaces.ParseBind(b, true)

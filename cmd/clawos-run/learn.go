@@ -87,6 +87,9 @@ func (l *launcher) observe(plan *confine.Plan) (*supervisor, *learn.Recording, *
 		}
 		plan.Stages.Agent.Seccomp = learn.Complaining(plan.Stages.Agent.Seccomp)
 		sup.record = comp.Add
+		if plan.Ports != nil {
+			plan.Ports.Complain = true
+		}
 	}
 	bpf, err := seccomp.Compile(plan.Stages.Agent.Seccomp)
 	if err != nil {
@@ -146,6 +149,9 @@ func (l *launcher) finishLearn(sb *sandbox, status int) error {
 // finishComplain prints the would-be violations and writes them as JSON.
 func (l *launcher) finishComplain(sb *sandbox) error {
 	vs := sb.complaints.Report()
+	if sb.refused > 0 {
+		vs = append(vs, learn.Violation{Syscall: "port_restriction", Verdict: "REJECT (nftables)", Count: sb.refused})
+	}
 	learn.Table(l.stderr, vs)
 	b, err := json.MarshalIndent(struct {
 		Whitelist  string            `json:"whitelist"`

@@ -50,7 +50,7 @@ func guard(ctx context.Context, pid int, sb *sandbox, killAfter time.Duration, l
 	return func() {
 		signal.Stop(sigs)
 		if held != nil {
-			reportRefusals(held, log)
+			sb.refused = reportRefusals(held, sb.ports.Complain, log)
 			held.Close()
 		}
 	}, nil
@@ -120,16 +120,25 @@ func installPolicy(ctx context.Context, pid int, p *namespaces.PortPolicy, log *
 	return held, nil
 }
 
-// reportRefusals logs how many packets the port policy refused.
-func reportRefusals(ns *heldNS, log *logrus.Logger) {
+// reportRefusals logs and returns how many packets the port policy refused
+// (or, complaining, would have refused).
+func reportRefusals(ns *heldNS, complain bool, log *logrus.Logger) int {
+	report := func(n int) int {
+		switch {
+		case n > 0 && complain:
+			log.WithField("packets", n).Warn("complain: the port policy would have refused connection attempts")
+		case n > 0:
+			log.WithField("refused_packets", n).Warn("the port policy refused connection attempts")
+		}
+		return n
+	}
 	if os.Geteuid() == 0 {
 		n, err := namespaces.RefusedNetlink(ns.net)
 		if err != nil {
 			log.WithError(err).Debug("read the port policy counters")
-		} else if n > 0 {
-			log.WithField("refused_packets", n).Warn("the port policy refused connection attempts")
+			return 0
 		}
-		return
+		return report(n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
 	defer cancel()
@@ -138,11 +147,9 @@ func reportRefusals(ns *heldNS, log *logrus.Logger) {
 	out, err := cmd.Output()
 	if err != nil {
 		log.WithError(err).Debug("read the port policy counters")
-		return
+		return 0
 	}
-	if n := namespaces.RefusedPackets(string(out)); n > 0 {
-		log.WithField("refused_packets", n).Warn("the port policy refused connection attempts")
-	}
+	return report(namespaces.RefusedPackets(string(out)))
 }
 
 // forwardSignals passes each signal to the agent. The agent is pid 1 of its

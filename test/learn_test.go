@@ -1,0 +1,277 @@
+package test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/clawos/clawos-security/translate"
+)
+
+// realProgram is a program learn mode is proven on.
+type realProgram struct {
+	name  string
+	flags []string // clawos-run flags (binds)
+	cmd   []string
+	want  string // in its standard output
+}
+
+// tokioTarget caches the tokio program's build: Debian's crates, offline.
+const tokioTarget = "/var/cache/clawos-test/tokio-target"
+
+var tokioOnce sync.Once
+
+// buildTokio builds test/agents/tokio-agent with cargo from Debian's
+// crates (librust-tokio-dev; .cargo/config.toml replaces crates.io with
+// /usr/share/cargo/registry), offline.
+func buildTokio(t *testing.T) string {
+	t.Helper()
+	var err error
+	var out []byte
+	tokioOnce.Do(func() {
+		cmd := exec.Command("cargo", "build", "--release", "--offline", "-q")
+		cmd.Dir = "agents/tokio-agent"
+		cmd.Env = append(os.Environ(), "CARGO_TARGET_DIR="+tokioTarget)
+		out, err = cmd.CombinedOutput()
+	})
+	if err != nil {
+		t.Fatalf("cargo build of the tokio agent (.ci/setup installs cargo and librust-tokio-dev): %v\n%s", err, out)
+	}
+	return built(t, tokioTarget+"/release/tokio-agent")
+}
+
+// realPrograms builds the programs of the learn tests.
+func realPrograms(t *testing.T) []realProgram {
+	dir := t.TempDir()
+	gobin := filepath.Join(dir, "goworker")
+	if out, err := exec.Command("go", "build", "-o", gobin, "./agents/goworker").CombinedOutput(); err != nil {
+		t.Fatalf("go build goworker: %v\n%s", err, out)
+	}
+	os.Chmod(dir, 0o755)
+	py := built(t, "agents/pyworker.py")
+	return []realProgram{
+		{"busybox pipeline", nil, []string{"/bin/busybox", "sh", "-c", "busybox echo hello world | busybox tr a-z A-Z | busybox wc -c"}, "12"},
+		{"Go", nil, []string{gobin}, "ok"},
+		{"Python", []string{"--ro-bind", py + ":/opt/pyworker.py"}, []string{"/usr/bin/python3", "-I", "/opt/pyworker.py"}, "ok"},
+		{"tokio", nil, []string{buildTokio(t)}, "tokio-agent ok"},
+	}
+}
+
+// TestLearn learns real programs in the sandbox, then proves the learned
+// whitelist: it validates, the program runs enforced under it alone
+// (--baseline none) and under --complain with no violation, and it is not
+// padded: without any one of its calls the program is killed.
+func TestLearn(t *testing.T) {
+	s := requireSandbox(t)
+	s.runtime = "embedded"
+	v, err := translate.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range realPrograms(t) {
+		t.Run(p.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.Chmod(dir, 0o755)
+			out := filepath.Join(dir, "learned.json")
+			run := func(args ...string) runResult {
+				return s.clawosRun(t, append(append(append([]string{}, p.flags...), args...), append([]string{"--"}, p.cmd...)...)...)
+			}
+			if r := run("--learn", out); r.code != 0 || !strings.Contains(r.stdout, p.want) {
+				t.Fatalf("learn: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			raw, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wl, rep := v.Validate(raw, translate.Options{})
+			if err := rep.Err(); err != nil {
+				t.Fatalf("the learned whitelist does not validate: %v", err)
+			}
+			if rep.Signature != translate.SignatureValid {
+				t.Errorf("signature %s", rep.Signature)
+			}
+			for _, r := range wl.Syscalls {
+				if r.Category == "" || r.VerifiedByStrace == nil || !*r.VerifiedByStrace || !strings.Contains(r.Notes, "learned: seen") {
+					t.Errorf("rule %s lacks category, verified_by_strace or notes: %+v", r.Name, r)
+				}
+			}
+			if r := run("--whitelist", out, "--baseline", "none"); r.code != 0 || !strings.Contains(r.stdout, p.want) {
+				t.Fatalf("enforced under the learned whitelist: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			report := filepath.Join(dir, "complain.json")
+			if r := run("--whitelist", out, "--baseline", "none", "--complain", "--report", report); r.code != 0 {
+				t.Fatalf("complain: exit %d\n%s", r.code, r.stderr)
+			}
+			if vs := violations(t, report); len(vs) != 0 {
+				t.Errorf("complain under the learned whitelist: %v", vs)
+			}
+			enforced := func(reduced string) runResult { return run("--whitelist", reduced, "--baseline", "none") }
+			if unneeded := unneededCalls(t, wl, enforced); len(unneeded) > 0 {
+				t.Errorf("padded: the program ran %d times without each of %v", removalRuns, unneeded)
+			}
+			if p.name == "busybox pipeline" {
+				// The check itself: a call the program never makes is found.
+				padded := *wl
+				padded.Syscalls = append(append([]translate.Rule{}, wl.Syscalls...), translate.Rule{Name: "sync", Permission: translate.Allow})
+				if unneeded := unneededCalls(t, &padded, enforced); len(unneeded) != 1 || unneeded[0] != "sync" {
+					t.Errorf("a padded whitelist (sync added) was not caught: %v", unneeded)
+				}
+			}
+		})
+	}
+}
+
+// violations reads a complain report.
+func violations(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Violations []map[string]any `json:"violations"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep.Violations
+}
+
+// removalRuns is how often a program runs without one learned call before
+// the call is declared unneeded: a runtime makes some calls only when its
+// timing asks for them (a preemption signal, a futex wait).
+const removalRuns = 3
+
+// unneededCalls removes each call of wl in turn (execve stays: clawos-init
+// needs it to start the agent, and every stage adds it) and runs the
+// program enforced; it returns the calls without which the program still
+// succeeded removalRuns times.
+func unneededCalls(t *testing.T, wl *translate.Whitelist, run func(string) runResult) []string {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	var unneeded []string
+	for i, rule := range wl.Syscalls {
+		if rule.Name == "execve" {
+			continue
+		}
+		reduced := *wl
+		reduced.Syscalls = append(append([]translate.Rule{}, wl.Syscalls[:i]...), wl.Syscalls[i+1:]...)
+		reduced.Signature = ""
+		b, err := translate.Encode(&reduced)
+		if err == nil {
+			b, err = translate.Sign(b)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, rule.Name+".json")
+		os.WriteFile(p, b, 0o644)
+		broke := false
+		for k := 0; k < removalRuns && !broke; k++ {
+			broke = run(p).code != 0
+		}
+		if !broke {
+			unneeded = append(unneeded, rule.Name)
+		}
+	}
+	return unneeded
+}
+
+// TestLearnMerge learns two scenarios of the probe and merges them, then
+// merges a learned run into a reviewed whitelist that denies a call the run
+// made: the stricter rule stays, and clawos-run says so.
+func TestLearnMerge(t *testing.T) {
+	s := requireSandbox(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	if r := s.clawosRun(t, "--learn", a, "--", s.probe, "call", sysnr(t, "getpid")); r.code != 0 {
+		t.Fatalf("learn a: %d %s", r.code, r.stderr)
+	}
+	if r := s.clawosRun(t, "--learn", b, "--merge", a, "--", s.probe, "call", sysnr(t, "getuid")); r.code != 0 {
+		t.Fatalf("learn b: %d %s", r.code, r.stderr)
+	}
+	v, _ := translate.NewValidator()
+	raw, _ := os.ReadFile(b)
+	wl, rep := v.Validate(raw, translate.Options{})
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]translate.Rule{}
+	for _, r := range wl.Syscalls {
+		m[r.Name] = r
+	}
+	if _, ok := m["getpid"]; !ok {
+		t.Error("the first scenario's getpid is gone")
+	}
+	if _, ok := m["getuid"]; !ok {
+		t.Error("the second scenario's getuid is missing")
+	}
+	if !strings.Contains(m["exit_group"].Notes, "in 2 run(s)") {
+		t.Errorf("exit_group: %q", m["exit_group"].Notes)
+	}
+	// Both scenarios run enforced under the merged whitelist.
+	for _, nr := range []string{sysnr(t, "getpid"), sysnr(t, "getuid")} {
+		if r := s.clawosRun(t, "--whitelist", b, "--baseline", "none", "--", s.probe, "call", nr); r.code != 0 {
+			t.Errorf("call %s under the merged whitelist: exit %d %s", nr, r.code, r.stderr)
+		}
+	}
+	// A reviewed whitelist denies getuid; a run that calls it is merged in.
+	for i := range wl.Syscalls {
+		if wl.Syscalls[i].Name == "getuid" {
+			wl.Syscalls[i].Permission = translate.Deny
+		}
+	}
+	wl.Signature = ""
+	rb, _ := translate.Encode(wl)
+	rb, _ = translate.Sign(rb)
+	reviewed, c := filepath.Join(dir, "reviewed.json"), filepath.Join(dir, "c.json")
+	os.WriteFile(reviewed, rb, 0o644)
+	r := s.clawosRun(t, "--learn", c, "--merge", reviewed, "--", s.probe, "call", sysnr(t, "getuid"))
+	if r.code != 0 || !strings.Contains(r.stderr, "merge: kept the existing rule (DENY)") {
+		t.Fatalf("learn c: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := s.clawosRun(t, "--whitelist", c, "--baseline", "none", "--", s.probe, "call", sysnr(t, "getuid")); r.code != 1 {
+		t.Errorf("getuid under the merged whitelist: exit %d, want 1 (EPERM: the DENY kept)", r.code)
+	}
+}
+
+// TestComplain runs the tokio program under the reference whitelist, which
+// kills it at setsockopt (it listens): in complain mode it runs to the
+// end, and the report lists what the whitelist would have denied or killed.
+func TestComplain(t *testing.T) {
+	s := requireSandbox(t)
+	tokio := buildTokio(t)
+	const ref = "../examples/ironclaw.whitelist.json"
+	if r := s.clawosRun(t, "--whitelist", ref, "--baseline", "start,tokio", "--", tokio); r.code != 159 {
+		t.Fatalf("enforced: exit %d, want 159 (killed)\n%s", r.code, r.stderr)
+	}
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report.json")
+	r := s.clawosRun(t, "--whitelist", ref, "--baseline", "start,tokio", "--complain", "--report", report, "--", tokio)
+	if r.code != 0 || !strings.Contains(r.stdout, "tokio-agent ok") {
+		t.Fatalf("complain: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	got := map[string]string{}
+	for _, v := range violations(t, report) {
+		got[v["syscall"].(string)] = v["verdict"].(string)
+		if v["count"].(float64) < 1 || (v["syscall"] != "port_restriction" && len(v["example_args"].([]any)) == 0) {
+			t.Errorf("incomplete violation %v", v)
+		}
+	}
+	// It connects to its own listener's ephemeral port, which the port
+	// rule (5432 only) would refuse.
+	for name, verdict := range map[string]string{"setsockopt": "KILL_PROCESS", "bind": "KILL_PROCESS", "listen": "KILL_PROCESS",
+		"port_restriction": "REJECT (nftables)"} {
+		if got[name] != verdict {
+			t.Errorf("%s: %q, want %s (report %v)", name, got[name], verdict, got)
+		}
+	}
+	if !strings.Contains(r.stderr, "SYSCALL") || !strings.Contains(r.stderr, "setsockopt") {
+		t.Errorf("no table on stderr:\n%s", r.stderr)
+	}
+}
