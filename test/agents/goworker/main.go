@@ -1,7 +1,8 @@
 // Command goworker is a small but real Go program for clawos-run --learn's
 // tests: goroutines and channels, a TCP echo over loopback, a timer, file
 // work in $AGENT_DIR (default /tmp), a signal it sends itself and handles,
-// and a forced garbage collection. It prints "ok" and exits 0.
+// and a garbage collection while every P runs a loop without calls (so
+// that the runtime preempts them with signals). It prints "ok" and exits 0.
 package main
 
 import (
@@ -102,6 +103,24 @@ func run() error {
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("SIGUSR1 not delivered")
 	}
+	// Loops without function calls on every P, and a garbage collection
+	// meanwhile: the runtime must stop them with preemption signals
+	// (tgkill), as a busy Go agent's runtime does.
+	var spin sync.WaitGroup
+	sums := make([]uint64, runtime.GOMAXPROCS(0))
+	for p := range sums {
+		spin.Add(1)
+		go func(p int) {
+			defer spin.Done()
+			var x uint64
+			for i := uint64(0); i < 50_000_000; i++ {
+				x += i ^ uint64(p)
+			}
+			sums[p] = x
+		}(p)
+	}
+	time.Sleep(time.Millisecond)
 	runtime.GC()
+	spin.Wait()
 	return nil
 }
