@@ -238,9 +238,13 @@ func unneededCalls(t *testing.T, wl *translate.Whitelist, run func(string) runRe
 
 // TestLearnMerge learns two scenarios of the probe and merges them, then
 // merges a learned run into a reviewed whitelist that denies a call the run
-// made: the stricter rule stays, and clawos-run says so.
+// made: the stricter rule stays, and clawos-run says so. Under both
+// runtimes: the listener is taken the same way from either.
 func TestLearnMerge(t *testing.T) {
-	s := requireSandbox(t)
+	eachRuntime(t, testLearnMerge)
+}
+
+func testLearnMerge(t *testing.T, s sandboxTools) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
@@ -329,4 +333,55 @@ func TestComplain(t *testing.T) {
 	if !strings.Contains(r.stderr, "SYSCALL") || !strings.Contains(r.stderr, "setsockopt") {
 		t.Errorf("no table on stderr:\n%s", r.stderr)
 	}
+}
+
+// TestLearnBaselines checks the measured start and tokio baselines (strace
+// runs, test/baseline) against learn mode's recording of the programs they
+// were measured on: every call learned is in the baseline.
+func TestLearnBaselines(t *testing.T) {
+	s := requireSandbox(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	goagent := filepath.Join(dir, "goagent")
+	if out, err := exec.Command("go", "build", "-o", goagent, "./agents/goagent").CombinedOutput(); err != nil {
+		t.Fatalf("go build goagent: %v\n%s", err, out)
+	}
+	start := measured(t, "start", "")
+	tokio := measured(t, "tokio", "")
+	for name, c := range map[string]struct {
+		cmd      []string
+		baseline map[string]bool
+	}{
+		"true":            {[]string{"/usr/bin/true"}, start},
+		"goagent":         {[]string{goagent}, start},
+		"tokio --minimal": {[]string{buildTokio(t), "--minimal"}, union(start, tokio)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(dir, "learned.json")
+			if r := s.clawosRun(t, append([]string{"--learn", out, "--"}, c.cmd...)...); r.code != 0 {
+				t.Fatalf("learn: exit %d %s", r.code, r.stderr)
+			}
+			raw, _ := os.ReadFile(out)
+			var wl translate.Whitelist
+			if err := json.Unmarshal(raw, &wl); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range wl.Syscalls {
+				if !c.baseline[r.Name] {
+					t.Errorf("%s calls %s, which its baseline lacks", name, r.Name)
+				}
+			}
+		})
+	}
+}
+
+func union(a, b map[string]bool) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }

@@ -51,8 +51,32 @@ runtime_baselines() {
 	mv "$work/new.json" "$f"
 	echo "wrote runtime baselines into $f"
 }
+# learn_baselines adds to the native arch's start and tokio baselines what
+# clawos-run --learn records of the programs they are measured on, 20 runs
+# each: the Go runtime's timing-dependent calls show at full speed only.
+learn_baselines() {
+	make -C "$top" build >/dev/null
+	CGO_ENABLED=0 go build -o "$work/goagent" "$top/test/agents/goagent"
+	(cd "$top/test/agents/tokio-agent" && cargo build --release --offline -q)
+	local tokio="$top/test/agents/tokio-agent/target/release/tokio-agent" l="$top/test/baseline/measure-learn.sh"
+	local tokiover
+	tokiover=$(sed -n 's/^version = "\(.*\)"/\1/p' /usr/share/cargo/registry/tokio-*/Cargo.toml | head -1)
+	"$l" "$top/bin/clawos-run" 20 "goagent (empty main, $(go env GOVERSION), static)" -- "$work/goagent" >"$work/learn-start.json"
+	"$l" "$top/bin/clawos-run" 20 "tokio-agent --minimal (tokio $tokiover, rt-multi-thread+signal)" -- "$tokio" --minimal >"$work/learn-tokio.json"
+	f="$top/translate/baselines/$(uname -m).json"
+	jq --slurpfile s "$work/learn-start.json" --slurpfile k "$work/learn-tokio.json" '
+		.baselines.start.measurements |= (map(select(.tool | startswith("clawos-run --learn") | not)) + $s) |
+		.baselines.tokio.measurements |= (map(select(.tool | startswith("clawos-run --learn") | not)) + $k)
+	' "$f" >"$work/new.json"
+	mv "$work/new.json" "$f"
+	echo "wrote learn-mode measurements into $f"
+}
 if [ "${1:-}" = "--runtime-only" ]; then
 	runtime_baselines
+	exit 0
+fi
+if [ "${1:-}" = "--learn-only" ]; then
+	learn_baselines
 	exit 0
 fi
 
@@ -108,4 +132,4 @@ for arch in x86_64 aarch64; do
 	}' >"$top/translate/baselines/$arch.json"
 done
 echo "wrote $top/translate/baselines/x86_64.json and aarch64.json"
-if [ "$(id -u)" = 0 ] && command -v runc >/dev/null; then runtime_baselines; fi
+if [ "$(id -u)" = 0 ] && command -v runc >/dev/null; then runtime_baselines; learn_baselines; fi
