@@ -643,6 +643,14 @@ func TestRunRootless(t *testing.T) {
 					t.Errorf("%v: exit %d, want %d (%s)", c.args, r.code, c.code, r.stderr)
 				}
 			}
+			// The complain supervisor takes the seccomp listener with
+			// pidfd_getfd as the unprivileged caller too.
+			report := filepath.Join(os.TempDir(), fmt.Sprintf("clawos-complain-%s-%d.json", rt, os.Getpid()))
+			defer os.Remove(report)
+			if r := rootless(t, rt, "--complain", "--report", report, "--", probe, "call", sysnr(t, "getuid")); r.code != 0 ||
+				!regexp.MustCompile(`getuid\s+1\s+KILL_PROCESS`).MatchString(r.stderr) {
+				t.Errorf("rootless --complain: exit %d %s", r.code, r.stderr)
+			}
 			if !namespaces.CgroupV2("/sys/fs/cgroup") {
 				if r := rootless(t, rt, "--slice", "agents", "--", probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "cannot manage") {
 					t.Errorf("rootless --slice on cgroup v1: exit %d %s", r.code, r.stderr)
