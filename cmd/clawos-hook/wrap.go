@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -36,12 +35,12 @@ func wrap(args []string, stderr io.Writer) int {
 	log.SetLevel(logrus.WarnLevel)
 	cwd, err := os.Getwd()
 	if err != nil {
-		return wrapFail(stderr, "", clawerr.Wrap(clawerr.EIO, err, "working directory"))
+		return runcargs.Fail(stderr, "", clawerr.Wrap(clawerr.EIO, err, "working directory"))
 	}
 	rc := runcargs.Parse(args, cwd)
 	cfg, err := wrapperConfig(wrapper)
 	if err != nil {
-		return wrapFail(stderr, rc.Log, err)
+		return runcargs.Fail(stderr, rc.Log, err)
 	}
 	var out *hook.Outcome
 	if rc.Name == "exec" {
@@ -55,10 +54,10 @@ func wrap(args []string, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		return wrapFail(stderr, rc.Log, err)
+		return runcargs.Fail(stderr, rc.Log, err)
 	}
 	err = syscall.Exec(cfg.Runc, append([]string{"runc"}, args...), os.Environ())
-	return wrapFail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + cfg.Runc, Err: err})
+	return runcargs.Fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + cfg.Runc, Err: err})
 }
 
 // wrapperConfig is the configuration of the wrapper called as wrapper:
@@ -73,11 +72,4 @@ func wrapperConfig(wrapper string) (hook.Config, error) {
 	}
 	cfg = cfg.WithDefaults(wrapper)
 	return cfg, cfg.Check()
-}
-
-func wrapFail(stderr io.Writer, logFile string, err error) int {
-	runcargs.LogRefusal(logFile, err)
-	b, _ := json.Marshal(clawerr.PayloadOf("clawos-runc", err))
-	fmt.Fprintf(stderr, "%s\n", b)
-	return 1
 }

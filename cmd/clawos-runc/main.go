@@ -11,8 +11,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,32 +29,23 @@ func run(argv []string, stderr io.Writer) int {
 	if !filepath.IsAbs(self) {
 		exe, err := os.Executable()
 		if err != nil {
-			return fail(stderr, "", clawerr.Wrap(clawerr.EInternal, err, "locate clawos-runc"))
+			return runcargs.Fail(stderr, "", clawerr.Wrap(clawerr.EInternal, err, "locate clawos-runc"))
 		}
 		self = exe
 	}
 	cwd, err := os.Getwd()
 	if err != nil {
-		return fail(stderr, "", clawerr.Wrap(clawerr.EIO, err, "working directory"))
+		return runcargs.Fail(stderr, "", clawerr.Wrap(clawerr.EIO, err, "working directory"))
 	}
 	rc := runcargs.Parse(argv[1:], cwd)
 	progs, err := runcargs.ReadPrograms(runcargs.ConfigPath(self), filepath.Dir(self))
 	if err != nil {
-		return fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.EProto, Message: "the runtime wrapper's configuration", Err: err})
+		return runcargs.Fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.EProto, Message: "the runtime wrapper's configuration", Err: err})
 	}
 	if runcargs.Concerns(rc) {
 		err = syscall.Exec(progs.Hook, append([]string{"clawos-hook", "runc-wrap", self}, argv[1:]...), os.Environ())
-		return fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "hook", Message: "cannot run " + progs.Hook + "; the container was not created", Err: err})
+		return runcargs.Fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "hook", Message: "cannot run " + progs.Hook + "; the container was not created", Err: err})
 	}
 	err = syscall.Exec(progs.Runc, append([]string{"runc"}, argv[1:]...), os.Environ())
-	return fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + progs.Runc, Err: err})
-}
-
-// fail reports a refusal where containerd finds it (runc's --log) and on
-// stderr as a P1.7 payload.
-func fail(stderr io.Writer, logFile string, err error) int {
-	runcargs.LogRefusal(logFile, err)
-	b, _ := json.Marshal(clawerr.PayloadOf("clawos-runc", err))
-	fmt.Fprintf(stderr, "%s\n", b)
-	return 1
+	return runcargs.Fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + progs.Runc, Err: err})
 }

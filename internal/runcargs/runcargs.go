@@ -335,3 +335,13 @@ func LogRefusal(path string, err error) {
 	defer f.Close()
 	f.Write(append(line, '\n'))
 }
+
+// Fail reports a refusal of the runtime wrapper where containerd finds it
+// (runc's --log, see LogRefusal) and on stderr as a P1.7 payload; it
+// returns the exit status, 1.
+func Fail(stderr io.Writer, logFile string, err error) int {
+	LogRefusal(logFile, err)
+	b, _ := json.Marshal(clawerr.PayloadOf("clawos-runc", err))
+	fmt.Fprintf(stderr, "%s\n", b)
+	return 1
+}
