@@ -78,6 +78,10 @@ type Profile struct {
 	Origins []Origin            `json:"origins"`
 	// Skipped are rules that have no effect on Arch, with the reason.
 	Skipped []Origin `json:"skipped,omitempty"`
+	// Widened are, in a container stage or a single stage, the calls it
+	// allows unconditionally that the whitelist (with its baselines) did
+	// not: what the runtime's or clawos-init's needs added.
+	Widened []string `json:"-"`
 }
 
 // Translate turns a validated whitelist into a profile for opts.Arch. It

@@ -86,13 +86,15 @@ func SingleStage(wl *Whitelist, opts Options, runtime string, noNewPrivs bool) (
 		}
 		rt = append(rt, privs...)
 	}
-	return widen(agent, true, runtime, rt), nil
+	return widen(agent, true, runtime, rt, nil), nil
 }
 
-// widen is agent with the calls of the internal baselines allowed
-// unconditionally, each origin saying where it comes from and, with
-// single, that no second stage restores the whitelist's verdict.
-func widen(agent *Profile, single bool, runtime string, rt []BaselineCall, more ...[]BaselineCall) *Profile {
+// widen is agent with the calls of the runtime's baseline rt and of
+// clawos-init's ini (nil for a single stage) allowed unconditionally, each
+// origin saying where it comes from and, with single, that no second stage
+// restores the whitelist's verdict. Widened lists the calls it allows that
+// the agent did not allow unconditionally.
+func widen(agent *Profile, single bool, runtime string, rt, ini []BaselineCall) *Profile {
 	replaced, added := "the agent stage still applies: ", "allow (container stage only; the agent stage kills it)"
 	if single {
 		replaced, added = "single stage: replaces the whitelist's ", "allow (single stage: not in the whitelist, needed by the runtime)"
@@ -103,16 +105,17 @@ func widen(agent *Profile, single bool, runtime string, rt []BaselineCall, more 
 	for _, c := range rt {
 		force[c.Name] = "runtime:" + runtime + " (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
 	}
-	for _, m := range more {
-		for _, c := range m {
-			if _, ok := force[c.Name]; !ok {
-				force[c.Name] = "clawos-init (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
-			}
+	for _, c := range ini {
+		if _, ok := force[c.Name]; !ok {
+			force[c.Name] = "clawos-init (measured in " + strings.Join(c.MeasuredIn, "; ") + ")"
 		}
 	}
 	container.Seccomp = forceAllow(agent.Seccomp, sortedKeys(force))
 	for _, o := range agent.Origins {
 		if src, ok := force[o.Syscall]; ok {
+			if o.Verdict != "allow" {
+				container.Widened = append(container.Widened, o.Syscall)
+			}
 			o.Verdict, o.Source, o.Reason = "allow (container stage)", src, replaced+o.Verdict
 			delete(force, o.Syscall)
 		}
@@ -121,8 +124,10 @@ func widen(agent *Profile, single bool, runtime string, rt []BaselineCall, more 
 	for _, name := range sortedKeys(force) {
 		nr, _ := arch.SyscallNumber(name)
 		container.Origins = append(container.Origins, Origin{Syscall: name, Number: nr, Verdict: added, Source: force[name]})
+		container.Widened = append(container.Widened, name)
 	}
 	sort.Slice(container.Origins, func(i, j int) bool { return container.Origins[i].Syscall < container.Origins[j].Syscall })
+	sort.Strings(container.Widened)
 	return container
 }
 

@@ -302,14 +302,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 // kubelet) does not enforce that clawos-run and the clawos runtime handler
 // do.
 func kubeletLosses(p *translate.Profile) []string {
-	var wider []string
-	for _, o := range p.Origins {
-		if strings.HasPrefix(o.Verdict, "allow (single stage") ||
-			(strings.HasPrefix(o.Reason, "single stage: replaces") && !strings.HasSuffix(o.Reason, "replaces the whitelist's allow")) {
-			wider = append(wider, o.Syscall)
-		}
-	}
-	out := []string{"kubelet profile: one stage, no clawos-init: the container runs under the whitelist plus what the OCI runtime's init calls after loading the filter, unconditionally allowed: " + strings.Join(wider, ", ")}
+	out := []string{"kubelet profile: one stage, no clawos-init: the container runs under the whitelist plus what the OCI runtime's init calls after loading the filter, unconditionally allowed: " + strings.Join(p.Widened, ", ")}
 	if p.Network.Restricted() {
 		out = append(out, fmt.Sprintf("kubelet profile: the port restrictions (connect %v, bind %v) are NOT enforced: seccomp cannot read a port, and no network rules are installed on this path", p.Network.ConnectPorts, p.Network.BindPorts))
 	}
