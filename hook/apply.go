@@ -159,15 +159,7 @@ func planFor(spec *specs.Spec, req runcargs.Request, runtime string, cfg Config,
 // unapply undoes a previous Apply (idempotence) and returns the
 // container's own command.
 func unapply(spec *specs.Spec, cfg Config) []string {
-	args := spec.Process.Args
-	if args[0] == confine.Init {
-		for i, a := range args {
-			if a == "--" {
-				args = args[i+1:]
-				break
-			}
-		}
-	}
+	_, args := splitInit(spec.Process.Args)
 	var mounts []specs.Mount
 	for _, m := range spec.Mounts {
 		if m.Destination != confine.Init {
@@ -215,16 +207,35 @@ func inject(spec *specs.Spec, cfg Config) {
 	spec.Hooks.Poststop = append(spec.Hooks.Poststop, hook("poststop"))
 }
 
-func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
-	if spec.Linux == nil {
-		return false
-	}
-	for _, n := range spec.Linux.Namespaces {
-		if n.Type == t {
-			return true
+// splitInit splits a command line Apply made into clawos-init's part, up
+// to and including "--", and the container's own command; a command line
+// that does not start with clawos-init and its "--" has no init part.
+func splitInit(args []string) (prefix, cmd []string) {
+	if len(args) > 0 && args[0] == confine.Init {
+		for i, a := range args {
+			if a == "--" {
+				return args[:i+1], args[i+1:]
+			}
 		}
 	}
-	return false
+	return nil, args
+}
+
+// namespaceOf is spec's namespace of type t, if it has one.
+func namespaceOf(spec *specs.Spec, t specs.LinuxNamespaceType) (specs.LinuxNamespace, bool) {
+	if spec.Linux != nil {
+		for _, n := range spec.Linux.Namespaces {
+			if n.Type == t {
+				return n, true
+			}
+		}
+	}
+	return specs.LinuxNamespace{}, false
+}
+
+func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	_, ok := namespaceOf(spec, t)
+	return ok
 }
 
 // options are the translation options an annotated container asks for.

@@ -137,15 +137,8 @@ type record struct {
 // netnsPath is the network namespace spec joins, "" when it creates its
 // own (or has none).
 func netnsPath(spec *specs.Spec) string {
-	if spec.Linux == nil {
-		return ""
-	}
-	for _, n := range spec.Linux.Namespaces {
-		if n.Type == specs.NetworkNamespace {
-			return n.Path
-		}
-	}
-	return ""
+	n, _ := namespaceOf(spec, specs.NetworkNamespace)
+	return n.Path
 }
 
 // portTable names the nftables table of container id in a shared network

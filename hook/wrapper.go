@@ -99,11 +99,9 @@ func WrapExec(rc runcargs.Command, args []string) ([]string, *Outcome, error) {
 // initPrefix is the clawos-init part of a confined container's command
 // line, up to and including "--".
 func initPrefix(spec *specs.Spec) ([]string, error) {
-	if spec.Process != nil && len(spec.Process.Args) > 2 && spec.Process.Args[0] == confine.Init {
-		for i, a := range spec.Process.Args {
-			if a == "--" {
-				return append([]string{}, spec.Process.Args[:i+1]...), nil
-			}
+	if spec.Process != nil && len(spec.Process.Args) > 2 {
+		if prefix, _ := splitInit(spec.Process.Args); prefix != nil {
+			return append([]string{}, prefix...), nil
 		}
 	}
 	return nil, &clawerr.Error{Code: clawerr.EPerm, Path: "process.args",
