@@ -1,10 +1,7 @@
 package test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -164,38 +161,24 @@ state = %q
 // run runs crictl and returns its exit status and combined output.
 func (c *criCluster) run(t testing.TB, args ...string) (int, string) {
 	t.Helper()
-	code, stdout, stderr := c.exec(t, args...)
-	return code, stdout + stderr
+	r := c.exec(t, args...)
+	return r.code, r.stdout + r.stderr
 }
 
 // must runs crictl and fails the test unless it succeeds; it returns the
 // standard output, trimmed.
 func (c *criCluster) must(t testing.TB, args ...string) string {
 	t.Helper()
-	code, stdout, stderr := c.exec(t, args...)
-	if code != 0 {
-		t.Fatalf("crictl %v: exit %d\n%s%s", args, code, stdout, stderr)
+	r := c.exec(t, args...)
+	if r.code != 0 {
+		t.Fatalf("crictl %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
 	}
-	return strings.TrimSpace(stdout)
+	return strings.TrimSpace(r.stdout)
 }
 
-func (c *criCluster) exec(t testing.TB, args ...string) (int, string, string) {
+func (c *criCluster) exec(t testing.TB, args ...string) runResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, crictlBin, append(append([]string{}, c.crictl...), args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, stdout.String(), stderr.String()
-	case errors.As(err, &ee):
-		return ee.ExitCode(), stdout.String(), stderr.String()
-	}
-	t.Fatalf("crictl %v: %v", args, err)
-	return 0, "", ""
+	return runSplit(t, 90*time.Second, crictlBin, append(append([]string{}, c.crictl...), args...)...)
 }
 
 // writeJSON writes v into the test's directory and returns the path.

@@ -88,9 +88,17 @@ type runResult struct {
 // clawosRun runs clawos-run with args and the test state directory.
 func (s sandboxTools) clawosRun(t *testing.T, args ...string) runResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return runSplit(t, 60*time.Second, s.run, append(s.flags(), args...)...)
+}
+
+// runSplit runs a command, bounded by timeout, and returns its exit status
+// and its standard output and error apart; a command that cannot run fails
+// the test.
+func runSplit(t testing.TB, timeout time.Duration, name string, args ...string) runResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.run, append(s.flags(), args...)...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -101,7 +109,7 @@ func (s sandboxTools) clawosRun(t *testing.T, args ...string) runResult {
 	case errors.As(err, &ee):
 		res.code = ee.ExitCode()
 	default:
-		t.Fatalf("clawos-run: %v", err)
+		t.Fatalf("%s: %v", filepath.Base(name), err)
 	}
 	return res
 }
