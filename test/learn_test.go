@@ -32,26 +32,15 @@ type realProgram struct {
 // program name starts with prefix ("" for all).
 func measured(t *testing.T, baseline, prefix string) map[string]bool {
 	t.Helper()
-	raw, err := os.ReadFile("../translate/baselines/" + string(translate.NativeArch()) + ".json")
+	calls, err := translate.Baseline(translate.NativeArch(), baseline)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct {
-		Baselines map[string]struct {
-			Measurements []struct {
-				Program  string   `json:"program"`
-				Syscalls []string `json:"syscalls"`
-			} `json:"measurements"`
-		} `json:"baselines"`
-	}
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
 	set := map[string]bool{}
-	for _, m := range f.Baselines[baseline].Measurements {
-		if strings.HasPrefix(m.Program, prefix) {
-			for _, c := range m.Syscalls {
-				set[c] = true
+	for _, c := range calls {
+		for _, p := range c.MeasuredIn {
+			if strings.HasPrefix(p, prefix) {
+				set[c.Name] = true
 			}
 		}
 	}
