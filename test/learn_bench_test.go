@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,14 +45,13 @@ func BenchmarkLearn(b *testing.B) {
 	}
 	order := []string{"bare", "strace", "sandbox", "learn"}
 	exe := func(b *testing.B, argv []string) (string, time.Duration) {
-		var out, errb bytes.Buffer
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Stdout, cmd.Stderr = &out, &errb
 		s := time.Now()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("%v: %v\n%s%s", argv, err, out.String(), errb.String())
+		r := runSplit(b, 5*time.Minute, argv[0], argv[1:]...)
+		d := time.Since(s)
+		if r.code != 0 {
+			b.Fatalf("%v: exit %d\n%s%s", argv, r.code, r.stdout, r.stderr)
 		}
-		return out.String(), time.Since(s)
+		return r.stdout, d
 	}
 	b.Run("per-call", func(b *testing.B) {
 		cmd := []string{probe, "loop", "39", "20000"}
