@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,14 +10,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/seccomp"
-	"github.com/clawos/clawos-security/translate"
 )
 
 // childEnv carries a childSpec to the re-executed test binary.
@@ -58,13 +62,26 @@ const (
 )
 
 type childSpec struct {
-	Profile string    `json:"profile"` // OCI seccomp JSON file; "" loads no filter
-	Nr      int       `json:"nr"`
-	Args    [6]uint64 `json:"args"`
-	Via     string    `json:"via"`
+	BPF  string    `json:"bpf"` // exported BPF program file to load, as clawos-init does; "" loads no filter
+	Nr   int       `json:"nr"`
+	Args [6]uint64 `json:"args"`
+	Via  string    `json:"via"`
+	// Result is a file the child maps shared before loading the filter:
+	// it marks that it is about to make the call, then stores the call's
+	// errno and marks it made, all without a system call. The exit status
+	// alone cannot tell an errno from a crash of the Go runtime (status 2
+	// is also ENOENT).
+	Result string `json:"result"`
 }
 
-// child applies the profile, makes one call and exits with its errno.
+// Marks in the result file's first word.
+const (
+	markArmed = 0x636c61776f736131 // about to load the filter and call
+	markDone  = 0x636c61776f736132 // the call returned; its errno follows
+)
+
+// child loads the filter, makes one call and exits with its errno, which it
+// also reports through the shared result file.
 func child(s string) int {
 	var spec childSpec
 	if err := json.Unmarshal([]byte(s), &spec); err != nil {
@@ -89,19 +106,32 @@ func child(s string) int {
 			return exitHarness
 		}
 	}
-	if spec.Profile != "" {
-		b, err := os.ReadFile(spec.Profile)
+	rf, err := os.OpenFile(spec.Result, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return exitHarness
+	}
+	mem, err := unix.Mmap(int(rf.Fd()), 0, resultSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: map the result file:", err)
+		return exitHarness
+	}
+	words := (*[2]uint64)(unsafe.Pointer(&mem[0]))
+	var prog *seccomp.Program
+	if spec.BPF != "" {
+		b, err := os.ReadFile(spec.BPF)
+		if err == nil {
+			prog, err = seccomp.ParseProgram(b)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			return exitHarness
 		}
-		var sec specs.LinuxSeccomp
-		if err := json.Unmarshal(b, &sec); err != nil {
-			fmt.Fprintln(os.Stderr, "child:", err)
-			return exitHarness
-		}
-		if err := seccomp.Apply(&sec); err != nil {
-			fmt.Fprintln(os.Stderr, "child: apply:", err)
+	}
+	atomic.StoreUint64(&words[0], markArmed)
+	if prog != nil {
+		if err := prog.Load(); err != nil {
+			fmt.Fprintln(os.Stderr, "child: load:", err)
 			return exitHarness
 		}
 	}
@@ -128,9 +158,13 @@ func child(s string) int {
 	} else {
 		errno = call()
 	}
+	atomic.StoreUint64(&words[1], uint64(errno))
+	atomic.StoreUint64(&words[0], markDone)
 	unix.RawSyscall(unix.SYS_EXIT_GROUP, errno, 0, 0)
 	return exitHarness // not reached
 }
+
+const resultSize = 4096
 
 // outcome is what the kernel did to the child.
 type outcome struct {
@@ -152,9 +186,24 @@ var killed = outcome{Signal: unix.SIGSYS}
 
 func errnoOutcome(e int) outcome { return outcome{Errno: e} }
 
-// runChild runs one call in a fresh child and returns the outcome.
+// runChild runs one call in a fresh child and returns the outcome: the
+// call's errno (from the result file, which must agree with the exit
+// status), or a seccomp kill (SIGSYS) after the child armed its call. Any
+// other end is a failure of the harness, named, never a verdict: a crash
+// in the filtered and the unfiltered run must not compare equal. The one
+// exception is an i386 call on a kernel that refuses them (SIGSEGV with or
+// without a filter; see platform.ClassifyIA32), returned as that signal.
 func runChild(t *testing.T, spec childSpec) outcome {
 	t.Helper()
+	rf, err := os.CreateTemp(t.TempDir(), "result")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rf.Truncate(resultSize); err != nil {
+		t.Fatal(err)
+	}
+	rf.Close()
+	spec.Result = rf.Name()
 	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -165,22 +214,65 @@ func runChild(t *testing.T, spec childSpec) outcome {
 	cmd.Stderr = &stderr
 	err = cmd.Run()
 	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return outcome{}
-	case errors.As(err, &ee):
-		ws := ee.Sys().(syscall.WaitStatus)
-		if ws.Signaled() {
-			return outcome{Signal: ws.Signal()}
-		}
-		if ws.ExitStatus() == exitHarness {
-			t.Fatalf("test child failed: %s", stderr.String())
-		}
-		return outcome{Errno: ws.ExitStatus()}
-	default:
+	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("run test child: %v", err)
 	}
-	return outcome{}
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	res, err := os.ReadFile(spec.Result)
+	if err != nil || len(res) < 16 {
+		t.Fatalf("read the test child's result: %v", err)
+	}
+	mark, errno := binary.NativeEndian.Uint64(res[0:]), binary.NativeEndian.Uint64(res[8:])
+	switch {
+	case ws.Signaled() && ws.Signal() == unix.SIGSYS && mark == markArmed:
+		return killed
+	case ws.Signaled() && ws.Signal() == unix.SIGSEGV && spec.Via == viaInt80 && mark == markArmed:
+		return outcome{Signal: unix.SIGSEGV}
+	case ws.Signaled():
+		t.Fatalf("the test child died of %v (%s): a harness failure, not a verdict\nstderr: %s", ws.Signal(), markName(mark), stderr.String())
+	case mark != markDone:
+		t.Fatalf("the test child exited with status %d (%s): a harness failure, not a verdict\nstderr: %s", ws.ExitStatus(), markName(mark), stderr.String())
+	case uint64(ws.ExitStatus()) != errno&0xff:
+		t.Fatalf("the test child reported errno %d but exited with status %d\nstderr: %s", errno, ws.ExitStatus(), stderr.String())
+	}
+	return outcome{Errno: int(errno)}
+}
+
+func markName(m uint64) string {
+	switch m {
+	case markArmed:
+		return "after arming its call"
+	case markDone:
+		return "after its call"
+	}
+	return "before arming its call"
+}
+
+var ia32Once struct {
+	sync.Once
+	has bool
+	err error
+}
+
+// ia32 reports whether this kernel delivers i386 system calls, from one
+// unfiltered int 0x80 getpid in a test child (the probe of package
+// platform, run through the harness).
+func ia32(t *testing.T) bool {
+	t.Helper()
+	ia32Once.Do(func() {
+		o := runChild(t, childSpec{Nr: 20, Via: viaInt80})
+		ws := syscall.WaitStatus(0)
+		if o.Signal != 0 {
+			ws = syscall.WaitStatus(o.Signal)
+		} else {
+			ws = syscall.WaitStatus(o.Errno << 8)
+		}
+		ia32Once.has, ia32Once.err = platform.ClassifyIA32(ws)
+	})
+	if ia32Once.err != nil {
+		t.Fatal(ia32Once.err)
+	}
+	return ia32Once.has
 }
 
 // harnessCalls are what the Go runtime of the test child (and libseccomp's
@@ -221,18 +313,14 @@ func withHarness(s *specs.LinuxSeccomp) (*specs.LinuxSeccomp, map[string]bool) {
 	return &out, added
 }
 
-// profileFile writes an OCI seccomp section for a child to load.
-func profileFile(t *testing.T, s *specs.LinuxSeccomp) string {
+// bpfFile writes the exported BPF program of p for a child to load.
+func bpfFile(t *testing.T, p *seccomp.Program) string {
 	t.Helper()
-	b, err := translate.MarshalSeccomp(s)
-	if err != nil {
+	f := filepath.Join(t.TempDir(), "filter.bpf")
+	if err := os.WriteFile(f, p.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "seccomp.json")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return f
 }
 
 // expectFromVerdict is what the kernel must do for an evaluator verdict;
@@ -241,7 +329,7 @@ func expectFromVerdict(t *testing.T, v seccomp.Verdict, spec childSpec) outcome 
 	t.Helper()
 	switch v.Action() {
 	case seccomp.RetAllow:
-		spec.Profile = ""
+		spec.BPF = ""
 		return runChild(t, spec)
 	case seccomp.RetErrno:
 		return errnoOutcome(int(v.Data()))

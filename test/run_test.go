@@ -21,7 +21,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/namespaces"
+	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -197,8 +199,15 @@ func TestRunEnforcement(t *testing.T) {
 			{"reference: unlisted getuid", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "getuid")}, killed, "syscall=getuid"},
 		}
 		if translate.NativeArch() == translate.ArchX8664 {
-			cases = append(cases,
-				tc{"i386 int 0x80", probeWhitelist, []string{"int80", "20"}, killed, "another architecture"},
+			i386 := tc{"i386 int 0x80", probeWhitelist, []string{"int80", "20"}, killed, "another architecture"}
+			if !hostIA32(t, s.probe) {
+				// Refused by the platform before seccomp: SIGSEGV, with the
+				// compiled agent filter checked to kill it where ia32 calls
+				// do reach seccomp.
+				requireKillsI386(t, probeWhitelist, 20)
+				i386.code, i386.stderr = 128+int(unix.SIGSEGV), ""
+			}
+			cases = append(cases, i386,
 				tc{"x32 getpid", probeWhitelist, []string{"call", strconv.Itoa(0x40000000 | 39)}, killed, ""},
 			)
 		}
@@ -696,6 +705,58 @@ func TestRunRefusals(t *testing.T) {
 		r := s.clawosRun(t, c.args...)
 		if r.code < 125 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stdout, "ok") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", c.name, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// hostIA32 reports whether this kernel delivers i386 system calls.
+func hostIA32(t *testing.T, probe string) bool {
+	t.Helper()
+	has, err := platform.IA32(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has {
+		t.Log(platform.IA32Refused)
+	}
+	return has
+}
+
+// requireKillsI386 fails unless the agent filter clawos-run compiles for wl
+// (with the start baseline) kills i386 call nr.
+func requireKillsI386(t *testing.T, wl string, nr int32) {
+	t.Helper()
+	raw, err := os.ReadFile(wl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := translate.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, rep := v.Validate(raw, translate.Options{})
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	bl, err := translate.ParseBaselines("start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := translate.TwoStage(w, translate.Options{Baselines: bl}, "runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*translate.Profile{st.Agent, st.Container} {
+		prog, err := seccomp.Compile(p.Seccomp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := seccomp.NewEvaluator(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := ev.Evaluate(seccomp.Input{Arch: auditArchI386, Nr: nr}); v.Action() != seccomp.RetKillProcess {
+			t.Errorf("the compiled filter would %v i386 call %d, want a kill", v, nr)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -80,9 +81,12 @@ type kernelCase struct {
 	allowed bool
 }
 
-// runCases runs every case under the profile of wl, and checks that the
-// kernel's outcome is the P1.2 expectation and equals what the userspace
-// evaluator predicts from the exported BPF.
+// runCases runs every case under the profile of wl, loading the exported
+// BPF bytes (what clawos-init loads), and checks that the kernel's outcome
+// is the P1.2 expectation and equals what the userspace evaluator predicts
+// from the same bytes. Where the kernel refuses i386 calls before seccomp
+// (platform.IA32Refused), an int 0x80 case must die of SIGSEGV filtered and
+// unfiltered, and the evaluator must still say the program kills it.
 func runCases(t *testing.T, wl *translate.Whitelist, opts translate.Options, cases []kernelCase) {
 	t.Helper()
 	p, err := translate.Translate(wl, opts)
@@ -98,14 +102,14 @@ func runCases(t *testing.T, wl *translate.Whitelist, opts translate.Options, cas
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := profileFile(t, prof)
+	file := bpfFile(t, prog)
 	arch := translate.NativeArch()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if added[c.call] {
 				t.Fatalf("test case calls %s, which the harness added for the Go runtime", c.call)
 			}
-			spec := childSpec{Profile: file, Args: c.args, Via: c.via}
+			spec := childSpec{BPF: file, Args: c.args, Via: c.via}
 			in := seccomp.Input{Arch: arch.Audit(), Args: c.args}
 			switch c.via {
 			case viaInt80:
@@ -124,11 +128,21 @@ func runCases(t *testing.T, wl *translate.Whitelist, opts translate.Options, cas
 				in.Nr = int32(spec.Nr)
 			}
 			verdict := ev.Evaluate(in)
+			if c.via == viaInt80 && !ia32(t) {
+				if got := runChild(t, spec); got != (outcome{Signal: unix.SIGSEGV}) {
+					t.Errorf("kernel without ia32 syscalls: %v, want the platform's SIGSEGV", got)
+				}
+				if a := verdict.Action(); a != seccomp.RetKillProcess && a != seccomp.RetKillThread {
+					t.Errorf("%s; but the compiled program would %v it where ia32 calls reach seccomp", platform.IA32Refused, verdict)
+				}
+				t.Logf("%s; the compiled program would %v it", platform.IA32Refused, verdict)
+				return
+			}
 			predicted := expectFromVerdict(t, verdict, spec)
 			want := c.want
 			if c.allowed {
 				unfiltered := spec
-				unfiltered.Profile = ""
+				unfiltered.BPF = ""
 				want = runChild(t, unfiltered)
 			}
 			got := runChild(t, spec)

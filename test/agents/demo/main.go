@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -114,6 +115,10 @@ func run(args []string, out io.Writer) (int, error) {
 	for _, o := range p.Origins {
 		rules[o.Syscall] = o
 	}
+	hasIA32, err := platform.IA32(*probe)
+	if err != nil {
+		return 1, err
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ATTEMPT\tWHITELIST RULE\tPREDICTED (BPF)\tKERNEL\tOUTCOME")
 	mismatches := 0
@@ -167,6 +172,14 @@ func run(args []string, out io.Writer) (int, error) {
 			return 1, err
 		}
 		outcome, agrees := judge(predicted, kernel)
+		if a.call == "int80" && !hasIA32 {
+			// The kernel refuses the call before seccomp sees it: the
+			// process dies of SIGSEGV with or without a filter. The row
+			// still shows what the program would do where ia32 calls
+			// reach it.
+			outcome = platform.IA32Refused
+			agrees = kernel.signal == unix.SIGSEGV && predicted.Action() == seccomp.RetKillProcess
+		}
 		if !agrees {
 			mismatches++
 			outcome += "  <-- MISMATCH"

@@ -1,0 +1,3 @@
+package platform
+
+const amd64 = true
