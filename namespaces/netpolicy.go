@@ -20,10 +20,19 @@ const NftTable = "clawos"
 // Replies of allowed connections pass first (ct state established,related):
 // a rule that only looked at destination ports would also reject a local
 // listener's SYN-ACK, whose destination is the client's ephemeral port.
-// Everything else is rejected, TCP with a reset and UDP with an ICMP port
-// unreachable, so that connect fails at once with ECONNREFUSED instead of
-// hanging. The reject rules count what they refuse (see RefusedPackets).
+// IPv6 neighbour discovery passes (the kernel's own, on-link; without it no
+// IPv6 route works on a real link). Everything else is refused, whatever
+// its layer-4 protocol: TCP with a reset and UDP with an ICMP port
+// unreachable, so that connect fails at once with ECONNREFUSED; every other
+// protocol (UDP-Lite, SCTP, ICMP, MPTCP's subflows are TCP) is dropped,
+// which fails the sending call at once with EPERM. The refusing rules
+// count what they refuse (see RefusedPackets).
 func NftRuleset(connect, bind []int) string { return nftRuleset(connect, bind, false) }
+
+// ndTypes are the ICMPv6 neighbour-discovery messages a policy lets pass:
+// router solicitation, neighbour solicitation and advertisement (133, 135,
+// 136), and router advertisement (134) on input.
+var ndTypes = map[string][]byte{"output": {133, 135, 136}, "input": {134, 135, 136}}
 
 // nftRuleset is NftRuleset; with complain, the refusing rules only count
 // (clawos-run --complain: what the policy would refuse passes).
@@ -40,16 +49,19 @@ func nftRuleset(connect, bind []int, complain bool) string {
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy accept;\n", name, hook)
 		b.WriteString("\t\tct state established,related accept\n")
 		if len(ports) > 0 {
+			nd := make([]string, len(ndTypes[name]))
+			for i, t := range ndTypes[name] {
+				nd[i] = fmt.Sprint(t)
+			}
+			fmt.Fprintf(&b, "\t\ticmpv6 type { %s } accept\n", strings.Join(nd, ", "))
 			set := joinPorts(ports)
 			fmt.Fprintf(&b, "\t\ttcp dport { %s } accept\n", set)
 			fmt.Fprintf(&b, "\t\tudp dport { %s } accept\n", set)
 		}
 		fmt.Fprintf(&b, "\t\tmeta l4proto tcp counter%s\n", refuse("reject with tcp reset"))
 		fmt.Fprintf(&b, "\t\tmeta l4proto udp counter%s\n", refuse("reject"))
-		if len(ports) == 0 {
-			// No port at all: no traffic of any protocol either (ICMP...).
-			fmt.Fprintf(&b, "\t\tcounter%s\n", refuse("drop"))
-		}
+		// Every other protocol, and with no port at all everything.
+		fmt.Fprintf(&b, "\t\tcounter%s\n", refuse("drop"))
 		b.WriteString("\t}\n")
 	}
 	if connect != nil {

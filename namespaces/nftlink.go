@@ -63,6 +63,14 @@ func (p *PortPolicy) Install(netns *os.File) error {
 				Xor:  binaryutil.NativeEndian.PutUint32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
 			&expr.Verdict{Kind: expr.VerdictAccept})
+		if len(ports) > 0 {
+			for _, typ := range ndTypes[name] { // icmpv6 type T accept
+				rule(l4proto(unix.IPPROTO_ICMPV6), l4protoIs(unix.IPPROTO_ICMPV6),
+					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}},
+					&expr.Verdict{Kind: expr.VerdictAccept})
+			}
+		}
 		for _, proto := range []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
 			for _, port := range ports { // {tcp,udp} dport PORT accept
 				rule(l4proto(proto), l4protoIs(proto),
@@ -81,9 +89,8 @@ func (p *PortPolicy) Install(netns *os.File) error {
 			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})...)
 		rule(refuse(l4proto(unix.IPPROTO_UDP), l4protoIs(unix.IPPROTO_UDP), &expr.Counter{},
 			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})...)
-		if len(ports) == 0 {
-			rule(refuse(&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})...)
-		}
+		// Every other layer-4 protocol (and, without ports, everything).
+		rule(refuse(&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})...)
 	}
 	chain("output", nftables.ChainHookOutput, p.Connect)
 	chain("input", nftables.ChainHookInput, p.Bind)

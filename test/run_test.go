@@ -316,6 +316,44 @@ func TestRunPorts(t *testing.T) {
 	})
 }
 
+// TestRunPortsEveryProtocol checks that the port policy is default-deny
+// for every layer-4 protocol, not only TCP and UDP: with a whitelist whose
+// socket rule allows any socket (so seccomp does not stop the protocol)
+// and whose connect rule allows port 5432 only, a datagram of UDP-Lite on
+// any port, IPv4 and IPv6, is refused by the network namespace's table at
+// the sending call (EPERM), while UDP to the allowed port arrives. The
+// seccomp half (socket's protocol argument) is in TestKernelVerdicts and
+// below, under the port-restricted socket rule.
+func TestRunPortsEveryProtocol(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		const anySock = "testdata/anysocket.whitelist.json"
+		for _, c := range []struct {
+			name string
+			wl   string
+			args []string
+			code int
+		}{
+			{"UDP to the allowed port arrives", anySock, []string{"dgram", "17", "4", "5432"}, 0},
+			{"UDP to another port refused", anySock, []string{"dgram", "17", "4", "9999"}, int(unix.EPERM)},
+			{"UDP over IPv6 to another port refused", anySock, []string{"dgram", "17", "6", "9999"}, int(unix.EPERM)},
+			{"UDP-Lite to another port refused", anySock, []string{"dgram", "136", "4", "9999"}, int(unix.EPERM)},
+			{"UDP-Lite over IPv6 refused", anySock, []string{"dgram", "136", "6", "9999"}, int(unix.EPERM)},
+			{"UDP-Lite to the allowed port refused (it is not UDP)", anySock, []string{"dgram", "136", "4", "5432"}, int(unix.EPERM)},
+			{"port-restricted socket rule refuses UDP-Lite", probeWhitelist, []string{"call", sysnr(t, "socket"), "2", "2", "136"}, int(unix.EPERM)},
+			{"port-restricted socket rule refuses an ICMP ping socket", probeWhitelist, []string{"call", sysnr(t, "socket"), "2", "2", "1"}, int(unix.EPERM)},
+			{"port-restricted socket rule refuses SCTP", probeWhitelist, []string{"call", sysnr(t, "socket"), "10", "1", "132"}, int(unix.EPERM)},
+			{"port-restricted socket rule allows TCP", probeWhitelist, []string{"call", sysnr(t, "socket"), "2", "1", "6"}, 0},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				r := s.clawosRun(t, append([]string{"--whitelist", c.wl, "--", s.probe}, c.args...)...)
+				if r.code != c.code {
+					t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+				}
+			})
+		}
+	})
+}
+
 // TestRunSlice checks that the P1.5 quotas hold: the pids limit stops
 // forks, the memory limit (swap 0) kills an agent that exceeds it.
 func TestRunSlice(t *testing.T) {

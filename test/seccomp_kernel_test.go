@@ -181,6 +181,17 @@ func TestKernelVerdicts(t *testing.T) {
 		{name: "socket AF_UNIX refused", call: "socket", args: [6]uint64{unix.AF_UNIX, unix.SOCK_STREAM}, want: errnoOutcome(int(unix.EPERM))},
 		{name: "socket AF_NETLINK refused", call: "socket", args: [6]uint64{unix.AF_NETLINK, unix.SOCK_RAW}, want: errnoOutcome(int(unix.EPERM))},
 		{name: "socket AF_INET raw refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_RAW, 1}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET stream TCP", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP}, allowed: true},
+		{name: "socket AF_INET6 datagram UDP", call: "socket", args: [6]uint64{unix.AF_INET6, unix.SOCK_DGRAM, unix.IPPROTO_UDP}, allowed: true},
+		{name: "socket AF_INET UDP-Lite refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET6 UDP-Lite refused", call: "socket", args: [6]uint64{unix.AF_INET6, unix.SOCK_DGRAM | unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET ICMP ping socket refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET6 ICMPv6 ping socket refused", call: "socket", args: [6]uint64{unix.AF_INET6, unix.SOCK_DGRAM, unix.IPPROTO_ICMPV6}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET MPTCP refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_STREAM, 262}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET SCTP stream refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_SCTP}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET SCTP seqpacket refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_SEQPACKET, unix.IPPROTO_SCTP}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET stream with UDP's protocol refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_UDP}, want: errnoOutcome(int(unix.EPERM))},
+		{name: "socket AF_INET TCP with the protocol's upper 32 bits set refused", call: "socket", args: [6]uint64{unix.AF_INET, unix.SOCK_STREAM, 1<<32 | unix.IPPROTO_TCP}, want: errnoOutcome(int(unix.EPERM))},
 		{name: "socket AF_INET with family in the upper 32 bits refused", call: "socket", args: [6]uint64{1<<32 | unix.AF_INET, unix.SOCK_STREAM}, want: errnoOutcome(int(unix.EPERM))},
 	})
 }

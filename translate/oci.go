@@ -31,12 +31,22 @@ var operators = map[string]operator{
 // KnownOperators lists the P1.2 operators, sorted.
 func KnownOperators() []string { return sortedKeys(operators) }
 
-// Socket families and types a port restriction on socket allows: the ones
-// that have ports. The type is compared under SOCK_TYPE_MASK (0xf) so that
-// SOCK_NONBLOCK and SOCK_CLOEXEC stay free.
+// Socket families, types and protocols a port restriction on socket
+// allows: TCP and UDP, the protocols the port policy passes by port. The
+// type is compared under SOCK_TYPE_MASK (0xf) so that SOCK_NONBLOCK and
+// SOCK_CLOEXEC stay free; the protocol is 0 (the type's default) or the
+// type's own protocol, so that UDP-Lite (136), ICMP and ICMPv6 ping sockets
+// (1, 58), SCTP (132), MPTCP (262), SMC (256) and L2TP (115) on an
+// AF_INET/AF_INET6 socket of an allowed type are refused.
 var (
 	portFamilies = []uint64{2, 10} // AF_INET, AF_INET6
-	portTypes    = []uint64{1, 2}  // SOCK_STREAM, SOCK_DGRAM
+	portTypes    = []struct {
+		typ   uint64
+		proto []uint64
+	}{
+		{1, []uint64{0, 6}},  // SOCK_STREAM: 0, IPPROTO_TCP
+		{2, []uint64{0, 17}}, // SOCK_DGRAM: 0, IPPROTO_UDP
+	}
 )
 
 const sockTypeMask = 0xf
@@ -217,18 +227,21 @@ func (t *translator) conditionalRule(i int, rule Rule) (string, error) {
 // ANDed), and EPERM for every other socket.
 func (t *translator) socketRule(name string, extra []specs.LinuxSeccompArg, words []string) string {
 	for _, fam := range portFamilies {
-		for _, typ := range portTypes {
-			args := []specs.LinuxSeccompArg{
-				{Index: 0, Value: fam, Op: specs.OpEqualTo},
-				{Index: 1, Value: sockTypeMask, ValueTwo: typ, Op: specs.OpMaskedEqual},
+		for _, pt := range portTypes {
+			for _, proto := range pt.proto {
+				args := []specs.LinuxSeccompArg{
+					{Index: 0, Value: fam, Op: specs.OpEqualTo},
+					{Index: 1, Value: sockTypeMask, ValueTwo: pt.typ, Op: specs.OpMaskedEqual},
+					{Index: 2, Value: proto, Op: specs.OpEqualTo},
+				}
+				args = append(args, extra...)
+				t.conditional = append(t.conditional, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow, Args: args})
 			}
-			args = append(args, extra...)
-			t.conditional = append(t.conditional, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow, Args: args})
 		}
 	}
 	t.conditional = append(t.conditional, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActErrno,
 		ErrnoRet: uintPtr(DefaultDenyErrno), Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpGreaterEqual}}})
-	return "allow if family is AF_INET or AF_INET6 and type is SOCK_STREAM or SOCK_DGRAM; " + strings.Join(words, "; ") + ", else EPERM"
+	return "allow if family is AF_INET or AF_INET6 and type/protocol is SOCK_STREAM/TCP or SOCK_DGRAM/UDP (protocol 0 or named); " + strings.Join(words, "; ") + ", else EPERM"
 }
 
 // filterArgs returns the OCI condition of an argument filter, the condition

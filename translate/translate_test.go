@@ -379,13 +379,15 @@ func TestTranslateSemantics(t *testing.T) {
 	if r := rules["connect"]; len(r) != 1 || r[0].Action != specs.ActAllow || len(r[0].Args) != 0 {
 		t.Errorf("connect must be allowed by seccomp (ports are the network policy's): %+v", r)
 	}
-	// socket: 4 ALLOW combinations of family and type, then EPERM.
+	// socket: 8 ALLOW combinations of family, type and protocol (0 or the
+	// type's own), then EPERM.
 	sock := rules["socket"]
-	if len(sock) != 5 || sock[4].Action != specs.ActErrno || *sock[4].ErrnoRet != 1 {
+	if len(sock) != 9 || sock[8].Action != specs.ActErrno || *sock[8].ErrnoRet != 1 {
 		t.Fatalf("socket rules: %+v", sock)
 	}
-	for _, r := range sock[:4] {
-		if r.Action != specs.ActAllow || len(r.Args) != 2 || r.Args[1].Op != specs.OpMaskedEqual || r.Args[1].Value != 0xf {
+	for _, r := range sock[:8] {
+		if r.Action != specs.ActAllow || len(r.Args) != 3 || r.Args[1].Op != specs.OpMaskedEqual || r.Args[1].Value != 0xf ||
+			r.Args[2].Index != 2 || r.Args[2].Op != specs.OpEqualTo || (r.Args[2].Value != 0 && r.Args[2].Value != 6 && r.Args[2].Value != 17) {
 			t.Errorf("socket allow rule %+v", r)
 		}
 	}

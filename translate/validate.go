@@ -275,10 +275,10 @@ func checkPortRestriction(in *input, r *Report) {
 			}
 			seen[p] = true
 		}
-		if af := rule.Conditions.ArgumentFilter; rule.Name == "socket" && af != nil && af.ArgIndex <= 1 {
+		if af := rule.Conditions.ArgumentFilter; rule.Name == "socket" && af != nil && af.ArgIndex <= 2 {
 			r.errorf(clawerr.EProto, "same-arg", rulePath(i, "conditions", "argument_filter", "arg_index"),
-				"drop the argument_filter (the port restriction already limits the family and type), or the port restriction",
-				"socket's port restriction already compares argument %d (family or type); runc adds several conditions on one argument as separate rules (OR), which would widen the rule", af.ArgIndex)
+				"drop the argument_filter (the port restriction already limits the family, type and protocol), or the port restriction",
+				"socket's port restriction already compares argument %d (family, type or protocol); runc adds several conditions on one argument as separate rules (OR), which would widen the rule", af.ArgIndex)
 		}
 	}
 }

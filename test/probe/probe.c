@@ -6,6 +6,9 @@
  *   clawos-probe [--bpf FILE] int80 NR [A0..A2]  i386 syscall through int 0x80 (x86_64)
  *   clawos-probe [--bpf FILE] connect IPV4 PORT  TCP connect
  *   clawos-probe listen-connect PORT             listen on 127.0.0.1:PORT, then connect to it
+ *   clawos-probe dgram PROTO 4|6 PORT            datagram socket of protocol PROTO (17 UDP, 136 UDP-Lite)
+ *                                                bound on loopback:PORT; send itself one datagram and
+ *                                                wait 1 s for it (ETIMEDOUT if it never came)
  *   clawos-probe exec PATH                       execve(PATH) (a Landlock check)
  *   clawos-probe write-file PATH                 create PATH for writing
  *   clawos-probe status                          print pid, ids, NoNewPrivs, CapEff and interfaces
@@ -32,6 +35,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +128,29 @@ int main(int argc, char **argv) {
 		if (s < 0) report(errno);
 		long r = syscall(SYS_connect, s, &sa, sizeof sa);
 		report(r == -1 ? errno : 0);
+	}
+	if (strcmp(op, "dgram") == 0 && i + 2 < argc) {
+		int proto = atoi(argv[i]), fam = atoi(argv[i + 1]) == 6 ? AF_INET6 : AF_INET;
+		unsigned short port = (unsigned short)atoi(argv[i + 2]);
+		struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+		struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_port = htons(port) };
+		sa4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		void *sa = fam == AF_INET ? (void *)&sa4 : (void *)&sa6;
+		socklen_t len = fam == AF_INET ? sizeof sa4 : sizeof sa6;
+		long r = syscall(SYS_socket, fam, SOCK_DGRAM | SOCK_CLOEXEC, proto);
+		if (r < 0) report(errno);
+		long s = syscall(SYS_socket, fam, SOCK_DGRAM | SOCK_CLOEXEC, proto);
+		if (s < 0) report(errno);
+		if (syscall(SYS_bind, r, sa, len) != 0) report(errno);
+		if (syscall(SYS_sendto, s, "x", 1, 0, sa, len) < 0) report(errno);
+		struct pollfd pfd = { .fd = (int)r, .events = POLLIN };
+		struct timespec ts = { 1, 0 };
+		long n = syscall(SYS_ppoll, &pfd, 1, &ts, NULL, 0);
+		if (n < 0) report(errno);
+		if (n == 0) report(ETIMEDOUT);
+		char b;
+		if (syscall(SYS_recvfrom, r, &b, 1, 0, NULL, NULL) < 0) report(errno);
+		report(0);
 	}
 	if (strcmp(op, "forks") == 0 && i < argc) {
 		long n = atol(argv[i]);
