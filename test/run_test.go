@@ -798,3 +798,70 @@ func requireKillsI386(t *testing.T, wl string, nr int32) {
 		}
 	}
 }
+
+// TestRunSecretFiles checks that what holds the agent's environment (a
+// secret given with --env) is readable by its owner only while the agent
+// runs, under both runtimes: every file under the state directory that
+// contains the secret is mode 0600 or stricter and unreadable to another
+// user (read as uid 65534 fails); and that clawos-run changes the modes of
+// the directories it creates only: a sticky, world-writable parent of
+// --state-dir or --write-bundle keeps its mode.
+func TestRunSecretFiles(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		secret := fmt.Sprintf("clawos-secret-%d-%s", os.Getpid(), s.runtime)
+		cmd := s.start(t, "--kill-after", "100ms", "--env", "API_KEY="+secret, "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		defer func() { cmd.Process.Signal(unix.SIGTERM); cmd.Wait() }()
+		found := 0
+		filepath.WalkDir(s.stateDir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil || !bytes.Contains(b, []byte(secret)) {
+				return nil
+			}
+			found++
+			fi, _ := os.Stat(p)
+			if fi.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s holds the agent's environment and is mode %v", p, fi.Mode().Perm())
+			}
+			if out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "cat", p).CombinedOutput(); err == nil {
+				t.Errorf("uid 65534 read %s: %s", p, out)
+			}
+			return nil
+		})
+		if found == 0 {
+			t.Fatalf("no file under %s holds the environment: the check above proved nothing", s.stateDir)
+		}
+
+		parent := filepath.Join(os.TempDir(), "clawos-sticky-"+s.runtime)
+		os.RemoveAll(parent)
+		if err := os.Mkdir(parent, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(parent)
+		if err := os.Chmod(parent, os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		state := filepath.Join(parent, "state")
+		if r := runSplit(t, 60*time.Second, s.run, "--state-dir", state, "--runtime", s.runtime, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid")); r.code != 0 {
+			t.Fatalf("run with --state-dir %s: exit %d: %s", state, r.code, r.stderr)
+		}
+		if r := runSplit(t, 60*time.Second, s.run, "--write-bundle", filepath.Join(parent, "bundle"), "--state-dir", state, "--whitelist", probeWhitelist, "--", s.probe, "status"); r.code != 0 {
+			t.Fatalf("--write-bundle: exit %d: %s", r.code, r.stderr)
+		}
+		fi, err := os.Stat(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&(os.ModeSticky|os.ModePerm) != os.ModeSticky|0o777 {
+			t.Errorf("the sticky parent of --state-dir and --write-bundle is now %v, want it untouched (drwxrwxrwt)", fi.Mode())
+		}
+		if fi, err := os.Stat(filepath.Join(parent, "bundle", "config.json")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("--write-bundle's config.json: %v %v, want mode 0600", fi.Mode(), err)
+		}
+		if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o711 {
+			t.Errorf("the state directory clawos-run created: %v %v, want 0711", fi.Mode(), err)
+		}
+	})
+}

@@ -44,13 +44,13 @@ func newEmbeddedRuntime(stateDir string, log *logrus.Logger) *embeddedRuntime {
 }
 
 func (e *embeddedRuntime) writeBundle(dir string, sb *sandbox) error {
-	return writeBundle(e.stateDir, dir, sb)
+	return writeBundle(dir, sb)
 }
 
 func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	e.cleanStale()
 	dir := sb.bundle
-	if err := writeBundle(e.stateDir, dir, sb); err != nil {
+	if err := writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err
 	}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -22,4 +25,28 @@ func copyFile(src, dst string, perm os.FileMode) error {
 		return clawerr.Wrap(clawerr.EIO, err, "copy to "+dst)
 	}
 	return out.Close()
+}
+
+// mkdirCreated creates dir and the missing directories above it with mode
+// (whatever the umask), and leaves every directory that already exists as
+// it is: a sticky, world-writable parent such as /tmp keeps its mode.
+func mkdirCreated(dir string, mode os.FileMode) error {
+	dir = filepath.Clean(dir)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirCreated(parent, mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, mode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made meanwhile by another run
+		}
+		return err
+	}
+	return os.Chmod(dir, mode)
 }

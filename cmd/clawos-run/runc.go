@@ -56,7 +56,7 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	r.cleanStale(ctx)
 	dir := sb.bundle
-	if err := writeBundle(r.stateDir, dir, sb); err != nil {
+	if err := writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err
 	}
@@ -143,7 +143,7 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 }
 
 func (r *runcRuntime) writeBundle(dir string, sb *sandbox) error {
-	return writeBundle(r.stateDir, dir, sb)
+	return writeBundle(dir, sb)
 }
 
 func readPid(path string) (int, error) {

@@ -183,19 +183,16 @@ func forwardSignals(sigs <-chan os.Signal, pid int, killAfter time.Duration, log
 // writeBundle writes config.json, the init and the agent's filter, and the
 // empty root with its mount points (created here, as root, because runc's
 // init creates them as the sandbox's mapped root otherwise).
-func writeBundle(stateDir, dir string, sb *sandbox) error {
+func writeBundle(dir string, sb *sandbox) error {
 	root := filepath.Join(dir, "rootfs")
 	cdir := filepath.Join(dir, "clawos")
 	// The sandbox's mapped root reaches rootfs and clawos/ through these
-	// directories: each must be traversable (0711, not listable), whoever
-	// created it first (runc creates its --root 0700).
-	for _, d := range []string{stateDir, filepath.Dir(dir), dir} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
-		}
-		if err := os.Chmod(d, 0o711); err != nil {
-			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
-		}
+	// directories: those clawos-run creates are traversable but not
+	// listable (0711); those that exist keep their modes (a sticky /tmp
+	// stays sticky). What holds secrets (config.json: the environment) is
+	// the owner's alone.
+	if err := mkdirCreated(dir, 0o711); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "create bundle")
 	}
 	for _, d := range []string{root, cdir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -238,7 +235,7 @@ func writeBundle(stateDir, dir string, sb *sandbox) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o600)
 }
 
 func mountPoint(root, dest string, file bool) error {
