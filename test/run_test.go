@@ -865,3 +865,44 @@ func TestRunSecretFiles(t *testing.T) {
 		}
 	})
 }
+
+// TestRunTerminalNotInherited checks that an agent without --tty never gets
+// the caller's terminal, under both runtimes: clawos-run runs inside a pty
+// (script(1)) whose input holds what the user "types"; the agent's stdin
+// reads end of file at once (it is /dev/null), its stdout is a pipe it
+// cannot read from (EBADF; a terminal is open read-write), and /dev/tty
+// does not open (ENXIO: clawos-init made it a session of its own).
+func TestRunTerminalNotInherited(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		script, err := exec.LookPath("script")
+		if err != nil {
+			t.Fatalf("script (util-linux) is missing: %v", err)
+		}
+		for _, c := range []struct {
+			op   string
+			code int
+		}{
+			{"read 0", int(unix.ENODATA)},
+			{"read 1", int(unix.EBADF)},
+			{"read 2", int(unix.EBADF)},
+			{"open-tty", int(unix.ENXIO)},
+		} {
+			t.Run(c.op, func(t *testing.T) {
+				line := strings.Join(append([]string{s.run}, s.flags()...), " ") + " --whitelist " + probeWhitelist + " -- " + s.probe + " " + c.op
+				cmd := exec.Command(script, "-qec", line, "/dev/null")
+				cmd.Stdin = strings.NewReader("typed-by-the-user\n")
+				out, err := cmd.CombinedOutput()
+				code := 0
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					code = ee.ExitCode()
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if code != c.code {
+					t.Errorf("%s in a terminal: exit %d, want %d\n%s", c.op, code, c.code, out)
+				}
+			})
+		}
+	})
+}

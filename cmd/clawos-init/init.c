@@ -277,6 +277,12 @@ int main(int argc, char **argv) {
 	char **cmd = &argv[i + 1];
 	char *path = cmd[0];
 
+	/* A session of its own: the agent has no controlling terminal, so
+	 * /dev/tty cannot reach the caller's (clawos-run --tty and engines'
+	 * terminals are set up by the runtime, which already made this process
+	 * a session leader: EPERM then, and the terminal stays). */
+	if (setsid() < 0 && errno != EPERM)
+		return fail("setsid");
 	ssize_t n = load_filter(argv[1], (unsigned char *)insns, sizeof insns);
 	if (n < 0)
 		return 127;

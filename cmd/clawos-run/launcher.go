@@ -71,7 +71,15 @@ func (l *launcher) launch(ctx context.Context) (int, error) {
 	if l.cfg.writeBundle != "" {
 		return 0, rt.writeBundle(sb.bundle, sb)
 	}
-	status, err := rt.run(ctx, sb, l.cfg.killAfter, l.stdin, l.stdout, l.stderr)
+	stdin, stdout, stderr := l.stdin, l.stdout, l.stderr
+	if !l.cfg.tty {
+		var closeIn func()
+		if stdin, stdout, stderr, closeIn, err = withoutTerminal(stdin, stdout, stderr); err != nil {
+			return 0, err
+		}
+		defer closeIn()
+	}
+	status, err := rt.run(ctx, sb, l.cfg.killAfter, stdin, stdout, stderr)
 	if err != nil {
 		return status, err
 	}

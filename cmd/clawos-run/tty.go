@@ -123,3 +123,42 @@ func acceptTerminal(l *net.UnixListener) (*os.File, error) {
 	defer f.Close()
 	return recvFile(f)
 }
+
+// isTerminal reports whether v is a file that is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// plainWriter hides that a writer is a file, so that a runtime gives the
+// agent a pipe that clawos-run copies to it instead of the file itself.
+type plainWriter struct{ io.Writer }
+
+// withoutTerminal returns the standard streams of an agent without --tty:
+// a terminal stdin becomes /dev/null, a terminal stdout or stderr a pipe
+// that clawos-run copies to it. The agent then holds no descriptor of the
+// caller's terminal, from which it could read what the user types to the
+// shell afterwards (a terminal is usually open read-write on all three),
+// even after clawos-run is gone. clawos-init also starts a new session, so
+// /dev/tty does not reach it either. done closes /dev/null.
+func withoutTerminal(stdin io.Reader, stdout, stderr io.Writer) (io.Reader, io.Writer, io.Writer, func(), error) {
+	done := func() {}
+	if isTerminal(stdin) {
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, nil, nil, nil, clawerr.Wrap(clawerr.EIO, err, "open /dev/null for the agent's stdin")
+		}
+		stdin, done = null, func() { null.Close() }
+	}
+	if isTerminal(stdout) {
+		stdout = plainWriter{stdout}
+	}
+	if isTerminal(stderr) {
+		stderr = plainWriter{stderr}
+	}
+	return stdin, stdout, stderr, done, nil
+}

@@ -18,6 +18,8 @@
  *   clawos-probe env NAME                        print the value of environment variable NAME
  *   clawos-probe uname                           print the host name (uname)
  *   clawos-probe cwd                             print the working directory (getcwd)
+ *   clawos-probe read FD                         read one byte from FD: ok, errno, or ENODATA at end of file
+ *   clawos-probe open-tty                        open /dev/tty (the controlling terminal) read-only
  *   clawos-probe isatty                          report whether stdout is a terminal (ioctl TCGETS)
  *   clawos-probe ready                           print "ready", then pause forever (no handlers)
  *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
@@ -208,6 +210,15 @@ int main(int argc, char **argv) {
 		buf[len] = '\n';
 		syscall(SYS_write, 1, buf, len + 1);
 		report(0);
+	}
+	if (strcmp(op, "read") == 0 && i < argc) {
+		char c;
+		long n = syscall(SYS_read, atoi(argv[i]), &c, 1);
+		report(n < 0 ? errno : n == 0 ? ENODATA : 0);
+	}
+	if (strcmp(op, "open-tty") == 0) {
+		long fd = syscall(SYS_openat, AT_FDCWD, "/dev/tty", O_RDONLY | O_CLOEXEC);
+		report(fd < 0 ? errno : 0);
 	}
 	if (strcmp(op, "isatty") == 0) {
 		char t[64];
