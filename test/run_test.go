@@ -417,16 +417,24 @@ func TestRunCleanup(t *testing.T) {
 
 		id := "clawos-test-sigkill-" + s.runtime
 		cmd := s.start(t, "--id", id, "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		agent := agentOf(t, id)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		cmd.Wait()
+		// The agent dies with its launcher (parent-death signal), not at
+		// the next run.
+		waitGone(t, agent, "the agent of a SIGKILLed clawos-run")
 		if _, err := os.Stat(filepath.Join(s.stateDir, "bundles", id)); err != nil {
 			t.Fatalf("after SIGKILL of clawos-run the bundle should still be there until the next run: %v", err)
 		}
-		// The next run removes it, and the agent with it.
-		s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
+		// The next run removes what is left, with the runtime that made
+		// it, even when it uses the other one itself.
+		other := s
+		other.runtime = map[string]string{"embedded": "runc", "runc": "embedded"}[s.runtime]
+		other.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "status")
 		assertClean(t, s)
+		assertClean(t, other)
 	})
 }
 
@@ -903,6 +911,72 @@ func TestRunTerminalNotInherited(t *testing.T) {
 					t.Errorf("%s in a terminal: exit %d, want %d\n%s", c.op, code, c.code, out)
 				}
 			})
+		}
+	})
+}
+
+// agentOf finds the host pid of the sandbox id's agent (its pid 1): the
+// process whose cgroup path names the id. It returns a pidfd for it.
+func agentOf(t *testing.T, id string) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("/"+id)) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue
+		}
+		return fd
+	}
+	t.Fatalf("no process in a cgroup of %s", id)
+	return -1
+}
+
+// waitGone waits, bounded, for the process of pidfd to exit: a pidfd
+// polls readable when it does.
+func waitGone(t *testing.T, pidfd int, what string) {
+	t.Helper()
+	defer unix.Close(pidfd)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatalf("%s is still running 10 s later", what)
+	}
+}
+
+// TestRunOwnerUnderAnotherName checks that a sandbox whose clawos-run runs
+// under another program name (a symlink, a renamed copy) is not taken for
+// a stale one by the next clawos-run, under both runtimes: its agent keeps
+// running, its bundle stays.
+func TestRunOwnerUnderAnotherName(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		dir := t.TempDir()
+		link := filepath.Join(dir, "my-sandbox")
+		if err := os.Symlink(s.run, link); err != nil {
+			t.Fatal(err)
+		}
+		renamed := s
+		renamed.run = link
+		id := "clawos-test-renamed-" + s.runtime
+		cmd := renamed.start(t, "--id", id, "--kill-after", "100ms", "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		defer func() { cmd.Process.Signal(unix.SIGTERM); cmd.Wait() }()
+		agent := agentOf(t, id)
+		defer unix.Close(agent)
+		if r := s.clawosRun(t, "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid")); r.code != 0 {
+			t.Fatalf("second run: exit %d: %s", r.code, r.stderr)
+		}
+		if err := unix.PidfdSendSignal(agent, 0, nil, 0); err != nil {
+			t.Errorf("the live sandbox's agent was killed by the next run: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(s.stateDir, "bundles", id)); err != nil {
+			t.Errorf("the live sandbox's bundle was removed by the next run: %v", err)
 		}
 	})
 }

@@ -3,7 +3,7 @@
  * clawos-hook) mount it read-only into the container and prefix it to the
  * agent's command:
  *
- *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] -- CMD [ARGS...]
+ *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] -- CMD [ARGS...]
  *
  * FILTER is a file holding the compiled filter, or "hex:" and the filter's
  * bytes in hexadecimal (clawos-hook: no file to create and clean up).
@@ -28,6 +28,14 @@
  * in the kernel for its notification to be answered (the filter always
  * reports it, and the supervisor drops it), so no call goes unrecorded.
  *
+ * With --parent-fd N (clawos-run), the agent dies with its launcher: this
+ * process, the sandbox's pid 1, asks for SIGKILL when its parent dies
+ * (PR_SET_PDEATHSIG, kept across execve), then checks that the launcher was
+ * still there when it asked: N is the read end of a pipe whose only write
+ * end clawos-run holds, so a hang-up means it is already gone (killed before
+ * the request) and the agent is never started. Either way, no agent
+ * outlives clawos-run. N is closed before the agent starts.
+ *
  * Errors before step 2 are reported on stderr and exit 127. After step 2 the
  * only calls are (with --notify, getppid,) execve and, if it fails,
  * exit_group(127).
@@ -38,6 +46,8 @@
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,7 +259,7 @@ static int resolve_cmd(const char *cmd) {
 int main(int argc, char **argv) {
 	static struct sock_filter insns[BPF_MAXINSNS];
 	char *exec_paths[MAX_EXEC];
-	int nexec = 0, exec_cmd = 0, notify = 0, i = 2;
+	int nexec = 0, exec_cmd = 0, notify = 0, parent_fd = -1, i = 2;
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] -- CMD [ARGS...]\n");
@@ -262,6 +272,16 @@ int main(int argc, char **argv) {
 		}
 		if (strcmp(argv[i], "--notify") == 0) {
 			notify = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--parent-fd") == 0 && i + 1 < argc) {
+			char *end;
+			long fd = strtol(argv[++i], &end, 10);
+			if (*end != 0 || fd < 3 || fd > 1024) {
+				fprintf(stderr, "clawos-init: bad --parent-fd %s\n", argv[i]);
+				return 127;
+			}
+			parent_fd = (int)fd;
 			continue;
 		}
 		if (strcmp(argv[i], "--exec") != 0 || i + 1 >= argc || nexec == MAX_EXEC) {
@@ -277,6 +297,20 @@ int main(int argc, char **argv) {
 	char **cmd = &argv[i + 1];
 	char *path = cmd[0];
 
+	if (parent_fd >= 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+			return fail("parent-death signal");
+		struct pollfd p = { .fd = parent_fd, .events = POLLIN };
+		struct timespec zero = { 0, 0 };
+		long r = syscall(SYS_ppoll, &p, 1, &zero, NULL, 0);
+		if (r < 0)
+			return fail("check the launcher");
+		if (r > 0) {
+			fprintf(stderr, "clawos-init: the launcher is gone; the agent is not started\n");
+			return 127;
+		}
+		close(parent_fd);
+	}
 	/* A session of its own: the agent has no controlling terminal, so
 	 * /dev/tty cannot reach the caller's (clawos-run --tty and engines'
 	 * terminals are set up by the runtime, which already made this process

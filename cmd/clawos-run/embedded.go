@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -44,13 +47,19 @@ func newEmbeddedRuntime(stateDir string, log *logrus.Logger) *embeddedRuntime {
 }
 
 func (e *embeddedRuntime) writeBundle(dir string, sb *sandbox) error {
+	o, err := self("embedded", e.root)
+	if err != nil {
+		return err
+	}
+	sb.owner = o
 	return writeBundle(dir, sb)
 }
 
 func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	e.cleanStale()
+	cleanStale(ctx, e.stateDir, e.log)
+	e.cleanOrphans()
 	dir := sb.bundle
-	if err := writeBundle(dir, sb); err != nil {
+	if err := e.writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err
 	}
@@ -78,12 +87,18 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 			e.log.WithError(err).Debug("destroy container")
 		}
 	}()
+	pr, pw, err := launchPipe()
+	if err != nil {
+		return 0, err
+	}
+	defer pw.Close()
 	p := &libcontainer.Process{
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID),
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		Init:     true,
-		LogLevel: strconv.Itoa(int(logrus.WarnLevel)),
+		ExtraFiles: []*os.File{pr}, // fd 3 (launcherFD)
+		Init:       true,
+		LogLevel:   strconv.Itoa(int(logrus.WarnLevel)),
 	}
 	var consoleParent *os.File
 	if spec.Process.Terminal {
@@ -96,7 +111,9 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 		p.Stdin, p.Stdout, p.Stderr, p.ConsoleSocket = nil, nil, nil, child
 		consoleParent = parent
 	}
-	if err := c.Start(p); err != nil {
+	err = startLocked(func() error { return c.Start(p) })
+	pr.Close()
+	if err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the container")
 	}
 	if consoleParent != nil {
@@ -117,7 +134,9 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 	if err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "container pid")
 	}
-	stop, err := guard(ctx, pid, sb, killAfter, e.log)
+	agent := openAgent(pid)
+	defer agent.close()
+	stop, err := guard(ctx, agent, sb, killAfter, e.log)
 	if err != nil {
 		p.Signal(unix.SIGKILL)
 		p.Wait()
@@ -156,37 +175,61 @@ func socketPair() (*os.File, *os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child"), nil
 }
 
-// cleanStale destroys containers whose clawos-run is gone: those of stale
-// bundles, and any container in libcontainer's state whose bundle is gone.
-func (e *embeddedRuntime) cleanStale() {
-	stale := staleBundles(e.stateDir)
+// startLocked runs start (which forks the container's init) on an OS
+// thread that lives as long as this process. The init's parent-death
+// signal fires when the thread that forked it ends, and the Go runtime ends
+// a thread whose locked goroutine returns (libcontainer locks threads for
+// setns work): on an ordinary thread the agent could be killed while
+// clawos-run still runs.
+func startLocked(start func() error) error {
+	res := make(chan error)
+	go func() {
+		goruntime.LockOSThread()
+		res <- start()
+		select {} // the thread stays until clawos-run exits
+	}()
+	return <-res
+}
+
+// cleanOrphans destroys containers in libcontainer's state whose bundle is
+// gone (a clawos-run killed between removing its bundle and destroying its
+// container).
+func (e *embeddedRuntime) cleanOrphans() {
 	states, _ := filepath.Glob(filepath.Join(e.root, "*"))
 	for _, st := range states {
-		d := bundleDir(e.stateDir, filepath.Base(st))
-		if _, err := os.Stat(d); os.IsNotExist(err) {
-			stale = append(stale, d)
-		}
-	}
-	for _, d := range stale {
-		id := filepath.Base(d)
-		e.log.WithField("id", id).Info("removing a sandbox whose clawos-run is gone")
-		c, err := libcontainer.Load(e.root, id)
-		if err != nil {
-			e.log.WithError(err).Warn("load a stale container")
-			os.RemoveAll(d)
+		id := filepath.Base(st)
+		if _, err := os.Stat(bundleDir(e.stateDir, id)); !os.IsNotExist(err) {
 			continue
 		}
-		c.Signal(unix.SIGKILL)
-		// Destroy refuses a container that is still running: wait, bounded,
-		// for the killed init to go.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if st, err := c.Status(); err != nil || st == libcontainer.Stopped {
-				break
-			}
+		if err := destroyEmbedded(e.root, id); err != nil {
+			e.log.WithError(err).WithField("id", id).Warn("an orphaned container could not be confirmed stopped")
 		}
-		if err := c.Destroy(); err != nil {
-			e.log.WithError(err).Warn("destroy a stale container")
-		}
-		os.RemoveAll(d)
 	}
+}
+
+// destroyEmbedded stops and destroys a container of libcontainer's state
+// root; it fails, leaving the state, when the container is not confirmed
+// stopped. A container that has no state is not an error.
+func destroyEmbedded(root, id string) error {
+	c, err := libcontainer.Load(root, id)
+	if errors.Is(err, libcontainer.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.Signal(unix.SIGKILL)
+	// Destroy refuses a container that is still running: wait, bounded,
+	// for the killed init to go.
+	stopped := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if st, err := c.Status(); err == nil && st == libcontainer.Stopped {
+			stopped = true
+			break
+		}
+	}
+	if !stopped {
+		return fmt.Errorf("container %s does not stop", id)
+	}
+	return c.Destroy()
 }

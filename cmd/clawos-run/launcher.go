@@ -53,7 +53,8 @@ type sandbox struct {
 	super      *supervisor
 	recording  *learn.Recording
 	complaints *learn.Complaints
-	refused    int // packets the port policy refused (or would have)
+	refused    int   // packets the port policy refused (or would have)
+	owner      owner // who runs it, recorded in the bundle
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -245,7 +246,9 @@ func (l *launcher) prepare() (*sandbox, error) {
 		mounts = mergeMounts(baseMounts, mounts)
 	}
 
-	ex := confine.Exec{Notify: super != nil}
+	// The agent dies with clawos-run: clawos-init arms its parent-death
+	// signal and checks the launcher's pipe (fd 3, see launchPipe).
+	ex := confine.Exec{Notify: super != nil, ParentFD: launcherFD}
 	switch {
 	case c.learn != "":
 		// Learning records what the agent runs; it restricts nothing.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,9 +53,9 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 // run starts the sandbox and waits for the agent. It returns the agent's
 // exit status, 128+N if it died of signal N.
 func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	r.cleanStale(ctx)
+	cleanStale(ctx, r.stateDir, r.log)
 	dir := sb.bundle
-	if err := writeBundle(dir, sb); err != nil {
+	if err := r.writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err
 	}
@@ -76,8 +75,13 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 	}
 	defer streams.close()
 
+	pr, pw, err := launchPipe()
+	if err != nil {
+		return 0, err
+	}
+	defer pw.Close()
 	pidFile := filepath.Join(dir, "agent.pid")
-	args := []string{"--root", r.root, "create", "--bundle", dir, "--pid-file", pidFile}
+	args := []string{"--root", r.root, "create", "--bundle", dir, "--pid-file", pidFile, "--preserve-fds", "1"}
 	var master chan fileOrErr
 	if sb.spec.Process.Terminal {
 		l, path, err := consoleListener(dir)
@@ -91,7 +95,10 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 	}
 	create := exec.Command(r.bin, append(args, sb.id)...)
 	create.Stdin, create.Stdout, create.Stderr = streams.in, streams.out, streams.err
-	if err := create.Run(); err != nil {
+	create.ExtraFiles = []*os.File{pr} // fd 3 (launcherFD)
+	err = create.Run()
+	pr.Close()
+	if err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "runc create (its error is above)")
 	}
 	streams.started()
@@ -112,24 +119,28 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 	if err != nil {
 		return 0, err
 	}
-	stop, err := guard(ctx, pid, sb, killAfter, r.log)
+	// runc create has exited: its init is our child now (child subreaper),
+	// so its pid cannot be reused before we reap it.
+	agent := openAgent(pid)
+	defer agent.close()
+	stop, err := guard(ctx, agent, sb, killAfter, r.log)
 	if err != nil {
-		unix.Kill(pid, unix.SIGKILL)
+		agent.signal(unix.SIGKILL)
 		return 0, err
 	}
 	defer stop()
 	if err := r.runc(ctx, "start", sb.id); err != nil {
-		unix.Kill(pid, unix.SIGKILL)
+		agent.signal(unix.SIGKILL)
 		return 0, err
 	}
 	if sb.super != nil {
 		if err := sb.super.start(pid); err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			waitFor(pid)
+			agent.signal(unix.SIGKILL)
+			agent.wait()
 			return 0, err
 		}
 	}
-	ws, err := waitFor(pid)
+	ws, err := agent.wait()
 	if err != nil {
 		return 0, err
 	}
@@ -143,6 +154,11 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 }
 
 func (r *runcRuntime) writeBundle(dir string, sb *sandbox) error {
+	o, err := self(r.bin, r.root)
+	if err != nil {
+		return err
+	}
+	sb.owner = o
 	return writeBundle(dir, sb)
 }
 
@@ -158,35 +174,22 @@ func readPid(path string) (int, error) {
 	return pid, nil
 }
 
-// waitFor reaps children until pid exits; as child subreaper we are the
-// agent's parent once runc create has exited.
-func waitFor(pid int) (unix.WaitStatus, error) {
-	for {
-		var ws unix.WaitStatus
-		got, err := unix.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for the agent")
-		}
-		if got == pid {
-			return ws, nil
-		}
+// destroyRunc stops and deletes container id with the runc-compatible
+// program bin and state root it was created with. A container runc no
+// longer knows is not an error; one it cannot delete is.
+func destroyRunc(ctx context.Context, bin, root, id string) error {
+	r := &runcRuntime{bin: bin, root: root}
+	err := r.runc(ctx, "delete", "--force", id)
+	if err == nil {
+		return nil
 	}
-}
-
-// cleanStale removes what earlier runs left when clawos-run itself was
-// killed: the container and its bundle.
-func (r *runcRuntime) cleanStale(ctx context.Context) {
-	for _, d := range staleBundles(r.stateDir) {
-		id := filepath.Base(d)
-		r.log.WithField("id", id).Info("removing a sandbox whose clawos-run is gone")
-		if err := r.runc(ctx, "delete", "--force", id); err != nil {
-			r.log.WithError(err).Debug("runc delete of a stale sandbox")
-		}
-		os.RemoveAll(d)
+	ctx, cancel := context.WithTimeout(ctx, runcTimeout)
+	defer cancel()
+	out, serr := exec.CommandContext(ctx, bin, "--root", root, "state", id).CombinedOutput()
+	if serr != nil && bytes.Contains(out, []byte("does not exist")) {
+		return nil
 	}
+	return err
 }
 
 // stdio gives runc real file descriptors. A stream that is not an *os.File

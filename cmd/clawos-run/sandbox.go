@@ -7,6 +7,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +30,23 @@ import (
 
 func bundleDir(stateDir, id string) string { return filepath.Join(stateDir, "bundles", id) }
 
+// launcherFD is where the agent's init finds the read end of the launcher
+// pipe: the first descriptor after the standard streams.
+const launcherFD = 3
+
+// launchPipe is the pipe that tells clawos-init whether clawos-run still
+// runs: clawos-run alone holds the write end (close-on-exec, so no runtime
+// process inherits it), the sandbox's init gets the read end as fd 3, and a
+// hang-up means clawos-run is gone. The write end is kept open until
+// clawos-run exits (or dies).
+func launchPipe() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err != nil {
+		return nil, nil, clawerr.Wrap(clawerr.EInternal, err, "launcher pipe")
+	}
+	return r, w, nil
+}
+
 type fileOrErr struct {
 	f   *os.File
 	err error
@@ -35,25 +54,77 @@ type fileOrErr struct {
 
 // guard does what both runtimes do between creating the sandbox and
 // starting its agent: install the port rules in its network namespace, and
-// forward signals to the agent. stop undoes the forwarding and reports the
-// port policy's refusals.
-func guard(ctx context.Context, pid int, sb *sandbox, killAfter time.Duration, log *logrus.Logger) (stop func(), err error) {
+// forward signals to the agent. stop undoes the forwarding (no signal, and
+// no kill deadline, reaches the agent's pid after it) and reports the port
+// policy's refusals.
+func guard(ctx context.Context, agent *agentProc, sb *sandbox, killAfter time.Duration, log *logrus.Logger) (stop func(), err error) {
 	var held *heldNS
 	if sb.ports != nil {
-		if held, err = installPolicy(ctx, pid, sb.ports, log); err != nil {
+		if held, err = installPolicy(ctx, agent.pid, sb.ports, log); err != nil {
 			return nil, err
 		}
 	}
 	sigs := make(chan os.Signal, 4)
+	done := make(chan struct{})
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	go forwardSignals(sigs, pid, killAfter, log)
+	go forwardSignals(sigs, done, agent, killAfter, log)
 	return func() {
 		signal.Stop(sigs)
+		close(done)
 		if held != nil {
 			sb.refused = reportRefusals(held, sb.ports.Complain, log)
 			held.Close()
 		}
 	}, nil
+}
+
+// agentProc is the sandbox's pid 1, signalled through a pidfd where the
+// kernel has them (5.3+), so that no signal reaches another process that
+// got its pid after it was reaped; kill(2) otherwise.
+type agentProc struct {
+	pid   int
+	pidfd int // -1 without pidfds
+}
+
+// openAgent opens a pidfd for pid, which must be a child of this process
+// (not yet reaped: its pid cannot have been reused).
+func openAgent(pid int) *agentProc {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		fd = -1
+	}
+	return &agentProc{pid: pid, pidfd: fd}
+}
+
+// signal sends sig to the agent; after it was reaped, nothing happens.
+func (a *agentProc) signal(sig unix.Signal) error {
+	if a.pidfd >= 0 {
+		return unix.PidfdSendSignal(a.pidfd, sig, nil, 0)
+	}
+	return unix.Kill(a.pid, sig)
+}
+
+// wait reaps the agent alone (never another child of this process) and
+// returns its status.
+func (a *agentProc) wait() (unix.WaitStatus, error) {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(a.pid, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for the agent")
+		}
+		return ws, nil
+	}
+}
+
+func (a *agentProc) close() {
+	if a.pidfd >= 0 {
+		unix.Close(a.pidfd)
+		a.pidfd = -1
+	}
 }
 
 // exitStatus is the agent's exit status, 128+N when it died of signal N; a
@@ -155,26 +226,30 @@ func reportRefusals(ns *heldNS, complain bool, log *logrus.Logger) int {
 // forwardSignals passes each signal to the agent. The agent is pid 1 of its
 // pid namespace, so the kernel drops a signal it has no handler for; if it
 // has not exited killAfter after the first signal, or a second signal
-// comes, it is killed.
-func forwardSignals(sigs <-chan os.Signal, pid int, killAfter time.Duration, log *logrus.Logger) {
+// comes, it is killed. It ends when done is closed.
+func forwardSignals(sigs <-chan os.Signal, done <-chan struct{}, agent *agentProc, killAfter time.Duration, log *logrus.Logger) {
 	var deadline <-chan time.Time
 	forwarded := 0
 	for {
 		select {
-		case s, ok := <-sigs:
-			if !ok {
-				return
-			}
+		case <-done:
+			return
+		case s := <-sigs:
 			forwarded++
 			if forwarded > 1 {
-				unix.Kill(pid, unix.SIGKILL)
+				agent.signal(unix.SIGKILL)
 				continue
 			}
-			unix.Kill(pid, s.(syscall.Signal))
+			agent.signal(s.(syscall.Signal))
 			deadline = time.After(killAfter)
 		case <-deadline:
+			select {
+			case <-done:
+				return
+			default:
+			}
 			log.WithField("after", killAfter).Warn("the agent did not exit after the forwarded signal; killing it")
-			unix.Kill(pid, unix.SIGKILL)
+			agent.signal(unix.SIGKILL)
 			return
 		}
 	}
@@ -199,8 +274,8 @@ func writeBundle(dir string, sb *sandbox) error {
 			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "write owner")
+	if err := writeOwner(dir, sb.owner); err != nil {
+		return err
 	}
 	if err := copyFile(sb.initBin, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
 		return err
@@ -306,39 +381,119 @@ func killedSyscall(pid int, arch translate.Arch) string {
 	return name
 }
 
+// owner records who runs a sandbox: the clawos-run process, identified by
+// its pid and its start time (a pid alone can be reused, a program name
+// copied), and the runtime that created the container, so that a later run
+// cleans up with the same runtime whichever it uses itself.
+type owner struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start_time"` // /proc/PID/stat field 22, clock ticks since boot
+	// Runtime is "embedded" or the path of the runc-compatible program;
+	// Root is its state directory (libcontainer's root, runc --root).
+	Runtime string `json:"runtime"`
+	Root    string `json:"root"`
+}
+
+const ownerFile = "owner.json"
+
+// self is the owner record of this process for runtime.
+func self(runtime, root string) (owner, error) {
+	start, err := procStart(os.Getpid())
+	if err != nil {
+		return owner{}, clawerr.Wrap(clawerr.EInternal, err, "read this process's start time")
+	}
+	return owner{PID: os.Getpid(), Start: start, Runtime: runtime, Root: root}, nil
+}
+
+func writeOwner(dir string, o owner) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "encode owner")
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, ownerFile), b, 0o600); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "write owner")
+	}
+	return nil
+}
+
+// procStart is a process's start time (field 22 of /proc/PID/stat).
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	st := string(b)
+	// pid (comm) state ...; comm may contain spaces and parentheses.
+	closing := strings.LastIndexByte(st, ')')
+	if closing < 0 || closing+2 >= len(st) {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(st[closing+2:])
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("process %d is gone (state %v)", pid, f[:1])
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// staleBundle is a bundle whose clawos-run is gone, with what its record
+// says; o is the zero owner when the bundle has no readable record.
+type staleBundle struct {
+	dir string
+	o   owner
+}
+
 // staleBundles lists the bundles whose clawos-run is gone (it was killed).
-func staleBundles(stateDir string) []string {
-	var out []string
+// A bundle without a readable owner record is left alone: nothing can say
+// whether its owner lives, nor which runtime would stop its container.
+func staleBundles(stateDir string, log logrus.FieldLogger) []staleBundle {
+	var out []staleBundle
 	dirs, _ := filepath.Glob(filepath.Join(stateDir, "bundles", "*"))
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		var o owner
+		if err == nil {
+			err = json.Unmarshal(b, &o)
+		}
+		if err != nil || o.PID <= 0 || o.Runtime == "" {
+			log.WithField("bundle", d).Debug("a bundle without a readable owner record is left alone")
 			continue
 		}
-		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || ownerAlive(owner) {
+		if ownerAlive(o) {
 			continue
 		}
-		out = append(out, d)
+		out = append(out, staleBundle{dir: d, o: o})
 	}
 	return out
 }
 
-// ownerAlive reports whether pid is a live clawos-run. A killed clawos-run
-// whose parent does not reap it stays a zombie (PID 1 on some machines
-// never reaps orphans), and a pid can be reused by another program: neither
-// owns a sandbox.
-func ownerAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
+// ownerAlive reports whether the clawos-run that o records still runs: a
+// process with its pid and its start time that is not a zombie (PID 1 on
+// some machines never reaps orphans). A reused pid has another start time;
+// a copy of clawos-run under another name is still the owner.
+func ownerAlive(o owner) bool {
+	start, err := procStart(o.PID)
+	return err == nil && start == o.Start
+}
+
+// cleanStale stops and removes what earlier runs left when their
+// clawos-run was killed, each with the runtime that created it. A bundle
+// whose container cannot be confirmed stopped is kept, and said so: state
+// is never deleted from under a container that may still run.
+func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
+	for _, sb := range staleBundles(stateDir, log) {
+		id := filepath.Base(sb.dir)
+		l := log.WithFields(logrus.Fields{"id": id, "runtime": sb.o.Runtime})
+		l.Info("removing a sandbox whose clawos-run is gone")
+		var err error
+		if sb.o.Runtime == "embedded" {
+			err = destroyEmbedded(sb.o.Root, id)
+		} else {
+			err = destroyRunc(ctx, sb.o.Runtime, sb.o.Root, id)
+		}
+		if err != nil {
+			l.WithError(err).Warn("a stale sandbox could not be confirmed stopped; its bundle is kept")
+			continue
+		}
+		os.RemoveAll(sb.dir)
 	}
-	// pid (comm) state ...; comm may contain spaces and parentheses.
-	st := string(b)
-	open, closing := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
-	if open < 0 || closing < open || closing+2 >= len(st) {
-		return false
-	}
-	comm, state := st[open+1:closing], st[closing+2]
-	return state != 'Z' && state != 'X' && comm == progName
 }

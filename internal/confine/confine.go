@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -144,6 +145,11 @@ type Exec struct {
 	// Notify: the filter reports to a supervisor (clawos-run --learn and
 	// --complain): clawos-init loads it with a listener (--notify).
 	Notify bool
+	// ParentFD, when non-zero, is the descriptor of a pipe whose write end
+	// the launcher holds: clawos-init arms a parent-death SIGKILL and
+	// refuses to start the agent if the launcher is already gone
+	// (--parent-fd).
+	ParentFD int
 }
 
 // InitArgs is the container's process.args: clawos-init, which loads
@@ -158,6 +164,9 @@ func InitArgs(filter string, ex Exec, cmd []string) []string {
 	}
 	if ex.Notify {
 		args = append(args, "--notify")
+	}
+	if ex.ParentFD > 0 {
+		args = append(args, "--parent-fd", strconv.Itoa(ex.ParentFD))
 	}
 	return append(append(args, "--"), cmd...)
 }

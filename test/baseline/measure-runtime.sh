@@ -42,7 +42,7 @@ printf '\x06\x00\x00\x00\x00\x00\xff\x7f' >"$b/clawos/allow.bpf"
 jq --arg b "$b" '
 	.process.terminal = false |
 	.process.noNewPrivileges = true |
-	.process.args = ["/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/probe", "--", "/.clawos/probe", "call", "39"] |
+	.process.args = ["/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/probe", "--parent-fd", "3", "--", "/.clawos/probe", "call", "39"] |
 	.root = {path: "rootfs", readonly: true} |
 	.mounts += [{destination: "/.clawos", type: "bind", source: ($b + "/clawos"), options: ["bind", "ro", "nosuid", "nodev"]}] |
 	.linux.seccomp = {defaultAction: "SCMP_ACT_LOG", architectures: ["SCMP_ARCH_X86_64"], flags: []}
@@ -51,7 +51,8 @@ old=$(cat /proc/sys/kernel/printk_ratelimit)
 echo 0 >/proc/sys/kernel/printk_ratelimit
 mark="clawos-measure-$$-$RANDOM"
 echo "$mark" >/dev/kmsg
-(cd "$b" && runc run clawos-measure >/dev/null 2>&1) || true
+# fd 3: a pipe whose writer lives on, as clawos-run's --parent-fd.
+(cd "$b" && runc run --preserve-fds 1 clawos-measure >/dev/null 2>&1 3< <(sleep 10)) || true
 sleep 0.5
 log=$(dmesg | sed -n "/$mark/,\$p" | grep 'type=1326' || true)
 # runc exec (what containerd's shim runs for crictl/kubectl exec): a
