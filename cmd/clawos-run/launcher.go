@@ -247,8 +247,12 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 
 	// The agent dies with clawos-run: clawos-init arms its parent-death
-	// signal and checks the launcher's pipe (fd 3, see launchPipe).
+	// signal and checks the launcher's pipe (fd 3, see launchPipe). A
+	// bundle written for another runtime to run has no launcher.
 	ex := confine.Exec{Notify: super != nil, ParentFD: launcherFD}
+	if c.writeBundle != "" {
+		ex.ParentFD = 0
+	}
 	switch {
 	case c.learn != "":
 		// Learning records what the agent runs; it restricts nothing.
