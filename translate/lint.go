@@ -95,10 +95,78 @@ func lint32BitArgs(in *input, r *Report) {
 		if !bypassable[af.Operator] || !contains(args32[rule.Name], af.ArgIndex) {
 			continue
 		}
-		r.warnf(clawerr.EPerm, "arg-32bit", rulePath(i, "conditions", "argument_filter", "operator"),
+		r.errorf(clawerr.EPerm, "arg-32bit", rulePath(i, "conditions", "argument_filter", "operator"),
 			"compare with eq, or with masked_eq and a mask within 0xffffffff",
 			"argument %d of %s is 32-bit, but seccomp compares the whole 64-bit register: a process can set the upper bits so that %s holds while the kernel sees another value",
 			af.ArgIndex, rule.Name, af.Operator)
+	}
+}
+
+// Open flags that make an open write: the access mode (O_WRONLY, O_RDWR),
+// O_CREAT (creates the file, whatever the access mode), O_TRUNC (Linux
+// truncates even with O_RDONLY when the file is writable to the caller) and
+// __O_TMPFILE (an anonymous file; it needs a writing access mode, but a
+// rule should not rely on the kernel's check). The values are the same on
+// x86_64 and aarch64 (asm-generic/fcntl.h).
+const (
+	oAccMode  = 0x3
+	oCreat    = 0x40
+	oTrunc    = 0x200
+	oTmpfile  = 0x400000
+	writeBits = oAccMode | oCreat | oTrunc | oTmpfile
+)
+
+// ReadOnlyOpenMask is the masked_eq mask that, with value 0 on open's or
+// openat's flags, allows read-only opens only: O_RDONLY without O_CREAT,
+// O_TRUNC or O_TMPFILE.
+const ReadOnlyOpenMask uint64 = writeBits
+
+// openFlagsArg is the flags argument of the open calls a read-only rule
+// restricts.
+var openFlagsArg = map[string]int{"openat": 2, "open": 1}
+
+// openLetsThrough names the writing open flags that a masked_eq rule on
+// name's flags with mask and value lets through; "" when the rule is not
+// on open flags, does not mean read-only, or lets none through.
+func openLetsThrough(name string, idx int, mask, value uint64) string {
+	if a, ok := openFlagsArg[name]; !ok || a != idx || mask&oAccMode != oAccMode || value&writeBits != 0 || value&^mask != 0 {
+		return ""
+	}
+	var open []string
+	for _, f := range []struct {
+		bit  uint64
+		name string
+	}{{oCreat, "O_CREAT"}, {oTrunc, "O_TRUNC"}, {oTmpfile, "O_TMPFILE"}} {
+		if mask&f.bit == 0 {
+			open = append(open, f.name)
+		}
+	}
+	return strings.Join(open, ", ")
+}
+
+// lintReadOnlyOpen warns about a "read-only" open rule that masks only the
+// access mode: O_RDONLY|O_CREAT creates files and O_RDONLY|O_TRUNC empties
+// them, both with access mode O_RDONLY.
+func lintReadOnlyOpen(in *input, r *Report) {
+	for i, rule := range in.wl.Syscalls {
+		if rule.Conditions == nil || rule.Conditions.ArgumentFilter == nil {
+			continue
+		}
+		af := rule.Conditions.ArgumentFilter
+		if af.Operator != "masked_eq" || af.Mask == nil {
+			continue
+		}
+		m, err1 := af.Mask.Uint64()
+		v, err2 := af.Value.Uint64()
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if open := openLetsThrough(rule.Name, af.ArgIndex, m, v); open != "" {
+			r.warnf(clawerr.EPerm, "open-read-only", rulePath(i, "conditions", "argument_filter", "mask"),
+				fmt.Sprintf("use mask %d (%#x: the access mode, O_CREAT, O_TRUNC and O_TMPFILE) with value 0", ReadOnlyOpenMask, ReadOnlyOpenMask),
+				"this read-only %s rule masks %#x, which lets %s through: the agent can create or truncate files with access mode O_RDONLY",
+				rule.Name, m, open)
+		}
 	}
 }
 

@@ -187,6 +187,11 @@ func (t *translator) conditionalRule(i int, rule Rule) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if af.Operator == "masked_eq" {
+			if open := openLetsThrough(rule.Name, af.ArgIndex, a.Value, a.ValueTwo); open != "" {
+				w += " (also lets " + open + " through: not read-only)"
+			}
+		}
 		args, errnoBranch, words = append(args, a), complement, append(words, w)
 	}
 	if pr := c.PortRestriction; pr != nil {

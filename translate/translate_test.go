@@ -126,7 +126,10 @@ func TestValidateExpectations(t *testing.T) {
 		{"testdata/validate/placeholder-signature-testing.json", translate.Options{}, true, "", 0},
 		{"testdata/validate/placeholder-signature-testing.json", translate.Options{RequireSignature: true}, false, "signature", clawerr.EPerm},
 		{"testdata/validate/dangerous.json", translate.Options{}, true, "", 0},
-		{"testdata/validate/arg-32bit.json", translate.Options{}, true, "", 0},
+		{"testdata/validate/arg-32bit.json", translate.Options{}, false, "syscalls[0].conditions.argument_filter.operator", clawerr.EPerm},
+		{"testdata/validate/arg-32bit.json", translate.Options{}, false, "syscalls[1].conditions.argument_filter.operator", clawerr.EPerm},
+		{"testdata/validate/open-read-only.json", translate.Options{}, true, "", 0},
+		{"testdata/validate/open-read-only-mask.json", translate.Options{}, true, "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file)+"/"+tt.wantPath, func(t *testing.T) {
@@ -162,8 +165,8 @@ func TestWarnings(t *testing.T) {
 	}{
 		{"testdata/validate/dangerous.json", "dangerous-syscall", "syscalls[0].permission"},
 		{"testdata/validate/dangerous.json", "dangerous-syscall", "syscalls[3].permission"},
-		{"testdata/validate/arg-32bit.json", "arg-32bit", "syscalls[0].conditions.argument_filter.operator"},
-		{"testdata/validate/arg-32bit.json", "arg-32bit", "syscalls[1].conditions.argument_filter.operator"},
+		{"testdata/validate/open-read-only.json", "open-read-only", "syscalls[0].conditions.argument_filter.mask"},
+		{"testdata/validate/open-read-only.json", "open-read-only", "syscalls[1].conditions.argument_filter.mask"},
 		{"testdata/validate/tokio-missing.json", "tokio", "syscalls"},
 		{"testdata/validate/unknown-member-in-rule.json", "unknown-field", "syscalls[0].condition"},
 		{"testdata/validate/placeholder-signature-testing.json", "signature", "signature"},
@@ -179,9 +182,16 @@ func TestWarnings(t *testing.T) {
 			t.Errorf("%s: no %s warning at %s in:\n%s", tt.file, tt.check, tt.path, report(rep))
 		}
 	}
+	// The mask that does mean read-only is not reported.
+	_, rep := v.Validate(readFile(t, "testdata/validate/open-read-only-mask.json"), translate.Options{Arch: translate.ArchX8664})
+	for _, d := range rep.Diagnostics {
+		if d.Check == "open-read-only" {
+			t.Errorf("the read-only mask %#x is reported: %v", translate.ReadOnlyOpenMask, d)
+		}
+	}
 	// clone's flags are 64-bit: ne on it is not a 32-bit bypass.
-	_, rep := v.Validate(readFile(t, "testdata/validate/arg-32bit.json"), translate.Options{Arch: translate.ArchX8664})
-	for _, d := range rep.Warnings() {
+	_, rep = v.Validate(readFile(t, "testdata/validate/arg-32bit.json"), translate.Options{Arch: translate.ArchX8664})
+	for _, d := range rep.Diagnostics {
 		if d.Path == "syscalls[2].conditions.argument_filter.operator" {
 			t.Errorf("clone flags flagged as 32-bit: %v", d)
 		}

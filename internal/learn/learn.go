@@ -48,7 +48,7 @@ var watched = map[string]struct {
 	mask uint64
 }{
 	"socket": {0, ^uint64(0)}, // address family
-	"openat": {2, unix.O_ACCMODE},
+	"openat": {2, translate.ReadOnlyOpenMask},
 	"clone":  {0, namespaceFlags},
 }
 
@@ -172,7 +172,7 @@ func propose(name string, st *Stat) (*translate.Conditions, string) {
 	case "openat":
 		if len(st.Values) == 1 && st.Values[unix.O_RDONLY] > 0 {
 			mask := translate.NewArgValue(w.mask)
-			return &translate.Conditions{Description: "proposal: read-only opens only (O_ACCMODE == O_RDONLY: the only mode seen)",
+			return &translate.Conditions{Description: "proposal: read-only opens only (O_RDONLY without O_CREAT, O_TRUNC or O_TMPFILE: the only kind seen)",
 					ArgumentFilter: &translate.ArgumentFilter{ArgIndex: w.arg, Operator: "masked_eq", Value: translate.NewArgValue(0), Mask: &mask}},
 				"proposal: CONDITIONAL read-only; review before promoting"
 		}
