@@ -55,7 +55,11 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		v.HostRoot = "/"
 	}
 	host := func(p string) string { return filepath.Join(v.HostRoot, p) }
-	ro := []string{"rbind", "ro", "nosuid", "nodev"}
+	// Read-only all the way down: "ro" applies to the bind itself only, so
+	// a mount under its source (a tmpfs, a USB disk, another bind) would stay
+	// writable; "rro" (mount_setattr with AT_RECURSIVE, Linux 5.12+) makes
+	// every submount read-only, and rnosuid/rnodev likewise.
+	ro := []string{"rbind", "ro", "rro", "nosuid", "rnosuid", "nodev", "rnodev"}
 	ms := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -108,9 +112,9 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		if !filepath.IsAbs(b.Source) || !filepath.IsAbs(b.Dest) {
 			return nil, nil, clawerr.New(clawerr.EProto, fmt.Sprintf("bind %s:%s: paths must be absolute", b.Source, b.Dest))
 		}
-		opts := []string{"rbind", "nosuid", "nodev"}
+		opts := []string{"rbind", "nosuid", "rnosuid", "nodev", "rnodev"}
 		if b.ReadOnly {
-			opts = append(opts, "ro")
+			opts = append(opts, "ro", "rro")
 		}
 		ms = append(ms, specs.Mount{Destination: b.Dest, Type: "bind", Source: b.Source, Options: opts})
 	}
@@ -121,6 +125,29 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		ms = append(ms, specs.Mount{Destination: t, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + TmpfsSize(v.Level)}})
 	}
 	return ms, links, nil
+}
+
+// managedDirs are the paths a sandbox manages itself: its own /proc, /dev,
+// /sys, private /tmp and /run, and its curated /etc. A host directory bound
+// over or under one of them would show the host's instead (its processes,
+// its whole /etc).
+var managedDirs = []string{"/proc", "/sys", "/dev", "/tmp", "/run", "/var/run", "/etc"}
+
+// ImplicitWorkdir says whether the caller's current directory cwd may be
+// made visible (read-only, at the same path) without being asked for: not
+// a sandbox-managed path or anything under one, and not the caller's home
+// (home), /root or a directory above them. reason says why not.
+func ImplicitWorkdir(cwd, home string) (ok bool, reason string) {
+	cwd = filepath.Clean(cwd)
+	if under(cwd, managedDirs) {
+		return false, "it is, or is under, a path the sandbox manages itself (/proc, /sys, /dev, /tmp, /run, /etc)"
+	}
+	for _, h := range []string{home, "/root"} {
+		if h != "" && h != "/" && under(filepath.Clean(h), []string{cwd}) && cwd != "/" {
+			return false, "it is a home directory, or above one: a home is never made visible implicitly"
+		}
+	}
+	return true, ""
 }
 
 func under(p string, dirs []string) bool {

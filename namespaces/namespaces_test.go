@@ -234,3 +234,33 @@ func TestHarden(t *testing.T) {
 		t.Errorf("%d /tmp mounts", tmp)
 	}
 }
+
+func TestImplicitWorkdir(t *testing.T) {
+	for _, c := range []struct {
+		cwd, home string
+		ok        bool
+	}{
+		{"/srv/project", "/home/u", true},
+		{"/home/u/project", "/home/u", true},
+		{"/", "/home/u", true},
+		{"/usr/share", "/home/u", true},
+		{"/proc", "/home/u", false},
+		{"/proc/1", "/home/u", false},
+		{"/etc", "/home/u", false},
+		{"/etc/apt", "/home/u", false},
+		{"/dev", "/home/u", false},
+		{"/run", "/home/u", false},
+		{"/run/user/1000", "/home/u", false},
+		{"/tmp/x", "/home/u", false},
+		{"/sys/fs", "/home/u", false},
+		{"/home/u", "/home/u", false},
+		{"/home", "/home/u", false},
+		{"/root", "/home/u", false},
+		{"/root/project", "", true},
+		{"/procfs", "/home/u", true},
+	} {
+		if ok, why := namespaces.ImplicitWorkdir(c.cwd, c.home); ok != c.ok {
+			t.Errorf("ImplicitWorkdir(%q, %q) = %v (%s), want %v", c.cwd, c.home, ok, why, c.ok)
+		}
+	}
+}
