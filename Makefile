@@ -30,7 +30,7 @@ help:
 # so that LD_PRELOAD and friends cannot reach them.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
-build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause
+build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause $(BIN)/clawos-attack-exec
 	$(GO) build -o $(BIN)/ ./cmd/clawos-policy ./cmd/clawos-run
 	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
@@ -44,13 +44,31 @@ $(BIN)/clawos-init: cmd/clawos-init/init.c
 	@mkdir -p $(BIN)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# clawos-init's parsers under AddressSanitizer and UBSan: the fuzz driver
+# (make fuzz), and a sanitized clawos-init that one test run puts in real
+# sandboxes (TestInitSanitized). Dynamic: the sanitizers' runtimes are not
+# available for static binaries.
+SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wextra -Werror
+$(BIN)/clawos-init-san: cmd/clawos-init/init.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -o $@ $<
+
+$(BIN)/init-fuzz: test/fuzz/init_fuzz.c cmd/clawos-init/init.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
+
+# The attack programs of test/attacks/ (dynamic where the attack needs it).
+$(BIN)/clawos-attack-exec: test/attacks/exec.c
+	@mkdir -p $(BIN)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(BIN)/clawos-pause: test/pause/pause.c
 	@mkdir -p $(BIN)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
 test: lint test-go fuzz
 
-test-go: build vm-kernel crictl
+test-go: build $(BIN)/clawos-init-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 20m ./...
 
 # crictl, the CRI client of the Kubernetes tests (test/cri_test.go), built
@@ -93,7 +111,11 @@ install: build
 	test -e $(DESTDIR)/etc/clawos/runtime.json || \
 		sed 's#/usr/local/bin#$(PREFIX)/bin#' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
 
-fuzz:
+# clawos-init's ELF and #! reader and filter decoder, a fixed count of
+# deterministic mutations of real programs and scripts, under ASan and UBSan.
+FUZZ_INIT_COUNT ?= 300000
+fuzz: $(BIN)/init-fuzz $(BIN)/clawos-probe
+	$(BIN)/init-fuzz $(FUZZ_INIT_COUNT) $(BIN)/clawos-probe /usr/bin/true test/fuzz/seeds/*
 	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)
 
 lint:
