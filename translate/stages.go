@@ -47,7 +47,7 @@ func TwoStage(wl *Whitelist, opts Options, runtime string) (*Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := allowExecve(agent); err != nil {
+	if err := allowExecve(agent, opts.ExecStart); err != nil {
 		return nil, err
 	}
 	rt, err := Baseline(arch, baselineRuntimePrefix+runtime)
@@ -131,21 +131,53 @@ func widen(agent *Profile, single bool, runtime string, rt, ini []BaselineCall) 
 	return container
 }
 
-// allowExecve adds the execve that starts the agent. A whitelist that denies
-// execve cannot be started, and says so.
-func allowExecve(p *Profile) error {
-	for _, o := range p.Origins {
-		if o.Syscall != "execve" {
-			continue
+// allowExecve adds the execve that starts the agent. A whitelist that
+// allows execve (unconditionally, or under its own condition, which
+// clawos-init's execve must then meet) keeps its rule. Otherwise, with
+// start (the secret address of clawos-init's pathname, Options.ExecStart),
+// execve is allowed only with that pathname pointer and kills otherwise,
+// whatever the whitelist said (a DENY would let an agent guess the address
+// without dying); without start, execve is allowed, and a whitelist that
+// denies it cannot be started.
+func allowExecve(p *Profile, start uint64) error {
+	nr, _ := p.Arch.SyscallNumber("execve")
+	listed := -1
+	for i, o := range p.Origins {
+		if o.Syscall == "execve" {
+			listed = i
 		}
-		if !strings.HasPrefix(o.Verdict, "allow") {
-			return &clawerr.Error{Code: clawerr.EPerm, Path: o.Source,
-				Message: "the whitelist denies execve, so the agent cannot be started",
-				Hint:    "allow execve: clawos-init needs it once to start the agent (with Landlock, only the agent's own binary can be executed)"}
-		}
+	}
+	// A baseline's execve is the start's own (measured programs are
+	// started by one): with start, clawos-init's execve replaces it.
+	fromBaseline := listed >= 0 && strings.HasPrefix(p.Origins[listed].Source, "baseline:")
+	if listed >= 0 && strings.HasPrefix(p.Origins[listed].Verdict, "allow") && !(fromBaseline && start != 0) {
 		return nil
 	}
-	nr, _ := p.Arch.SyscallNumber("execve")
+	if start != 0 {
+		p.Seccomp = forceAllow(p.Seccomp, nil, "execve")
+		p.Seccomp.Syscalls = append(p.Seccomp.Syscalls, specs.LinuxSyscall{Names: []string{"execve"}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: start, Op: specs.OpEqualTo}}})
+		o := Origin{Syscall: "execve", Number: nr, Verdict: "allow only clawos-init's execve of the agent (its pathname at a secret address), kill every other",
+			Source: "clawos-init", Reason: "the whitelist does not allow execve: no program but the agent may start"}
+		switch {
+		case fromBaseline:
+			o.Reason = "the whitelist does not allow execve (the " + p.Origins[listed].Source + " execve is the start's, clawos-init's): no program but the agent may start"
+			p.Origins[listed] = o
+		case listed >= 0:
+			o.Reason = "the whitelist " + p.Origins[listed].Verdict + " execve: no program but the agent may start, and a guess of the address kills"
+			p.Origins[listed] = o
+		default:
+			p.Origins = append(p.Origins, o)
+		}
+		sort.Slice(p.Origins, func(i, j int) bool { return p.Origins[i].Syscall < p.Origins[j].Syscall })
+		return nil
+	}
+	if listed >= 0 {
+		o := p.Origins[listed]
+		return &clawerr.Error{Code: clawerr.EPerm, Path: o.Source,
+			Message: "the whitelist denies execve, so the agent cannot be started",
+			Hint:    "allow execve: clawos-init needs it once to start the agent (with Landlock, only the agent's own binary can be executed)"}
+	}
 	p.Seccomp = forceAllow(p.Seccomp, []string{"execve"})
 	p.Origins = append(p.Origins, Origin{Syscall: "execve", Number: nr, Verdict: "allow", Source: "clawos-init",
 		Reason: "the execve that starts the agent; where the kernel has Landlock, only the agent's binary and its interpreter can be executed"})
@@ -155,10 +187,10 @@ func allowExecve(p *Profile) error {
 
 // forceAllow returns a copy of s where names are allowed unconditionally:
 // every other rule for them is removed, and they join the unconditional
-// ALLOW entry.
-func forceAllow(s *specs.LinuxSeccomp, names []string) *specs.LinuxSeccomp {
+// ALLOW entry. The rules of remove are removed without a replacement.
+func forceAllow(s *specs.LinuxSeccomp, names []string, remove ...string) *specs.LinuxSeccomp {
 	drop := map[string]bool{}
-	for _, n := range names {
+	for _, n := range append(append([]string{}, names...), remove...) {
 		drop[n] = true
 	}
 	out := *s
@@ -182,6 +214,8 @@ func forceAllow(s *specs.LinuxSeccomp, names []string) *specs.LinuxSeccomp {
 	}
 	allow = append(allow, names...)
 	sort.Strings(allow)
-	out.Syscalls = append([]specs.LinuxSyscall{{Names: allow, Action: specs.ActAllow}}, out.Syscalls...)
+	if len(allow) > 0 {
+		out.Syscalls = append([]specs.LinuxSyscall{{Names: allow, Action: specs.ActAllow}}, out.Syscalls...)
+	}
 	return &out
 }

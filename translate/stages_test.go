@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/clawos/clawos-security/internal/golden"
+	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -63,5 +64,70 @@ func TestSingleStage(t *testing.T) {
 	}
 	if _, err := translate.SingleStage(wl, translate.Options{Arch: translate.ArchAArch64}, "runc", false); err == nil {
 		t.Error("a runtime never measured on aarch64 was accepted")
+	}
+}
+
+// TestExecStart checks the start-only exec mode: where the whitelist does
+// not allow execve (unlisted or DENY), the agent stage allows execve only
+// with clawos-init's secret pathname pointer and kills every other, while
+// the container stage still lets clawos-init (and the runtime) exec; a
+// whitelist that allows execve keeps its own rule.
+func TestExecStart(t *testing.T) {
+	const start = 0x5a5a_1234_5000
+	v := validator(t)
+	execve, _ := translate.ArchX8664.SyscallNumber("execve")
+	for _, tc := range []struct {
+		name     string
+		file     string
+		mutate   func(*translate.Whitelist)
+		wantOnly bool // execve allowed only at start
+	}{
+		{"unlisted", "../examples/ironclaw.whitelist.json", nil, true},
+		{"DENY", "../examples/ironclaw.whitelist.json", func(wl *translate.Whitelist) {
+			wl.Syscalls = append(wl.Syscalls, translate.Rule{Name: "execve", Permission: translate.Deny})
+		}, true},
+		{"ALLOW", "../examples/ironclaw.whitelist.json", func(wl *translate.Whitelist) {
+			wl.Syscalls = append(wl.Syscalls, translate.Rule{Name: "execve", Permission: translate.Allow})
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wl, rep := v.Validate(readFile(t, tc.file), translate.Options{})
+			if err := rep.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.mutate != nil {
+				tc.mutate(wl)
+			}
+			st, err := translate.TwoStage(wl, translate.Options{Arch: translate.ArchX8664, ExecStart: start, Baselines: []string{"start"}}, "runc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			verdict := func(p *translate.Profile, arg0 uint64) seccomp.Verdict {
+				prog, err := seccomp.Compile(p.Seccomp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev, err := seccomp.NewEvaluator(prog)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ev.Evaluate(seccomp.Input{Arch: translate.ArchX8664.Audit(), Nr: int32(execve), Args: [6]uint64{arg0}})
+			}
+			if v := verdict(st.Agent, start); v.Action() != seccomp.RetAllow {
+				t.Errorf("agent stage, clawos-init's execve: %v", v)
+			}
+			for _, other := range []uint64{start + 8, start - 8, 0x400000, start | 1<<63, 0} {
+				v := verdict(st.Agent, other)
+				if tc.wantOnly && v.Action() != seccomp.RetKillProcess {
+					t.Errorf("agent stage, execve with pathname %#x: %v, want a kill", other, v)
+				}
+				if !tc.wantOnly && v.Action() != seccomp.RetAllow {
+					t.Errorf("agent stage, execve allowed by the whitelist, pathname %#x: %v", other, v)
+				}
+				if v := verdict(st.Container, other); v.Action() != seccomp.RetAllow {
+					t.Errorf("container stage, execve %#x: %v (the runtime and clawos-init exec under it)", other, v)
+				}
+			}
+		})
 	}
 }

@@ -3,7 +3,7 @@
  * clawos-hook) mount it read-only into the container and prefix it to the
  * agent's command:
  *
- *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] -- CMD [ARGS...]
+ *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] [--exec-at ADDR] -- CMD [ARGS...]
  *
  * FILTER is a file holding the compiled filter, or "hex:" and the filter's
  * bytes in hexadecimal (clawos-hook: no file to create and clean up).
@@ -28,6 +28,16 @@
  * in the kernel for its notification to be answered (the filter always
  * reports it, and the supervisor drops it), so no call goes unrecorded.
  *
+ * With --exec-at ADDR (clawos-run), the pathname of the final execve is
+ * copied to ADDR, a secret address chosen at random per sandbox, and FILTER
+ * allows execve only with that pathname pointer (translate's start-only
+ * exec mode): clawos-init's own execve is the only one, and an agent that
+ * maps a path at a guessed address is killed on a wrong guess. This binary
+ * is static and not position-independent, so its own data would be at an
+ * address anyone can read off the file: the page is mapped fresh at ADDR
+ * (MAP_FIXED_NOREPLACE), and the filter never leaves this process's memory
+ * and the launcher's (FILTER is passed inline).
+ *
  * With --parent-fd N (clawos-run), the agent dies with its launcher: this
  * process, the sandbox's pid 1, asks for SIGKILL when its parent dies
  * (PR_SET_PDEATHSIG, kept across execve), then checks that the launcher was
@@ -36,11 +46,13 @@
  * the request) and the agent is never started. Either way, no agent
  * outlives clawos-run. N is closed before the agent starts.
  *
- * Errors before step 2 are reported on stderr and exit 127. After step 2 the
- * only calls are (with --notify, getppid,) execve and, if it fails,
+ * Errors before step 2 are reported on stderr and exit 127; so is a command
+ * that does not exist (checked before the filter is loaded). After step 2
+ * the only calls are (with --notify, getppid,) execve and, if it fails,
  * exit_group(127).
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -51,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -100,11 +113,47 @@ static int hexval(char c) {
 	return -1;
 }
 
+/* read_all reads a whole file into buf, refusing one larger than size
+ * (never a silent truncation); returns its length, or -1 with errno (EFBIG
+ * when too large). */
+static ssize_t read_all(const char *path, unsigned char *buf, size_t size) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t got = 0;
+	for (;;) {
+		if (got == size) {
+			unsigned char extra;
+			ssize_t r = read(fd, &extra, 1);
+			close(fd);
+			if (r == 0)
+				return (ssize_t)got;
+			errno = r < 0 ? errno : EFBIG;
+			return -1;
+		}
+		ssize_t r = read(fd, buf + got, size - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	return (ssize_t)got;
+}
+
 /* load_filter reads FILTER (a file, or "hex:" and bytes) into buf; returns
  * its length in bytes, or -1 after printing why. */
 static ssize_t load_filter(const char *arg, unsigned char *buf, size_t size) {
 	ssize_t n = 0;
-	if (strncmp(arg, "hex:", 4) == 0) {
+	int inline_hex = strncmp(arg, "hex:", 4) == 0;
+	if (inline_hex) {
 		const char *h = arg + 4;
 		size_t len = strlen(h);
 		if (len % 2 != 0 || len / 2 > size) {
@@ -120,16 +169,14 @@ static ssize_t load_filter(const char *arg, unsigned char *buf, size_t size) {
 			buf[n++] = (unsigned char)(hi << 4 | lo);
 		}
 	} else {
-		int fd = open(arg, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
+		n = read_all(arg, buf, size);
+		if (n < 0) {
 			fail(arg);
 			return -1;
 		}
-		n = read(fd, buf, size);
-		close(fd);
 	}
 	if (n <= 0 || n % sizeof(struct sock_filter) != 0) {
-		fprintf(stderr, "clawos-init: %s is not a BPF program\n", strncmp(arg, "hex:", 4) == 0 ? "the inline filter" : arg);
+		fprintf(stderr, "clawos-init: %s is not a BPF program\n", inline_hex ? "the inline filter" : arg);
 		return -1;
 	}
 	return n;
@@ -145,6 +192,8 @@ static ssize_t read_head(const char *path, unsigned char *buf, size_t size) {
 	while (got < size) {
 		ssize_t r = read(fd, buf + got, size - got);
 		if (r < 0) {
+			if (errno == EINTR)
+				continue;
 			close(fd);
 			return -1;
 		}
@@ -156,51 +205,67 @@ static ssize_t read_head(const char *path, unsigned char *buf, size_t size) {
 	return (ssize_t)got;
 }
 
-/* interpreter copies into out the interpreter a file names: its ELF
- * PT_INTERP (64-bit ELF of this machine's byte order) or its #! line.
- * Returns 1 if it has one, 0 if not, -1 if path cannot be read. */
+/* parse_interp copies into out (outsz bytes) the interpreter that the first
+ * n bytes of a file name: its ELF PT_INTERP (a 64-bit ELF of this machine's
+ * byte order) or its #! line. Returns 1 if it names one, 0 if not. Every
+ * bound is checked in subtraction form (a - b only where a >= b), so no
+ * field of a crafted file can make an offset wrap. */
+static int parse_interp(const unsigned char *head, size_t n, char *out, size_t outsz) {
+	if (outsz == 0)
+		return 0;
+	if (n > 2 && head[0] == '#' && head[1] == '!') {
+		size_t s = 2, e;
+		while (s < n && (head[s] == ' ' || head[s] == '\t'))
+			s++;
+		for (e = s; e < n && head[e] != ' ' && head[e] != '\t' && head[e] != '\n' && head[e] != 0; e++)
+			;
+		if (e == s || e - s >= outsz)
+			return 0;
+		memcpy(out, head + s, e - s);
+		out[e - s] = 0;
+		return 1;
+	}
+	Elf64_Ehdr eh;
+	if (n < sizeof eh || memcmp(head, ELFMAG, SELFMAG) != 0 || head[EI_CLASS] != ELFCLASS64)
+		return 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (head[EI_DATA] != ELFDATA2LSB)
+		return 0;
+#else
+	if (head[EI_DATA] != ELFDATA2MSB)
+		return 0;
+#endif
+	memcpy(&eh, head, sizeof eh);
+	if (eh.e_phentsize < sizeof(Elf64_Phdr) || eh.e_phoff > n)
+		return 0;
+	size_t room = n - (size_t)eh.e_phoff; /* bytes from the first header on */
+	for (size_t k = 0; k < eh.e_phnum; k++) {
+		if (k > room / eh.e_phentsize)
+			return 0;
+		size_t rel = k * eh.e_phentsize; /* <= room: no overflow */
+		if (room - rel < sizeof(Elf64_Phdr))
+			return 0;
+		Elf64_Phdr ph;
+		memcpy(&ph, head + eh.e_phoff + rel, sizeof ph);
+		if (ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_filesz == 0 || ph.p_filesz >= outsz || ph.p_offset > n || n - ph.p_offset < ph.p_filesz)
+			return 0;
+		memcpy(out, head + ph.p_offset, ph.p_filesz);
+		out[ph.p_filesz] = 0; /* PT_INTERP holds its NUL; a missing one is added */
+		return out[0] != 0;
+	}
+	return 0;
+}
+
+/* interpreter copies into out (MAX_PATH bytes) the interpreter a file
+ * names. Returns 1 if it has one, 0 if not, -1 if path cannot be read. */
 static int interpreter(const char *path, char *out) {
 	static unsigned char head[65536];
 	ssize_t n = read_head(path, head, sizeof head);
 	if (n < 0)
 		return -1;
-	if (n > 2 && head[0] == '#' && head[1] == '!') {
-		ssize_t s = 2, e;
-		while (s < n && (head[s] == ' ' || head[s] == '\t'))
-			s++;
-		for (e = s; e < n && head[e] != ' ' && head[e] != '\t' && head[e] != '\n'; e++)
-			;
-		if (e == s || e - s >= MAX_PATH)
-			return 0;
-		memcpy(out, head + s, (size_t)(e - s));
-		out[e - s] = 0;
-		return 1;
-	}
-	if (n < 64 || memcmp(head, "\177ELF", 4) != 0 || head[4] != 2)
-		return 0;
-	unsigned long long phoff;
-	unsigned short phentsize, phnum;
-	memcpy(&phoff, head + 32, 8);
-	memcpy(&phentsize, head + 54, 2);
-	memcpy(&phnum, head + 56, 2);
-	for (unsigned k = 0; k < phnum; k++) {
-		unsigned long long off = phoff + (unsigned long long)k * phentsize;
-		if (phentsize < 56 || off + 56 > (unsigned long long)n)
-			return 0;
-		unsigned int type;
-		unsigned long long ioff, isz;
-		memcpy(&type, head + off, 4);
-		if (type != 3) /* PT_INTERP */
-			continue;
-		memcpy(&ioff, head + off + 8, 8);
-		memcpy(&isz, head + off + 32, 8);
-		if (isz == 0 || isz >= MAX_PATH || ioff + isz > (unsigned long long)n)
-			return 0;
-		memcpy(out, head + ioff, isz);
-		out[isz - 1] = 0;
-		return 1;
-	}
-	return 0;
+	return parse_interp(head, (size_t)n, out, MAX_PATH);
 }
 
 /* search finds cmd as execvp would: itself when it has a slash, else the
@@ -256,10 +321,12 @@ static int resolve_cmd(const char *cmd) {
 	return -1;
 }
 
+#ifndef CLAWOS_INIT_NO_MAIN
 int main(int argc, char **argv) {
 	static struct sock_filter insns[BPF_MAXINSNS];
 	char *exec_paths[MAX_EXEC];
 	int nexec = 0, exec_cmd = 0, notify = 0, parent_fd = -1, i = 2;
+	unsigned long long exec_at = 0;
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] -- CMD [ARGS...]\n");
@@ -272,6 +339,16 @@ int main(int argc, char **argv) {
 		}
 		if (strcmp(argv[i], "--notify") == 0) {
 			notify = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--exec-at") == 0 && i + 1 < argc) {
+			char *end;
+			errno = 0;
+			exec_at = strtoull(argv[++i], &end, 0);
+			if (errno != 0 || *end != 0 || exec_at < 65536 || exec_at % 8 != 0) {
+				fprintf(stderr, "clawos-init: bad --exec-at %s\n", argv[i]);
+				return 127;
+			}
 			continue;
 		}
 		if (strcmp(argv[i], "--parent-fd") == 0 && i + 1 < argc) {
@@ -329,10 +406,44 @@ int main(int argc, char **argv) {
 			exec_paths[nexec++] = resolved[k];
 	}
 
+	if (!exec_cmd && strchr(path, '/') == NULL) {
+		/* A bare name is searched in $PATH whether or not exec can be
+		 * restricted: execve itself never searches. */
+		if (search(path, resolved[0]) != 0)
+			return fail(path);
+		path = resolved[0];
+	}
+	/* Say now what would make execve fail once the filter is loaded, when
+	 * this process may no longer be allowed to write a message. */
+	int cmd_fd = open(path, O_PATH | O_CLOEXEC);
+	if (cmd_fd < 0)
+		return fail(path);
+	close(cmd_fd);
+
 	if (nexec > 0 && restrict_exec(exec_paths, nexec) != 0) {
 		if (errno != ENOSYS && errno != EOPNOTSUPP)
 			return fail("landlock");
 		/* No Landlock in this kernel: clawos-run was told by its probe. */
+	}
+	char *exec_path = path;
+	if (exec_at != 0) {
+		/* Two pages: the offset within the first is below 4096 and a path
+		 * is below MAX_PATH, so it always fits. */
+		unsigned long long page = exec_at & ~4095ULL;
+		size_t len = strlen(path) + 1;
+		if (len > MAX_PATH) {
+			errno = ENAMETOOLONG;
+			return fail(path);
+		}
+		void *m = mmap((void *)page, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (m == MAP_FAILED)
+			return fail("map the exec address");
+		if (m != (void *)page) {
+			errno = EEXIST;
+			return fail("map the exec address");
+		}
+		exec_path = (char *)exec_at;
+		memcpy(exec_path, path, len);
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		return fail("no_new_privs");
@@ -346,7 +457,8 @@ int main(int argc, char **argv) {
 	 * the supervisor holds the listener (which exec would close). */
 	if (notify)
 		syscall(SYS_getppid);
-	execve(path, cmd, environ);
+	execve(exec_path, cmd, environ);
 	syscall(SYS_exit_group, 127);
 	return 127;
 }
+#endif /* CLAWOS_INIT_NO_MAIN */

@@ -7,6 +7,7 @@
 package confine
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -32,8 +33,23 @@ import (
 const (
 	Dir  = "/dev/.clawos"
 	Init = Dir + "/clawos-init"
-	BPF  = Dir + "/agent.bpf"
 )
+
+// ExecAddress picks a secret address for clawos-init's --exec-at at random
+// from r: 8-byte aligned, in the first of two pages within
+// [0x2000_0000_0000, 0x7000_0000_0000), about 2^43 choices, in every x86_64
+// and aarch64 (48-bit) address space and clear of where a static init, its
+// stack, and AddressSanitizer's shadow (a sanitized test build) live.
+func ExecAddress(r io.Reader) (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, clawerr.Wrap(clawerr.EInternal, err, "random exec address")
+	}
+	const lo, hi = 0x2000_0000_0000, 0x7000_0000_0000
+	v := binary.LittleEndian.Uint64(b[:])
+	page := lo + (v%((hi-lo)/4096))*4096
+	return page + (v>>52)%512*8, nil
+}
 
 // Annotations written on a confined container's config.
 const (
@@ -150,6 +166,10 @@ type Exec struct {
 	// refuses to start the agent if the launcher is already gone
 	// (--parent-fd).
 	ParentFD int
+	// ExecAt, when non-zero, is the secret address at which clawos-init
+	// places the pathname of the agent's execve (--exec-at); the plan must
+	// have been made with the same translate.Options.ExecStart.
+	ExecAt uint64
 }
 
 // InitArgs is the container's process.args: clawos-init, which loads
@@ -167,6 +187,9 @@ func InitArgs(filter string, ex Exec, cmd []string) []string {
 	}
 	if ex.ParentFD > 0 {
 		args = append(args, "--parent-fd", strconv.Itoa(ex.ParentFD))
+	}
+	if ex.ExecAt != 0 {
+		args = append(args, "--exec-at", "0x"+strconv.FormatUint(ex.ExecAt, 16))
 	}
 	return append(append(args, "--"), cmd...)
 }

@@ -42,7 +42,7 @@ printf '\x06\x00\x00\x00\x00\x00\xff\x7f' >"$b/clawos/allow.bpf"
 jq --arg b "$b" '
 	.process.terminal = false |
 	.process.noNewPrivileges = true |
-	.process.args = ["/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/probe", "--parent-fd", "3", "--", "/.clawos/probe", "call", "39"] |
+	.process.args = ["/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/probe", "--parent-fd", "3", "--exec-at", "0x123456789000", "--", "/.clawos/probe", "call", "39"] |
 	.root = {path: "rootfs", readonly: true} |
 	.mounts += [{destination: "/.clawos", type: "bind", source: ($b + "/clawos"), options: ["bind", "ro", "nosuid", "nodev"]}] |
 	.linux.seccomp = {defaultAction: "SCMP_ACT_LOG", architectures: ["SCMP_ARCH_X86_64"], flags: []}
