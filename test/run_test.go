@@ -188,10 +188,14 @@ func TestRunEnforcement(t *testing.T) {
 			{"unlisted call kills the agent", probeWhitelist, []string{"call", sysnr(t, "getuid")}, killed, "syscall=getuid"},
 			{"read-only openat: a read open works", probeWhitelist, []string{"status"}, 0, ""},
 			{"read-only openat: a write open fails while the container started", probeWhitelist, []string{"write-file", "/tmp/x"}, int(unix.EPERM), ""},
+			{"read-only openat: O_RDONLY|O_CREAT refused", probeWhitelist, []string{"open", "/tmp/created", strconv.Itoa(unix.O_RDONLY | unix.O_CREAT)}, int(unix.EPERM), ""},
+			{"read-only openat: O_RDONLY|O_TRUNC refused", probeWhitelist, []string{"open", "/etc/hosts", strconv.Itoa(unix.O_RDONLY | unix.O_TRUNC)}, int(unix.EPERM), ""},
+			{"read-only openat: O_TMPFILE refused", probeWhitelist, []string{"open", "/tmp", strconv.Itoa(unix.O_TMPFILE | unix.O_RDWR)}, int(unix.EPERM), ""},
+			{"read-only openat: O_RDONLY|O_CLOEXEC|O_NOFOLLOW works", probeWhitelist, []string{"open", "/etc/hosts", strconv.Itoa(unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW)}, 0, ""},
 			{"clone without namespace flags", probeWhitelist, []string{"forks", "2"}, 0, ""},
 			{"clone with CLONE_NEWUSER", probeWhitelist, []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWUSER | int(unix.SIGCHLD))}, int(unix.EPERM), ""},
 			{"clone with CLONE_NEWNET", probeWhitelist, []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWNET | int(unix.SIGCHLD))}, int(unix.EPERM), ""},
-			{"Landlock: exec of another binary", probeWhitelist, []string{"exec", "/bin/true"}, int(unix.EACCES), ""},
+			{"exec of another binary kills (the whitelist does not allow execve)", probeWhitelist, []string{"exec", "/bin/true"}, killed, "syscall=execve"},
 			{"reference: getpid", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "getpid")}, 0, ""},
 			{"reference: clone3 ENOSYS", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS), ""},
 			{"reference: socket AF_UNIX", "../examples/ironclaw.whitelist.json", []string{"call", sysnr(t, "socket"), "1", "1"}, int(unix.EPERM), ""},
@@ -700,7 +704,7 @@ func TestRunRootless(t *testing.T) {
 				{[]string{"--", probe, "write-file", "/tmp/x"}, int(unix.EPERM)},
 				{[]string{"--", probe, "listen-connect", "5432"}, 0},
 				{[]string{"--", probe, "listen-connect", "8080"}, int(unix.ECONNREFUSED)},
-				{[]string{"--", probe, "exec", "/bin/true"}, int(unix.EACCES)},
+				{[]string{"--", probe, "exec", "/bin/true"}, 159}, // start-only exec: the filter kills it
 			} {
 				if r := rootless(t, rt, c.args...); r.code != c.code {
 					t.Errorf("%v: exit %d, want %d (%s)", c.args, r.code, c.code, r.stderr)
@@ -977,6 +981,159 @@ func TestRunOwnerUnderAnotherName(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(s.stateDir, "bundles", id)); err != nil {
 			t.Errorf("the live sandbox's bundle was removed by the next run: %v", err)
+		}
+	})
+}
+
+// TestRunReadOnlyRecursive checks that read-only views are read-only all
+// the way down, under both runtimes: a writable mount under a --ro-bind
+// source, or under a system directory of the host view, is read-only in the
+// sandbox too (EROFS).
+func TestRunReadOnlyRecursive(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		src := t.TempDir()
+		sub := filepath.Join(src, "sub")
+		sys := "/usr/local/lib/clawos-rro-test-" + s.runtime
+		for _, d := range []string{sub, sys} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mount("tmpfs", d, "tmpfs", 0, "size=1m"); err != nil {
+				t.Fatal(err)
+			}
+			defer func(d string) {
+				unix.Unmount(d, unix.MNT_DETACH)
+				os.Remove(d)
+			}(d)
+		}
+		wl := "../examples/ironclaw.whitelist.json" // allows write opens
+		for _, c := range []struct {
+			name string
+			args []string
+			code int
+		}{
+			{"a mount under a --ro-bind source", []string{"--ro-bind", src + ":/data", "--", s.probe, "write-file", "/data/sub/x"}, int(unix.EROFS)},
+			{"the --ro-bind itself", []string{"--ro-bind", src + ":/data", "--", s.probe, "write-file", "/data/x"}, int(unix.EROFS)},
+			{"a mount under a system directory", []string{"--", s.probe, "write-file", sys + "/x"}, int(unix.EROFS)},
+			{"a mount under a writable --bind stays writable", []string{"--bind", src + ":/data", "--", s.probe, "write-file", "/data/sub/x"}, 0},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				r := s.clawosRun(t, append([]string{"--whitelist", wl}, c.args...)...)
+				if r.code != c.code {
+					t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+				}
+			})
+		}
+	})
+}
+
+// TestRunWorkdirManaged checks that the caller's directory is never bound
+// over a path the sandbox manages, nor a home directory implicitly, under
+// both runtimes: started from /proc, /etc, /dev, /run or a home, the agent
+// starts in / (and clawos-run says why) instead of seeing the host's.
+func TestRunWorkdirManaged(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		for _, dir := range []string{"/proc", "/etc", "/dev", "/run", "/root"} {
+			t.Run(dir, func(t *testing.T) {
+				wl, err := filepath.Abs(probeWhitelist)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(s.run, append(s.flags(), "--whitelist", wl, "--", s.probe, "cwd")...)
+				cmd.Dir = dir
+				cmd.Env = append(os.Environ(), "HOME=/root")
+				var out, errb bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("from %s: %v\n%s", dir, err, errb.String())
+				}
+				if got := strings.TrimSpace(out.String()); got != "/\nok" && !strings.HasPrefix(got, "/\n") {
+					t.Errorf("from %s the agent starts in %q, want /", dir, got)
+				}
+				if !strings.Contains(errb.String(), "not made visible") {
+					t.Errorf("from %s clawos-run does not say why: %s", dir, errb.String())
+				}
+			})
+		}
+	})
+}
+
+// TestInitSanitized runs clawos-init built with AddressSanitizer and UBSan
+// (make's bin/clawos-init-san) in real sandboxes, under both runtimes: the
+// exec-restriction path that reads the command's ELF headers and #! lines
+// (a dynamic program, a script, a bare name searched in $PATH), and the
+// filter it loads. The container stage only logs (--measure-runtime), since
+// the sanitizers' own start-up calls are not in clawos-init's baseline; the
+// agent's filter stays exact. Any sanitizer report fails the test.
+func TestInitSanitized(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		dir := t.TempDir()
+		run := filepath.Join(dir, "clawos-run")
+		for src, dst := range map[string]string{s.run: run, built(t, "../bin/clawos-init-san"): filepath.Join(dir, "clawos-init")} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		san := s
+		san.run = run
+		wl := "../examples/ironclaw.whitelist.json"
+		for _, c := range []struct {
+			name string
+			args []string
+			code int
+		}{
+			{"static probe, allowed call", []string{"--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid")}, 0},
+			{"static probe, DENY", []string{"--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
+			{"dynamic program through its ELF interpreter", []string{"--whitelist", wl, "--", "/usr/bin/true"}, 0},
+			{"a #! script and its interpreter", []string{"--whitelist", wl, "--", "/usr/bin/ldd", "--version"}, -1},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				r := san.clawosRun(t, append([]string{"--measure-runtime", "--baseline", "start"}, c.args...)...)
+				for _, bad := range []string{"AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer", "LeakSanitizer"} {
+					if strings.Contains(r.stderr, bad) {
+						t.Fatalf("sanitizer report:\n%s", r.stderr)
+					}
+				}
+				if c.code >= 0 && r.code != c.code {
+					t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+				}
+			})
+		}
+	})
+}
+
+// TestRunExecAttacks runs test/attacks/exec.c's attempts to start another
+// program under a whitelist that does not allow execve, under both
+// runtimes: through the dynamic loader (which a dynamic agent's own start
+// needs executable), a memfd executed through /proc/self/fd, a pathname
+// mapped at a guessed address, and a plain execve. Each must be killed at
+// execve by the agent filter (159, the kernel naming execve); nothing may
+// print "escaped".
+func TestRunExecAttacks(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		attack := built(t, "../bin/clawos-attack-exec")
+		const wl = "testdata/exec-attacks.whitelist.json"
+		for _, args := range [][]string{
+			{"ldso", "/usr/bin/true"},
+			{"ldso", attack},
+			{"memfd", attack},
+			{"guess"},
+			{"direct", attack},
+			{"direct", "/bin/sh"},
+		} {
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				r := s.clawosRun(t, append([]string{"--whitelist", wl, "--", attack}, args...)...)
+				if strings.Contains(r.stdout, "escaped") || r.code == 66 {
+					t.Fatalf("another program started: exit %d\n%s", r.code, r.stdout)
+				}
+				if r.code != 128+int(unix.SIGSYS) || !strings.Contains(r.stderr, "syscall=execve") {
+					t.Errorf("exit %d, want a seccomp kill at execve (159)\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+				}
+			})
 		}
 	})
 }

@@ -19,6 +19,14 @@ type Options struct {
 	RequireSignature bool
 	// Baselines lists baselines to add when translating (see Baseline).
 	Baselines []string
+	// ExecStart, when non-zero, is the address at which clawos-init places
+	// the pathname of the execve that starts the agent (clawos-init
+	// --exec-at). Where the whitelist does not allow execve, the agent
+	// stage then allows exactly that execve (its pathname pointer equals
+	// ExecStart) and kills every other: no program but the agent can start
+	// after the agent's first instruction, not through the dynamic loader
+	// nor a memfd. Choose it at random per sandbox and keep it secret.
+	ExecStart uint64
 }
 
 func (o Options) arch() Arch {
@@ -69,6 +77,7 @@ var checks = []check{
 	{"signature", checkSignature},
 	{"dangerous-syscall", lintDangerous},
 	{"arg-32bit", lint32BitArgs},
+	{"open-read-only", lintReadOnlyOpen},
 	{"tokio", lintTokio},
 }
 

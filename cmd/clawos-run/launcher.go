@@ -120,6 +120,16 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if c.measureRuntime {
 		measured = "runc" // any measured runtime; its container stage is replaced below
 	}
+	// Unless the agent is observed (learn, complain), the agent filter lets
+	// only clawos-init's own execve through where the whitelist does not
+	// allow execve: its pathname sits at a secret address.
+	var execAt uint64
+	if c.learn == "" && !c.complain {
+		if execAt, err = confine.ExecAddress(rand.Reader); err != nil {
+			return nil, err
+		}
+		opts.ExecStart = execAt
+	}
 	plan, err := confine.NewPlan(wl, opts, measured, netMode != namespaces.NetHost, netMode == namespaces.NetNone)
 	if err != nil {
 		return nil, err
@@ -201,6 +211,10 @@ func (l *launcher) prepare() (*sandbox, error) {
 			if workdir, err = os.Getwd(); err != nil {
 				return nil, clawerr.Wrap(clawerr.EIO, err, "working directory")
 			}
+			if ok, why := namespaces.ImplicitWorkdir(workdir, os.Getenv("HOME")); !ok {
+				l.log.WithField("directory", workdir).Warnf("the current directory is not made visible to the agent, which starts in /: %s (share a directory explicitly with --ro-bind or --bind)", why)
+				workdir = "/"
+			}
 		}
 	}
 	view := namespaces.View{Level: confine.Level(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
@@ -249,7 +263,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	// The agent dies with clawos-run: clawos-init arms its parent-death
 	// signal and checks the launcher's pipe (fd 3, see launchPipe). A
 	// bundle written for another runtime to run has no launcher.
-	ex := confine.Exec{Notify: super != nil, ParentFD: launcherFD}
+	ex := confine.Exec{Notify: super != nil, ParentFD: launcherFD, ExecAt: execAt}
 	if c.writeBundle != "" {
 		ex.ParentFD = 0
 	}
@@ -261,7 +275,9 @@ func (l *launcher) prepare() (*sandbox, error) {
 	default:
 		l.log.Warn("Landlock is not available in this kernel: the agent may execve any file its whitelist's execve rule allows")
 	}
-	args := confine.InitArgs(confine.BPF, ex, append([]string{cmdPath}, cmdArgs[1:]...))
+	// The filter goes inline: a file in the sandbox would let the agent
+	// read its own filter, and with it the exec address.
+	args := confine.InitArgs(plan.InlineFilter(), ex, append([]string{cmdPath}, cmdArgs[1:]...))
 
 	user := specs.User{UID: 0, GID: 0}
 	if !c.userns {

@@ -280,9 +280,6 @@ func writeBundle(dir string, sb *sandbox) error {
 	if err := copyFile(sb.initBin, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(cdir, "agent.bpf"), sb.agentBPF.Bytes(), 0o644); err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "write agent filter")
-	}
 	if sb.spec.Root.Path == "rootfs" {
 		for _, p := range namespaces.SortedLinks(sb.links) {
 			if err := os.Symlink(sb.links[p], filepath.Join(root, p)); err != nil {

@@ -44,7 +44,11 @@ func TestOwnerAlive(t *testing.T) {
 		t.Error("a process with the owner's pid but another start time (a reused pid) is seen as the owner")
 	}
 
-	zombie := exec.Command(renamed, "0")
+	zombie := exec.Command("cat") // exits when its stdin closes
+	in, err := zombie.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := zombie.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +56,7 @@ func TestOwnerAlive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in.Close()
 	// Wait for the exit without reaping: a zombie.
 	var info unix.Siginfo
 	if err := unix.Waitid(unix.P_PID, zombie.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {

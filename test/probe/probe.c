@@ -11,6 +11,7 @@
  *                                                wait 1 s for it (ETIMEDOUT if it never came)
  *   clawos-probe exec PATH                       execve(PATH) (a Landlock check)
  *   clawos-probe write-file PATH                 create PATH for writing
+ *   clawos-probe open PATH FLAGS                 openat(AT_FDCWD, PATH, FLAGS, 0644)
  *   clawos-probe status                          print pid, ids, NoNewPrivs, CapEff and interfaces
  *   clawos-probe forks N                         clone N children that pause; report the first failure
  *   clawos-probe alloc MB                        map and touch MB MiB of memory
@@ -244,6 +245,10 @@ int main(int argc, char **argv) {
 	}
 	if (strcmp(op, "write-file") == 0 && i < argc) {
 		long fd = syscall(SYS_openat, AT_FDCWD, argv[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		report(fd < 0 ? errno : 0);
+	}
+	if (strcmp(op, "open") == 0 && i + 1 < argc) {
+		long fd = syscall(SYS_openat, AT_FDCWD, argv[i], strtol(argv[i + 1], NULL, 0), 0644);
 		report(fd < 0 ? errno : 0);
 	}
 	if (strcmp(op, "status") == 0) {
