@@ -88,6 +88,9 @@ type Profile struct {
 	Origins []Origin            `json:"origins"`
 	// Skipped are rules that have no effect on Arch, with the reason.
 	Skipped []Origin `json:"skipped,omitempty"`
+	// ExecStartOnly: the agent stage allows only the execve that starts
+	// the agent (Options.ExecStart), so no program but the agent can start.
+	ExecStartOnly bool `json:"exec_start_only,omitempty"`
 	// Widened are, in a container stage or a single stage, the calls it
 	// allows unconditionally that the whitelist (with its baselines) did
 	// not: what the runtime's or clawos-init's needs added.
@@ -285,23 +288,69 @@ func filterArgs(i int, af *ArgumentFilter) (specs.LinuxSeccompArg, []specs.Linux
 
 var opSymbol = map[string]string{"eq": "==", "ne": "!=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
+// cloneNamespaceFlags are clone's flags that create namespaces (CLONE_NEWNS,
+// NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET; CLONE_NEWTIME shares
+// clone's exit-signal bits and exists for clone3 and unshare only).
+const cloneNamespaceFlags = 0x7e020000
+
+// baselineConditions are the narrowest conditions under which a baseline
+// adds a call whose arguments would otherwise widen a small whitelist: the
+// measured programs create threads and processes but never namespaces, and
+// open libraries and /proc and /sys files to read only. A call that does
+// not meet the condition gets the whitelist's default (a kill).
+var baselineConditions = map[string]struct {
+	arg   specs.LinuxSeccompArg
+	words string
+}{
+	"clone":  {specs.LinuxSeccompArg{Index: 0, Value: cloneNamespaceFlags, ValueTwo: 0, Op: specs.OpMaskedEqual}, "no namespace flags (arg0 & 0x7e020000 == 0)"},
+	"openat": {specs.LinuxSeccompArg{Index: 2, Value: ReadOnlyOpenMask, ValueTwo: 0, Op: specs.OpMaskedEqual}, "read-only (arg2 & 0x400243 == 0: no write access mode, O_CREAT, O_TRUNC or O_TMPFILE)"},
+}
+
 func (t *translator) baseline(name string) error {
 	calls, err := Baseline(t.arch, name)
 	if err != nil {
 		return fmt.Errorf("baseline %s: %w", name, err)
 	}
-	for _, c := range calls {
-		if t.listed[c.Name] {
-			continue // the whitelist's own rule stands
+	src := "baseline:" + name
+	add := func(call string, measured []string) error {
+		if t.listed[call] {
+			return nil // the whitelist's own rule stands
 		}
-		nr, ok := t.arch.SyscallNumber(c.Name)
+		nr, ok := t.arch.SyscallNumber(call)
 		if !ok {
-			return clawerr.New(clawerr.EInternal, fmt.Sprintf("baseline %s names %q, which is not a syscall on %s", name, c.Name, t.arch))
+			return clawerr.New(clawerr.EInternal, fmt.Sprintf("baseline %s names %q, which is not a syscall on %s", name, call, t.arch))
 		}
-		t.listed[c.Name] = true
-		t.allow = append(t.allow, c.Name)
-		t.p.Origins = append(t.p.Origins, Origin{Syscall: c.Name, Number: nr, Verdict: "allow", Source: "baseline:" + name,
-			Reason: "measured in " + strings.Join(c.MeasuredIn, "; ")})
+		t.listed[call] = true
+		o := Origin{Syscall: call, Number: nr, Verdict: "allow", Source: src, Reason: "measured in " + strings.Join(measured, "; ")}
+		switch cond, ok := baselineConditions[call]; {
+		case call == "clone3":
+			// Its flags are in a struct seccomp cannot read: DENY with
+			// ENOSYS, as the dangerous-syscall lint asks of a whitelist;
+			// libc then falls back to clone, added with its condition.
+			if t.deny == nil {
+				t.deny = map[uint][]string{}
+			}
+			t.deny[38] = append(t.deny[38], call)
+			o.Verdict = "deny ENOSYS (libc falls back to clone, whose flags can be filtered)"
+		case ok:
+			t.conditional = append(t.conditional, specs.LinuxSyscall{Names: []string{call}, Action: specs.ActAllow,
+				Args: []specs.LinuxSeccompArg{cond.arg}})
+			o.Verdict = "allow if " + cond.words + ", else the default"
+		default:
+			t.allow = append(t.allow, call)
+		}
+		t.p.Origins = append(t.p.Origins, o)
+		return nil
+	}
+	for _, c := range calls {
+		if err := add(c.Name, c.MeasuredIn); err != nil {
+			return err
+		}
+		if c.Name == "clone3" {
+			if err := add("clone", []string{"the fallback of clone3, which the baseline denies with ENOSYS"}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

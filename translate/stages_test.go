@@ -131,3 +131,74 @@ func TestExecStart(t *testing.T) {
 		})
 	}
 }
+
+// TestBaselineConditions checks that a baseline widens a small whitelist
+// only as far as the measured programs need: clone without namespace
+// flags, openat read-only, clone3 denied with ENOSYS (tokio: libc falls
+// back to clone); and that no baseline allows a call the dangerous-syscall
+// lint reports.
+func TestBaselineConditions(t *testing.T) {
+	v := validator(t)
+	raw := []byte(`{"schema_version":"1.0.0","whitelist_id":"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d","created_at":"2026-12-02T00:00:00Z","created_by":"Security Agent",
+		"metadata":{"environment":"testing"},"syscalls":[{"name":"write","permission":"ALLOW"},{"name":"exit_group","permission":"ALLOW"}]}`)
+	wl, rep := v.Validate(raw, translate.Options{})
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	arch := translate.ArchX8664
+	nr := func(name string) int32 {
+		n, _ := arch.SyscallNumber(name)
+		return int32(n)
+	}
+	dangerous := map[string]bool{}
+	for _, d := range translate.KnownDangerous() {
+		dangerous[d] = true
+	}
+	for _, bl := range []string{"start", "tokio"} {
+		t.Run(bl, func(t *testing.T) {
+			p, err := translate.Translate(wl, translate.Options{Arch: arch, Baselines: []string{bl}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prog, err := seccomp.Compile(p.Seccomp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := seccomp.NewEvaluator(prog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				name string
+				call string
+				args [6]uint64
+				want seccomp.Verdict
+			}{
+				{"thread", "clone", [6]uint64{0x3d0f00}, seccomp.RetAllow},
+				{"fork", "clone", [6]uint64{17}, seccomp.RetAllow},
+				{"CLONE_NEWUSER", "clone", [6]uint64{0x10000000 | 17}, seccomp.RetKillProcess},
+				{"CLONE_NEWNET", "clone", [6]uint64{0x40000000 | 17}, seccomp.RetKillProcess},
+				{"CLONE_NEWNS", "clone", [6]uint64{0x20000 | 17}, seccomp.RetKillProcess},
+				{"read-only open", "openat", [6]uint64{0, 0, 0x80000}, seccomp.RetAllow},
+				{"write open", "openat", [6]uint64{0, 0, 1}, seccomp.RetKillProcess},
+				{"O_RDONLY|O_CREAT", "openat", [6]uint64{0, 0, 0x40}, seccomp.RetKillProcess},
+				{"O_RDONLY|O_TRUNC", "openat", [6]uint64{0, 0, 0x200}, seccomp.RetKillProcess},
+			} {
+				got := ev.Evaluate(seccomp.Input{Arch: arch.Audit(), Nr: nr(c.call), Args: c.args})
+				if got.Action() != c.want {
+					t.Errorf("%s %s: %v, want %v", c.call, c.name, got, c.want)
+				}
+			}
+			if bl == "tokio" {
+				if got := ev.Evaluate(seccomp.Input{Arch: arch.Audit(), Nr: nr("clone3")}); got.Action() != seccomp.RetErrno || got.Data() != 38 {
+					t.Errorf("clone3 under the tokio baseline: %v, want ENOSYS", got)
+				}
+			}
+			for _, o := range p.Origins {
+				if strings.HasPrefix(o.Source, "baseline:") && dangerous[o.Syscall] && strings.HasPrefix(o.Verdict, "allow") {
+					t.Errorf("baseline %s allows %s, which the dangerous-syscall lint reports: %s", bl, o.Syscall, o.Verdict)
+				}
+			}
+		})
+	}
+}
