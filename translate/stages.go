@@ -157,6 +157,7 @@ func allowExecve(p *Profile, start uint64) error {
 		p.Seccomp = forceAllow(p.Seccomp, nil, "execve")
 		p.Seccomp.Syscalls = append(p.Seccomp.Syscalls, specs.LinuxSyscall{Names: []string{"execve"}, Action: specs.ActAllow,
 			Args: []specs.LinuxSeccompArg{{Index: 0, Value: start, Op: specs.OpEqualTo}}})
+		p.ExecStartOnly = true
 		o := Origin{Syscall: "execve", Number: nr, Verdict: "allow only clawos-init's execve of the agent (its pathname at a secret address), kill every other",
 			Source: "clawos-init", Reason: "the whitelist does not allow execve: no program but the agent may start"}
 		switch {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/internal/learn"
+	"github.com/clawos/clawos-security/internal/platform"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/namespaces"
@@ -53,8 +54,9 @@ type sandbox struct {
 	super      *supervisor
 	recording  *learn.Recording
 	complaints *learn.Complaints
-	refused    int   // packets the port policy refused (or would have)
-	owner      owner // who runs it, recorded in the bundle
+	refused    int    // packets the port policy refused (or would have)
+	owner      owner  // who runs it, recorded in the bundle
+	landlock   string // the Landlock exec restriction's state
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -267,13 +269,15 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if c.writeBundle != "" {
 		ex.ParentFD = 0
 	}
-	switch {
-	case c.learn != "":
-		// Learning records what the agent runs; it restricts nothing.
-	case confine.LandlockABI() > 0:
-		ex.Files = execFiles
-	default:
-		l.log.Warn("Landlock is not available in this kernel: the agent may execve any file its whitelist's execve rule allows")
+	landlock := "off (learn mode records what the agent runs)"
+	if c.learn == "" {
+		var use bool
+		if use, landlock, err = plan.Landlock(c.landlockMode, platform.LandlockABI()); err != nil {
+			return nil, err
+		}
+		if use {
+			ex.Files = execFiles
+		}
 	}
 	// The filter goes inline: a file in the sandbox would let the agent
 	// read its own filter, and with it the exec address.
@@ -334,7 +338,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 		return nil, err
 	}
 	return &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
-		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp}, nil
+		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp, landlock: landlock}, nil
 }
 
 // baseConfig reads --bundle's config.json, with its root made absolute; nil
@@ -460,13 +464,23 @@ func (l *launcher) printSpec(sb *sandbox) error {
 		Origins     []translate.Origin `json:"container_stage_origins"`
 		Nftables    string             `json:"nftables,omitempty"`
 		RootSymlink map[string]string  `json:"rootfs_symlinks,omitempty"`
-	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, nftText(sb.ports), sb.links}
+		Exec        string             `json:"exec"`
+		Landlock    string             `json:"landlock"`
+	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, nftText(sb.ports), sb.links, execMode(sb.stages.Agent), sb.landlock}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "encode spec")
 	}
 	_, err = fmt.Fprintf(l.stdout, "%s\n", b)
 	return err
+}
+
+// execMode says in words what the agent may execute after its start.
+func execMode(agent *translate.Profile) string {
+	if agent.ExecStartOnly {
+		return "start-only: no program but the agent starts (seccomp)"
+	}
+	return "allowed by the whitelist's execve rule (Landlock limits it to the agent and its interpreters where applied)"
 }
 
 func nftText(p *namespaces.PortPolicy) string {

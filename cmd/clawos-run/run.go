@@ -42,7 +42,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // config is everything the command line says.
 type config struct {
 	whitelist, runtime, rootfs, workdir, baseline, net, slice, hostname, stateDir, id string
-	logFormat, writeBundle, bundle, apparmorMode, apparmorPreset                      string
+	logFormat, writeBundle, bundle, apparmorMode, apparmorPreset, landlockMode        string
 	learn, merge, report                                                              string
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime, tty, complain                      bool
@@ -66,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.baseline, "baseline", "start", "measured calls added to the agent's whitelist: start, tokio, start,tokio or none")
 	fs.StringVar(&c.net, "net", "loopback", "network: none (no traffic at all), loopback (private namespace with only lo) or host")
 	fs.StringVar(&c.apparmorMode, "apparmor", "auto", "AppArmor: auto (apply a generated profile where the kernel has AppArmor, warn where not), required (refuse to run without it) or off")
+	fs.StringVar(&c.landlockMode, "landlock", "auto", "Landlock exec restriction: auto (where the kernel has Landlock; refused without it when the whitelist allows execve, since what the agent may execute would be unrestricted), required (refuse to run without it) or off")
 	fs.StringVar(&c.apparmorPreset, "apparmor-preset", "", "P1.6 AppArmor preset to layer on the generated profile (clawos-agent-loop, clawos-wasm-daemon, clawos-kernel-svc)")
 	fs.BoolVar(&c.tty, "tty", false, "give the agent a terminal (a pty created in the sandbox; this terminal is put in raw mode)")
 	fs.BoolVar(&c.userns, "userns", true, "run in a user namespace: root in the sandbox is an unprivileged host uid")

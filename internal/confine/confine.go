@@ -223,6 +223,59 @@ func Level(wl *translate.Whitelist) string {
 	return ""
 }
 
+// Landlock modes, as AppArmor's: auto applies the exec restriction where
+// the kernel has Landlock and refuses where it does not and the plan's
+// guarantees depend on it; required refuses without it; off applies none.
+const (
+	LandlockAuto     = "auto"
+	LandlockRequired = "required"
+	LandlockOff      = "off"
+)
+
+// ExecAllowed reports whether the agent may execute programs after its
+// start: its stage allows execve or execveat beyond the start-only execve
+// (translate.Options.ExecStart).
+func (p *Plan) ExecAllowed() bool {
+	for _, o := range p.Stages.Agent.Origins {
+		if o.Syscall != "execve" && o.Syscall != "execveat" {
+			continue
+		}
+		if strings.HasPrefix(o.Verdict, "allow") && !(o.Syscall == "execve" && p.Stages.Agent.ExecStartOnly) {
+			return true
+		}
+	}
+	return false
+}
+
+// Landlock decides clawos-init's Landlock exec restriction for mode on a
+// kernel whose Landlock ABI is abi (0: none): whether to apply it, and the
+// state to record. What the agent may execute depends on Landlock only
+// where the plan lets it execute programs (ExecAllowed): there, auto
+// refuses without Landlock instead of running with any executable allowed;
+// with start-only exec, seccomp alone keeps every other program out.
+func (p *Plan) Landlock(mode string, abi int) (bool, string, error) {
+	switch mode {
+	case LandlockOff:
+		return false, "off", nil
+	case LandlockAuto, LandlockRequired:
+	default:
+		return false, "", &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("Landlock mode %q: want auto, required or off", mode)}
+	}
+	if abi > 0 {
+		return true, fmt.Sprintf("applied (ABI %d)", abi), nil
+	}
+	switch {
+	case mode == LandlockRequired:
+		return false, "", &clawerr.Error{Code: clawerr.EPerm, Message: "Landlock is required, but this kernel has no Landlock",
+			Hint: "a kernel with Landlock (5.13+, in the lsm= list), or Landlock mode off"}
+	case p.ExecAllowed():
+		return false, "", &clawerr.Error{Code: clawerr.EPerm,
+			Message: "the whitelist allows execve, and what the agent may execute is restricted with Landlock, which this kernel lacks: the agent would run with every program executable",
+			Hint:    "a kernel with Landlock (5.13+), a whitelist that does not allow execve, or Landlock mode off to accept it"}
+	}
+	return false, "unavailable (not needed: no program but the agent can start, by seccomp)", nil
+}
+
 // LandlockABI returns the kernel's Landlock ABI version, 0 without Landlock.
 func LandlockABI() int {
 	const createRulesetVersion = 1
