@@ -109,7 +109,7 @@ install: build
 	for f in hook/hooks.d/*.json; do \
 		sed 's#/usr/local/bin/clawos-hook#$(PREFIX)/bin/clawos-hook#' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); done
 	test -e $(DESTDIR)/etc/clawos/runtime.json || \
-		sed 's#/usr/local/bin#$(PREFIX)/bin#' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
+		sed -e 's#/usr/local/bin#$(PREFIX)/bin#' -e '/"cri": true/d' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
 
 # clawos-init's ELF and #! reader and filter decoder, a fixed count of
 # deterministic mutations of real programs and scripts, under ASan and UBSan.

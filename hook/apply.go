@@ -73,6 +73,7 @@ type Outcome struct {
 	Digest      string                   // the container-level profile digest
 	Signature   translate.SignatureState // "" when the whitelist was not read
 	AppArmor    string                   // confine.AppArmorApplied, ...
+	Landlock    string                   // the exec restriction's state (confine.Plan.Landlock)
 }
 
 // Apply confines the container spec describes when its annotations ask for
@@ -87,6 +88,12 @@ type Outcome struct {
 // the same.
 func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
 	req := runcargs.Requested(spec.Annotations)
+	if err := sandboxMarker(req, cfg); err != nil || (req.Sandbox && cfg.CRI) {
+		if err != nil {
+			return &Outcome{Whitelist: req.Whitelist}, err
+		}
+		return nil, nil // a CRI pod's sandbox (pause), as the operator configured
+	}
 	if req.Whitelist == "" {
 		if req.Named {
 			return &Outcome{}, &clawerr.Error{Code: clawerr.EProto, Path: "annotations." + req.WhitelistKey,
@@ -116,7 +123,14 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 		return out, &clawerr.Error{Code: clawerr.ENoEnt, Path: "init", Message: "clawos-init is not installed", Err: err,
 			Hint: "make install puts it next to clawos-hook"}
 	}
-	ex := confine.Exec{Cmd: confine.LandlockABI() > 0}
+	use, landlock, err := plan.Landlock(cfg.Landlock, confine.LandlockABI())
+	if err != nil {
+		return out, err
+	}
+	out.Landlock = landlock
+	// The command is resolved inside the container (clawos-init searches
+	// $PATH) whether or not Landlock restricts what it may execute.
+	ex := confine.Exec{Cmd: use}
 	spec.Process.Args = confine.InitArgs(plan.InlineFilter(), ex, cmd)
 	spec.Mounts = append(spec.Mounts, confine.InitMount(cfg.Init))
 	if err := plan.Annotate(spec, cfg.Runtime); err != nil {
@@ -294,9 +308,76 @@ func ReadWhitelist(dir, key, name string) (string, []byte, error) {
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	if err := trustedFile(f, dir); err != nil {
+		return path, nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + key,
+			Message: fmt.Sprintf("whitelist %q is not trusted: %v", name, err),
+			Hint:    "the file and every directory above it must be owned by root (or the caller) and writable by no one else, as OpenSSH demands of its keys"}
+	}
 	raw, err := io.ReadAll(io.LimitReader(f, translate.MaxWhitelistSize+1))
 	if err != nil {
 		return path, nil, clawerr.Wrap(clawerr.EIO, err, "read whitelist "+strconv.Quote(name))
 	}
 	return path, raw, nil
+}
+
+// trustedFile checks, as OpenSSH does for authorized_keys, that nobody but root
+// or the caller can have written the open whitelist f or replaced it: f is
+// a regular file and f and every directory from dir up to / are owned by
+// root or this process's user and writable by neither group nor others. A
+// root-owned sticky directory (/tmp) is accepted: others cannot rename or
+// delete what is in it. The signature (a digest of the content) cannot
+// tell a whitelist someone else rewrote; this can.
+func trustedFile(f *os.File, dir string) error {
+	uid := uint32(os.Geteuid())
+	check := func(name string, st *unix.Stat_t, isDir bool) error {
+		if st.Uid != 0 && st.Uid != uid {
+			return fmt.Errorf("%s is owned by uid %d", name, st.Uid)
+		}
+		if st.Mode&0o022 != 0 && !(isDir && st.Mode&unix.S_ISVTX != 0 && st.Uid == 0) {
+			return fmt.Errorf("%s is writable by group or others (mode %#o)", name, st.Mode&0o7777)
+		}
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s is not a regular file", f.Name())
+	}
+	if err := check(f.Name(), &st, false); err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return err
+	}
+	for p := real; ; p = filepath.Dir(p) {
+		if err := unix.Stat(p, &st); err != nil {
+			return err
+		}
+		if err := check(p, &st, true); err != nil {
+			return err
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}
+
+// sandboxMarker refuses a config that carries containerd's pod-sandbox
+// marker next to a whitelist where the entry point is not configured as a
+// CRI runtime: whoever creates a container (podman, ctr) can set the marker,
+// and honouring it there would run the container unconfined.
+func sandboxMarker(req runcargs.Request, cfg Config) error {
+	if !req.Sandbox || cfg.CRI || !req.Named {
+		return nil
+	}
+	return &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + runcargs.AnnotationCRIContainerType,
+		Message: "the config carries both the CRI pod-sandbox marker (" + runcargs.AnnotationCRIContainerType + "=" + runcargs.CRISandbox + ") and a whitelist annotation, and this entry point is not configured as a CRI runtime",
+		Hint:    "remove the marker; only containerd's CRI handler sets it (\"cri\": true in its runtime.json)"}
 }

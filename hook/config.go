@@ -53,6 +53,8 @@ type Config struct {
 	AuditLog string `json:"audit_log,omitempty"`
 	// AppArmor is auto, required or off (see confine.AppArmorAuto).
 	AppArmor string `json:"apparmor,omitempty"`
+	// Landlock is auto, required or off (see confine.LandlockAuto).
+	Landlock string `json:"landlock,omitempty"`
 	// RequireSignature refuses unsigned whitelists.
 	RequireSignature bool `json:"require_signature,omitempty"`
 	// Init is clawos-init on the host, bind-mounted into containers.
@@ -65,6 +67,13 @@ type Config struct {
 	// Runtime names the runtime whose measured needs the container-level
 	// filter includes ("runc"; see translate.Runtimes).
 	Runtime string `json:"runtime,omitempty"`
+	// CRI says that this entry point is containerd's CRI runtime handler
+	// (runtime.json of a Kubernetes node): a container marked as a pod's
+	// sandbox is then passed through unconfined (it runs pause; see
+	// docs/kubernetes.md). The hooks never honour the marker (they take no
+	// such flag), and without CRI a marked container that names a
+	// whitelist is refused.
+	CRI bool `json:"cri,omitempty"`
 	// Timeout bounds every stage, in Go duration syntax.
 	Timeout string `json:"timeout,omitempty"`
 }
@@ -82,6 +91,7 @@ func (c Config) WithDefaults(self string) Config {
 	def(&c.StateDir, DefaultStateDir)
 	def(&c.AuditLog, DefaultAuditLog)
 	def(&c.AppArmor, confine.AppArmorAuto)
+	def(&c.Landlock, confine.LandlockAuto)
 	def(&c.Init, filepath.Join(dir, "clawos-init"))
 	def(&c.Hook, filepath.Join(dir, "clawos-hook"))
 	def(&c.Runc, runcargs.DefaultRunc)
@@ -98,6 +108,11 @@ func (c Config) Check() error {
 		if !filepath.IsAbs(p) {
 			return &clawerr.Error{Code: clawerr.EProto, Path: name, Message: fmt.Sprintf("%q is not an absolute path", p)}
 		}
+	}
+	switch c.Landlock {
+	case confine.LandlockAuto, confine.LandlockRequired, confine.LandlockOff:
+	default:
+		return &clawerr.Error{Code: clawerr.EProto, Path: "landlock", Message: fmt.Sprintf("%q: want auto, required or off", c.Landlock)}
 	}
 	switch c.AppArmor {
 	case confine.AppArmorAuto, confine.AppArmorRequired, confine.AppArmorOff:

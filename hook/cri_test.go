@@ -18,10 +18,29 @@ import (
 
 func TestApplyCRI(t *testing.T) {
 	cfg := testConfig(t)
-	t.Run("sandbox untouched", func(t *testing.T) {
+	t.Run("sandbox untouched where configured as a CRI runtime", func(t *testing.T) {
+		cri := cfg
+		cri.CRI = true
 		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", runcargs.AnnotationCRIContainerType: runcargs.CRISandbox})
-		if out, err := Apply(s, cfg, quiet()); out != nil || err != nil || s.Process.Args[0] != "/agent" {
+		if out, err := Apply(s, cri, quiet()); out != nil || err != nil || s.Process.Args[0] != "/agent" {
 			t.Errorf("out %v err %v args %v", out, err, s.Process.Args)
+		}
+	})
+	t.Run("sandbox marker with a whitelist refused elsewhere", func(t *testing.T) {
+		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe", runcargs.AnnotationCRIContainerType: runcargs.CRISandbox})
+		_, err := Apply(s, cfg, quiet())
+		var ce *clawerr.Error
+		if !errors.As(err, &ce) || ce.Code != clawerr.EPerm || ce.Path != "annotations."+runcargs.AnnotationCRIContainerType {
+			t.Errorf("err %v", err)
+		}
+		if s.Process.Args[0] != "/agent" {
+			t.Errorf("args %v", s.Process.Args)
+		}
+	})
+	t.Run("sandbox marker alone passes", func(t *testing.T) {
+		s := exampleSpec(map[string]string{runcargs.AnnotationCRIContainerType: runcargs.CRISandbox})
+		if out, err := Apply(s, cfg, quiet()); out != nil || err != nil {
+			t.Errorf("out %v err %v", out, err)
 		}
 	})
 	t.Run("empty annotation refused", func(t *testing.T) {

@@ -320,7 +320,7 @@ func TestShippedFiles(t *testing.T) {
 			t.Fatalf("%s: %v", stage, err)
 		}
 		if h.Version != "1.0.0" || len(h.Stages) != 1 || h.Stages[0] != stage || h.Hook.Args[len(h.Hook.Args)-1] != stage ||
-			h.When.Annotations[`^io\.clawos\.whitelist$`] != ".+" || !filepath.IsAbs(h.Hook.Path) || h.Hook.Timeout < 10 {
+			h.When.Annotations[`^io\.clawos\.whitelist$`] != ".*" || !filepath.IsAbs(h.Hook.Path) || h.Hook.Timeout < 10 {
 			t.Errorf("%s: %+v", stage, h)
 		}
 	}
@@ -330,5 +330,65 @@ func TestShippedFiles(t *testing.T) {
 	}
 	if err := cfg.WithDefaults("/usr/local/bin/clawos-runc").Check(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestReadWhitelistTrust checks the OpenSSH-style trust of the whitelist
+// directory: a whitelist is refused when it, or any directory above it, is
+// writable by group or others (a root-owned sticky directory excepted), or
+// is owned by another user; the signature alone could not tell.
+func TestReadWhitelistTrust(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(dir, file string) error
+		ok    bool
+	}{
+		{"owner-only", func(dir, file string) error { return nil }, true},
+		{"group-writable file", func(dir, file string) error { return os.Chmod(file, 0o664) }, false},
+		{"world-writable file", func(dir, file string) error { return os.Chmod(file, 0o646) }, false},
+		{"world-writable directory", func(dir, file string) error { return os.Chmod(dir, 0o777) }, false},
+		{"world-writable parent", func(dir, file string) error { return os.Chmod(filepath.Dir(dir), 0o777) }, false},
+		{"sticky world-writable parent not owned by root", func(dir, file string) error {
+			if os.Geteuid() != 0 {
+				return nil
+			}
+			if err := os.Chmod(filepath.Dir(dir), os.ModeSticky|0o777); err != nil {
+				return err
+			}
+			return os.Chown(filepath.Dir(dir), 1234, 1234)
+		}, os.Geteuid() != 0},
+		{"file of another user", func(dir, file string) error {
+			if os.Geteuid() != 0 {
+				return os.Chmod(file, 0o666) // stands in: refused too
+			}
+			return os.Chown(file, 1234, 1234)
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "parent")
+			dir := filepath.Join(parent, "whitelists")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(parent, 0o755)
+			raw, err := os.ReadFile("../test/testdata/probe.whitelist.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, "probe.json")
+			if err := os.WriteFile(file, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.setup(dir, file); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = ReadWhitelist(dir, AnnotationWhitelist, "probe")
+			if (err == nil) != c.ok {
+				t.Errorf("err %v, want ok %v", err, c.ok)
+			}
+			if err != nil && (clawerr.CodeOf(err) != clawerr.EPerm || !strings.Contains(err.Error(), "not trusted")) {
+				t.Errorf("err %v: want EPERM, not trusted", err)
+			}
+		})
 	}
 }

@@ -76,6 +76,12 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	if err := refusal(spec); err != nil {
 		return &Outcome{Whitelist: name}, err
 	}
+	if err := sandboxMarker(req, cfg); err != nil {
+		return &Outcome{Whitelist: name}, err
+	}
+	if req.Sandbox && cfg.CRI && spec.Annotations[confine.AnnotationAgentDigest] == "" {
+		return nil, nil // a CRI pod's sandbox, passed through at create
+	}
 	if name == "" {
 		if spec.Annotations[confine.AnnotationAgentDigest] != "" {
 			return &Outcome{}, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + AnnotationWhitelist,
@@ -268,6 +274,7 @@ type Record struct {
 	Digest      string    `json:"profile_digest,omitempty"`
 	Signature   string    `json:"signature,omitempty"`
 	AppArmor    string    `json:"apparmor,omitempty"`
+	Landlock    string    `json:"landlock,omitempty"`
 	Decision    string    `json:"decision"`
 	Code        string    `json:"code,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
@@ -278,7 +285,7 @@ func NewRecord(stage, id string, out *Outcome, err error) Record {
 	r := Record{Time: time.Now().UTC(), Stage: stage, ContainerID: id, Decision: DecisionPassthrough}
 	if out != nil {
 		r.Whitelist, r.WhitelistID, r.Digest = out.Whitelist, out.WhitelistID, out.Digest
-		r.Signature, r.AppArmor = string(out.Signature), out.AppArmor
+		r.Signature, r.AppArmor, r.Landlock = string(out.Signature), out.AppArmor, out.Landlock
 		switch stage {
 		case "prestart", "createRuntime":
 			r.Decision = DecisionAllowed

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -17,8 +18,27 @@ import (
 
 // WrapCreate applies the whitelist a bundle's config asks for, for runc's
 // create and run; other commands pass untouched (nil outcome). The config
-// is replaced atomically, and only when the container is annotated.
+// is replaced atomically, and only when the container is annotated. A
+// command line it cannot read as runc would (an unknown flag or command)
+// is refused, and so is restoring an annotated bundle from a checkpoint
+// (the restored process would skip clawos-init).
 func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
+	if len(rc.Unknown) > 0 {
+		return &Outcome{}, &clawerr.Error{Code: clawerr.EPerm, Path: "args",
+			Message: fmt.Sprintf("runc %s: %s is not a runc %s flag or command the ClawOS wrapper knows; refused rather than passed to runc unread", rc.Name, strings.Join(rc.Unknown, " "), rc.Name),
+			Hint:    "use the runc the wrapper was built against (runc 1.1), or the flag's documented form"}
+	}
+	if rc.Name == "restore" {
+		spec, err := ReadBundleConfig(rc.Bundle)
+		if err != nil {
+			return &Outcome{}, err
+		}
+		if req := runcargs.Requested(spec.Annotations); req.Named {
+			return &Outcome{Whitelist: req.Whitelist}, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + req.WhitelistKey,
+				Message: "runc restore of a bundle that asks for ClawOS confinement is not supported: the restored process would not start through clawos-init"}
+		}
+		return nil, nil
+	}
 	if rc.Name != "create" && rc.Name != "run" {
 		return nil, nil
 	}

@@ -75,7 +75,9 @@ func startCRI(t testing.TB, f *engineFixture) *criCluster {
 	if err := os.Symlink(f.wrapper, wrapper); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(f.config())
+	criCfg := f.config()
+	criCfg.CRI = true // containerd's CRI handler: pod sandboxes pass through
+	cfg, _ := json.Marshal(criCfg)
 	os.WriteFile(filepath.Join(wrapDir, "clawos-runc.json"), cfg, 0o644)
 
 	// A bridge network (a loopback-only one does not work here); the

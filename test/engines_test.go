@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/internal/runcargs"
 )
 
 // engineFixture is what the engine tests share: a trusted whitelist
@@ -80,6 +81,14 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 	}
 	// A symlink out of the trusted directory.
 	if err := os.Symlink(built(t, probeWhitelist), filepath.Join(f.wlDir, "escape.json")); err != nil {
+		t.Fatal(err)
+	}
+	// A correctly signed whitelist that anyone could have rewritten.
+	writable := filepath.Join(f.wlDir, "writable.json")
+	if err := os.WriteFile(writable, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	f.rootfsTar = filepath.Join(dir, "rootfs.tar")
@@ -294,6 +303,8 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 		}
 	})
 	for _, c := range []struct{ name, wl, want string }{
+		{"empty whitelist annotation", "", "the annotation names no whitelist"},
+		{"world-writable whitelist", "writable", "is not trusted"},
 		{"missing whitelist", "nope", `whitelist \"nope\" is not in the trusted directory`},
 		{"tampered whitelist", "tampered", "signature does not match"},
 		{"invalid whitelist", "invalid", "syscalls"},
@@ -310,6 +321,18 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 			}
 		})
 	}
+	// The CRI pod-sandbox marker set by the container's creator: never a
+	// way to run unconfined outside a CRI handler configured as one.
+	t.Run("refused: sandbox marker with a whitelist", func(t *testing.T) {
+		code, out := run(t, map[string]string{hook.AnnotationWhitelist: "probe", runcargs.AnnotationCRIContainerType: runcargs.CRISandbox},
+			"call", sysnr(t, "getuid"))
+		if code == 0 || code == 128+int(unix.SIGSYS) {
+			t.Fatalf("the container ran (exit %d):\n%s", code, out)
+		}
+		if !strings.Contains(out, "pod-sandbox marker") {
+			t.Errorf("the engine does not show our message:\n%s", out)
+		}
+	})
 	// Every confined run left audit records: applied, allowed, cleaned.
 	seen := map[string]bool{}
 	for _, r := range f.records(t) {
@@ -607,4 +630,63 @@ func TestHookContainerd(t *testing.T) {
 	if code, out := runCmd(t, nil, nil, "ctr", append(ctr, "containers", "ls", "-q")...); code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("containerd still lists containers: %s", out)
 	}
+}
+
+// TestWrapperRuncForms calls clawos-runc exactly as runc would be called,
+// with every form runc's parser accepts for the flags that name the bundle:
+// one dash or two, "=value" or the next argument, the flag after the
+// container id. Each annotated container must run confined (an unlisted
+// call kills it: 159), never passed to runc unconfined (exit 0); an unknown
+// flag is refused with our message before runc runs.
+func TestWrapperRuncForms(t *testing.T) {
+	f := newEngineFixture(t, "runc", "tar")
+	rootfs := filepath.Join(f.dir, "rootfs")
+	os.MkdirAll(rootfs, 0o755)
+	if code, out := runCmd(t, nil, nil, "tar", "-C", rootfs, "-xf", f.rootfsTar); code != 0 {
+		t.Fatalf("tar: %s", out)
+	}
+	wrapDir := filepath.Join(f.dir, "wrapper-forms")
+	os.MkdirAll(wrapDir, 0o755)
+	wrapper := filepath.Join(wrapDir, "clawos-runc")
+	if err := os.Symlink(f.wrapper, wrapper); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(f.config())
+	os.WriteFile(filepath.Join(wrapDir, "clawos-runc.json"), cfg, 0o644)
+	root := filepath.Join(f.dir, "runc-forms")
+	n := 0
+	for _, form := range []func(bundle, id string) []string{
+		func(b, id string) []string { return []string{"run", "--bundle", b, id} },
+		func(b, id string) []string { return []string{"run", "-bundle", b, id} },
+		func(b, id string) []string { return []string{"run", "-bundle=" + b, id} },
+		func(b, id string) []string { return []string{"run", "--bundle=" + b, id} },
+		func(b, id string) []string { return []string{"run", "-b", b, id} },
+		func(b, id string) []string { return []string{"run", id, "-bundle", b} },
+		func(b, id string) []string { return []string{"-log-format", "json", "run", "-bundle", b, id} },
+	} {
+		n++
+		bundle := filepath.Join(f.dir, fmt.Sprintf("forms-%d", n))
+		os.MkdirAll(bundle, 0o755)
+		s := specconv.Example()
+		s.Root = &specs.Root{Path: rootfs, Readonly: true}
+		s.Process.Terminal = false
+		s.Process.Args = []string{"/clawos-probe", "call", sysnr(t, "getuid")}
+		s.Annotations = map[string]string{hook.AnnotationWhitelist: "probe"}
+		raw, _ := json.Marshal(s)
+		os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644)
+		args := append([]string{"--root", root}, form(bundle, fmt.Sprintf("clawos-forms-%d", n))...)
+		t.Run(strings.Join(args[2:], " "), func(t *testing.T) {
+			code, out := runCmd(t, nil, nil, wrapper, args...)
+			if code != 128+int(unix.SIGSYS) {
+				t.Errorf("exit %d, want the seccomp kill of a confined container (159)\n%s", code, out)
+			}
+		})
+		runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", fmt.Sprintf("clawos-forms-%d", n))
+	}
+	t.Run("unknown flag refused", func(t *testing.T) {
+		code, out := runCmd(t, nil, nil, wrapper, "--root", root, "run", "--bogus", "-bundle", filepath.Join(f.dir, "forms-1"), "clawos-forms-x")
+		if code == 0 || code == 128+int(unix.SIGSYS) || !strings.Contains(out, "is not a runc run flag or command the ClawOS wrapper knows") {
+			t.Errorf("exit %d\n%s", code, out)
+		}
+	})
 }

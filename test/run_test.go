@@ -1137,3 +1137,82 @@ func TestRunExecAttacks(t *testing.T) {
 		}
 	})
 }
+
+// TestRunBaselineNarrow checks that the start baseline does not widen a
+// small whitelist beyond what the measured programs need, under both
+// runtimes: with only write and exit_group allowed, the agent starts, may
+// clone a child and open a file to read (the baseline's conditions), and
+// is killed for a clone with namespace flags and for an open that writes.
+func TestRunBaselineNarrow(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		const wl = "testdata/minimal.whitelist.json"
+		const kill = 128 + int(unix.SIGSYS)
+		for _, c := range []struct {
+			name string
+			args []string
+			code int
+		}{
+			{"clone without namespace flags", []string{"call", sysnr(t, "clone"), strconv.Itoa(int(unix.SIGCHLD))}, -1},
+			{"clone with CLONE_NEWUSER", []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWUSER | int(unix.SIGCHLD))}, kill},
+			{"clone with CLONE_NEWNET", []string{"call", sysnr(t, "clone"), strconv.Itoa(unix.CLONE_NEWNET | int(unix.SIGCHLD))}, kill},
+			{"openat read-only", []string{"open", "/etc/hosts", strconv.Itoa(unix.O_RDONLY | unix.O_CLOEXEC)}, 0},
+			{"openat for writing", []string{"write-file", "/tmp/x"}, kill},
+			{"openat O_RDONLY|O_CREAT", []string{"open", "/tmp/y", strconv.Itoa(unix.O_RDONLY | unix.O_CREAT)}, kill},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				r := s.clawosRun(t, append([]string{"--whitelist", wl, "--", s.probe}, c.args...)...)
+				switch {
+				case c.code == -1 && r.code == kill:
+					t.Errorf("killed: %s", r.stderr)
+				case c.code >= 0 && r.code != c.code:
+					t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+				}
+			})
+		}
+	})
+}
+
+// TestRunLandlockModes checks --landlock on this kernel (which has
+// Landlock; the refusals without it are TestLandlockMode's and the VM
+// matrix's), under both runtimes: with a whitelist that allows execve,
+// auto and required restrict execution to the agent (another program:
+// EACCES) and off does not; --print-spec records the state and the exec
+// mode; with start-only exec the mode says so.
+func TestRunLandlockModes(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		const wl = "testdata/exec-allowed.whitelist.json"
+		busybox, err := exec.LookPath("busybox")
+		if err != nil {
+			t.Fatalf("busybox (busybox-static) is missing: %v", err)
+		}
+		for _, c := range []struct {
+			mode    string
+			blocked bool
+		}{{"auto", true}, {"required", true}, {"off", false}} {
+			r := s.clawosRun(t, "--landlock", c.mode, "--whitelist", wl, "--", s.probe, "exec", busybox)
+			if got := r.code == int(unix.EACCES); got != c.blocked {
+				t.Errorf("--landlock %s: exec of another program: exit %d (EACCES %v, want %v)\n%s", c.mode, r.code, got, c.blocked, r.stderr)
+			}
+		}
+		spec := func(wl, mode string) map[string]any {
+			r := s.clawosRun(t, "--print-spec", "--landlock", mode, "--whitelist", wl, "--", s.probe, "status")
+			var out map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+				t.Fatalf("--print-spec: %v\n%s", err, r.stderr)
+			}
+			return out
+		}
+		if out := spec(wl, "auto"); !strings.HasPrefix(fmt.Sprint(out["landlock"]), "applied (ABI ") || !strings.HasPrefix(fmt.Sprint(out["exec"]), "allowed") {
+			t.Errorf("--print-spec, exec allowed, auto: landlock %q, exec %q", out["landlock"], out["exec"])
+		}
+		if out := spec(wl, "off"); out["landlock"] != "off" {
+			t.Errorf("--print-spec, off: landlock %q", out["landlock"])
+		}
+		if out := spec(probeWhitelist, "auto"); !strings.HasPrefix(fmt.Sprint(out["exec"]), "start-only") {
+			t.Errorf("--print-spec, start-only: exec %q", out["exec"])
+		}
+		if r := s.clawosRun(t, "--landlock", "maybe", "--whitelist", wl, "--", s.probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "Landlock mode") {
+			t.Errorf("--landlock maybe: exit %d %s", r.code, r.stderr)
+		}
+	})
+}

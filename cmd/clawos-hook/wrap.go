@@ -43,7 +43,7 @@ func wrap(args []string, stderr io.Writer) int {
 		return runcargs.Fail(stderr, rc.Log, err)
 	}
 	var out *hook.Outcome
-	if rc.Name == "exec" {
+	if rc.Name == "exec" && len(rc.Unknown) == 0 {
 		args, out, err = hook.WrapExec(rc, args)
 	} else {
 		out, err = hook.WrapCreate(rc, cfg, log)

@@ -64,9 +64,12 @@ type Request struct {
 	Whitelist, WhitelistKey string
 	Slice, SliceKey         string
 	Baseline, BaselineKey   string
-	// Sandbox is a CRI pod's sandbox container: it runs the pause program
-	// and gets no agent whitelist, even though the pod's annotations reach
-	// its config too.
+	// Sandbox: the config carries containerd's pod-sandbox marker
+	// (io.kubernetes.cri.container-type=sandbox). Only an entry point the
+	// operator configured as a CRI runtime honours it (hook.Config.CRI),
+	// passing the pause container through although the pod's annotations
+	// reach its config too; anywhere else the marker next to a whitelist
+	// is refused, since whoever creates the container can set it.
 	Sandbox bool
 	// Named: the whitelist annotation is there, even if empty (an empty
 	// name is refused: it must not mean "unconfined").
@@ -76,9 +79,6 @@ type Request struct {
 // Requested reads a container's annotations: the per-container form for
 // its CRI container name first, then the io.clawos.* form.
 func Requested(ann map[string]string) Request {
-	if ann[AnnotationCRIContainerType] == CRISandbox {
-		return Request{Sandbox: true}
-	}
 	name := ann[AnnotationCRIContainerName]
 	pick := func(key, prefix string) (string, string) {
 		if name != "" {
@@ -93,6 +93,7 @@ func Requested(ann map[string]string) Request {
 	r.Slice, r.SliceKey = pick(AnnotationSlice, ContainerSlicePrefix)
 	r.Baseline, r.BaselineKey = pick(AnnotationBaseline, ContainerBaselinePrefix)
 	_, r.Named = ann[r.WhitelistKey]
+	r.Sandbox = ann[AnnotationCRIContainerType] == CRISandbox
 	return r
 }
 
@@ -110,52 +111,122 @@ type Command struct {
 	// Widening lists the exec flags that would give the process more than
 	// the container's confinement (--cap, --apparmor, --process-label).
 	Widening []string
+	// Unknown lists what runc would read but this parser does not know: a
+	// flag outside runc's tables, an unknown command. Such a call is never
+	// passed through (see Concerns).
+	Unknown []string
 }
 
-// runc's flags that take a value, global and per command.
-var valueFlags = map[string]bool{
-	"--log": true, "--log-format": true, "--root": true, "--criu": true, "--rootless": true,
-	"--bundle": true, "-b": true, "--console-socket": true, "--pid-file": true, "--preserve-fds": true,
-	"--process": true, "-p": true, "--cwd": true, "--env": true, "-e": true, "--user": true, "-u": true,
-	"--additional-gids": true, "-g": true, "--process-label": true, "--apparmor": true, "--cap": true, "-c": true,
-	"--signal": true, "-s": true, "--format": true, "-f": true,
+// runcFlags are runc 1.1's flags, global ("") and per command, as its
+// urfave/cli definitions declare them: true for a flag that takes a value.
+// Each is accepted with one dash or two, its value after "=" or as the next
+// argument, as runc's parser does. TestFlagTable checks the table against
+// the installed runc's own --help. A flag missing here is not guessed at:
+// the call goes to the full wrapper, which refuses it.
+var runcFlags = map[string]map[string]bool{
+	"": {"debug": false, "log": true, "log-format": true, "root": true, "criu": true, "systemd-cgroup": false,
+		"rootless": true, "help": false, "h": false, "version": false, "v": false},
+	"checkpoint": {"image-path": true, "work-path": true, "parent-path": true, "leave-running": false, "tcp-established": false,
+		"ext-unix-sk": false, "shell-job": false, "lazy-pages": false, "status-fd": true, "page-server": true, "file-locks": false,
+		"pre-dump": false, "manage-cgroups-mode": true, "empty-ns": true, "auto-dedup": false},
+	"create": {"bundle": true, "b": true, "console-socket": true, "pid-file": true, "no-pivot": false, "no-new-keyring": false,
+		"preserve-fds": true},
+	"delete": {"force": false, "f": false},
+	"events": {"interval": true, "stats": false},
+	"exec": {"console-socket": true, "cwd": true, "env": true, "e": true, "tty": false, "t": false, "user": true, "u": true,
+		"additional-gids": true, "g": true, "process": true, "p": true, "detach": false, "d": false, "pid-file": true,
+		"process-label": true, "apparmor": true, "no-new-privs": false, "cap": true, "c": true, "preserve-fds": true,
+		"cgroup": true, "ignore-paused": false},
+	"init":     {},
+	"kill":     {"all": false, "a": false},
+	"list":     {"format": true, "f": true, "quiet": false, "q": false},
+	"pause":    {},
+	"ps":       {"format": true, "f": true},
+	"restore": {"console-socket": true, "image-path": true, "work-path": true, "tcp-established": false, "ext-unix-sk": false,
+		"shell-job": false, "file-locks": false, "manage-cgroups-mode": true, "bundle": true, "b": true, "detach": false, "d": false,
+		"pid-file": true, "no-subreaper": false, "no-pivot": false, "empty-ns": true, "auto-dedup": false, "lazy-pages": false,
+		"lsm-profile": true, "lsm-mount-context": true},
+	"resume": {},
+	"run": {"bundle": true, "b": true, "console-socket": true, "detach": false, "d": false, "keep": false, "pid-file": true,
+		"no-subreaper": false, "no-pivot": false, "no-new-keyring": false, "preserve-fds": true},
+	"spec":  {"bundle": true, "b": true, "rootless": false},
+	"start": {},
+	"state": {},
+	"update": {"resources": true, "r": true, "blkio-weight": true, "cpu-period": true, "cpu-quota": true, "cpu-share": true,
+		"cpu-rt-period": true, "cpu-rt-runtime": true, "cpuset-cpus": true, "cpuset-mems": true, "memory": true,
+		"memory-reservation": true, "memory-swap": true, "pids-limit": true, "l3-cache-schema": true, "mem-bw-schema": true},
+	"features": {},
+}
+
+// RuncFlags returns runc's flags for command ("" for the global ones):
+// name -> takes a value. For tests.
+func RuncFlags(command string) (map[string]bool, bool) {
+	f, ok := runcFlags[command]
+	return f, ok
 }
 
 // DefaultRoot is runc's state directory when --root is not given (root's).
 const DefaultRoot = "/run/runc"
 
-// Parse reads runc's command line (without the program name). cwd is the
-// working directory, runc's default bundle.
+// Parse reads runc's command line (without the program name) as runc does:
+// global flags before the command, the command's own flags anywhere before
+// "--" (runc's parser moves them ahead of the arguments), except for exec,
+// whose command follows the container id. cwd is the working directory,
+// runc's default bundle. What it cannot read the way runc would (a flag of
+// neither table, an unknown command) is listed in Unknown.
 func Parse(args []string, cwd string) Command {
 	c := Command{Bundle: cwd}
+	table := runcFlags[""]
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		name, val, hasVal := strings.Cut(a, "=")
-		if strings.HasPrefix(a, "-") {
-			if !hasVal && valueFlags[name] && i+1 < len(args) {
+		if a == "--" {
+			if c.Name == "" {
+				c.Unknown = append(c.Unknown, a)
+			}
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			name, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+			takes, known := table[name]
+			if !known {
+				c.Unknown = append(c.Unknown, a)
+				continue
+			}
+			if takes && !hasVal && i+1 < len(args) {
 				i++
 				val = args[i]
 			}
 			switch name {
-			case "--log":
+			case "log":
 				c.Log = val
-			case "--bundle", "-b":
+			case "bundle", "b":
 				c.Bundle = val
-			case "--root":
-				c.Root = val
-			case "--process", "-p":
+			case "root":
+				if c.Name == "" {
+					c.Root = val
+				}
+			case "process", "p":
 				c.Process = val
-			case "--cap", "-c", "--apparmor", "--process-label":
-				c.Widening = append(c.Widening, name)
+			case "cap", "c", "apparmor", "process-label":
+				if c.Name == "exec" {
+					c.Widening = append(c.Widening, "--"+name)
+				}
 			}
 			continue
 		}
-		if c.Name == "" {
+		switch {
+		case c.Name == "":
 			c.Name = a
-		} else if c.ID == "" {
+			t, ok := runcFlags[a]
+			if !ok {
+				c.Unknown = append(c.Unknown, a)
+				t = map[string]bool{}
+			}
+			table = t
+		case c.ID == "":
 			c.ID, c.IDIndex = a, i
 			if c.Name == "exec" {
-				break // the command to run follows the id
+				i = len(args) // the command to run follows the id
 			}
 		}
 	}
@@ -172,19 +243,22 @@ func Parse(args []string, cwd string) Command {
 }
 
 // Concerns tells whether the wrapper has work to do for c: a create or run
-// of a container whose annotations name a whitelist (the pod sandbox's
-// never do), or an exec into a container ClawOS confined. Whatever it
+// of a container whose annotations name a whitelist (a pod's sandbox
+// included: the full path decides by the operator's configuration whether
+// its marker is honoured), or an exec into a container ClawOS confined. Whatever it
 // cannot read concerns it, so that the full wrapper reports the error:
 // in doubt, never pass through.
 func Concerns(c Command) bool {
+	if len(c.Unknown) > 0 {
+		return true
+	}
 	switch c.Name {
-	case "create", "run":
+	case "create", "run", "restore":
 		ann, err := BundleAnnotations(c.Bundle)
 		if err != nil {
 			return true
 		}
-		r := Requested(ann)
-		return r.Named && !r.Sandbox
+		return Requested(ann).Named
 	case "exec":
 		bundle, err := BundleOf(c.Root, c.ID)
 		if err != nil {

@@ -2,8 +2,11 @@ package runcargs
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -46,7 +49,7 @@ func TestRequested(t *testing.T) {
 			ContainerWhitelistPrefix + "web": "b"}, "a", AnnotationWhitelist, "", false},
 		{"per-container only", map[string]string{AnnotationCRIContainerName: "web", ContainerWhitelistPrefix + "web": "b"},
 			"b", ContainerWhitelistPrefix + "web", "", false},
-		{"sandbox: no whitelist", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerType: CRISandbox}, "", "", "", true},
+		{"sandbox marker: read, the whitelist too (the entry point decides)", map[string]string{AnnotationWhitelist: "a", AnnotationCRIContainerType: CRISandbox}, "a", AnnotationWhitelist, "", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := Requested(c.ann)
@@ -81,7 +84,8 @@ func TestConcerns(t *testing.T) {
 		{"create empty name", Command{Name: "create", Bundle: bundle("e", `{"io.clawos.whitelist": ""}`)}, true},
 		{"create per-container", Command{Name: "create", Bundle: bundle("p", `{"io.kubernetes.cri.container-name": "w", "whitelist.clawos.io/w": "a"}`)}, true},
 		{"create unannotated", Command{Name: "create", Bundle: bundle("u", `{}`)}, false},
-		{"create sandbox", Command{Name: "create", Bundle: bundle("s", `{"io.clawos.whitelist": "a", "io.kubernetes.cri.container-type": "sandbox"}`)}, false},
+		{"create sandbox with a whitelist: the full path decides", Command{Name: "create", Bundle: bundle("s", `{"io.clawos.whitelist": "a", "io.kubernetes.cri.container-type": "sandbox"}`)}, true},
+		{"create sandbox without a whitelist", Command{Name: "create", Bundle: bundle("s2", `{"io.kubernetes.cri.container-type": "sandbox"}`)}, false},
 		{"create unreadable", Command{Name: "create", Bundle: filepath.Join(dir, "missing")}, true},
 		{"create malformed", Command{Name: "run", Bundle: bundle("m", `[`)}, true},
 		{"exec confined", Command{Name: "exec", Root: root, ID: "confined"}, true},
@@ -113,4 +117,115 @@ func bytesOf(c byte, n int) []byte {
 		b[i] = c
 	}
 	return b
+}
+
+// TestParseForms checks that the parser reads every form runc accepts: one
+// dash or two, "=value" or the next argument, command flags after the
+// container id (runc's parser moves them ahead), and that what runc would
+// not read as we do is listed as unknown rather than guessed at.
+func TestParseForms(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		bundle  string
+		process string
+		id      string
+		unknown bool
+	}{
+		{[]string{"create", "-bundle", "/b", "id"}, "/b", "", "id", false},
+		{[]string{"create", "-bundle=/b", "id"}, "/b", "", "id", false},
+		{[]string{"create", "--bundle=/b", "id"}, "/b", "", "id", false},
+		{[]string{"create", "-b", "/b", "id"}, "/b", "", "id", false},
+		{[]string{"create", "id", "--bundle", "/b"}, "/b", "", "id", false},
+		{[]string{"run", "-bundle", "/b", "-d", "id"}, "/b", "", "id", false},
+		{[]string{"exec", "-process", "/p.json", "id"}, "/cwd", "/p.json", "id", false},
+		{[]string{"exec", "-p=/p.json", "id"}, "/cwd", "/p.json", "id", false},
+		{[]string{"exec", "--cgroup", "sub", "id", "sh"}, "/cwd", "", "id", false},
+		{[]string{"exec", "-cgroup=cpu:sub", "-t", "id", "sh", "--bogus"}, "/cwd", "", "id", false},
+		{[]string{"-root", "/r", "-log=/l", "create", "id"}, "/cwd", "", "id", false},
+		{[]string{"--bogus", "create", "id"}, "/cwd", "", "id", true},
+		{[]string{"create", "--bogus", "id"}, "/cwd", "", "id", true},
+		{[]string{"create", "id", "--bogus=1"}, "/cwd", "", "id", true},
+		{[]string{"exec", "--bogus", "id", "sh"}, "/cwd", "", "id", true},
+		{[]string{"frobnicate", "id"}, "/cwd", "", "id", true},
+		{[]string{"create", "--root", "/r", "id"}, "/cwd", "", "/r", true}, // a global flag after the command: unknown, and its arity too
+	} {
+		got := Parse(c.args, "/cwd")
+		if got.Bundle != c.bundle || got.Process != c.process || got.ID != c.id || (len(got.Unknown) > 0) != c.unknown {
+			t.Errorf("%v: %+v; want bundle %s process %s id %s unknown %v", c.args, got, c.bundle, c.process, c.id, c.unknown)
+		}
+		if c.unknown && !Concerns(got) {
+			t.Errorf("%v: an unknown flag passes through", c.args)
+		}
+	}
+}
+
+// TestFlagTable checks the parser's table against the installed runc's
+// own flag definitions (its --help): every command runc lists is known,
+// and every flag of every command, in each of its names, is in the table
+// with the right arity. With CLAWOS_INTEGRATION=1 a missing runc fails.
+func TestFlagTable(t *testing.T) {
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		if os.Getenv("CLAWOS_INTEGRATION") != "" {
+			t.Fatalf("runc is missing: %v", err)
+		}
+		t.Skip("runc is not installed")
+	}
+	help := func(args ...string) string {
+		out, _ := exec.Command(runc, append(args, "--help")...).Output()
+		return string(out)
+	}
+	section := func(text, title string) []string {
+		var lines []string
+		in := false
+		for _, l := range strings.Split(text, "\n") {
+			switch {
+			case strings.HasSuffix(l, ":") && !strings.HasPrefix(l, " "):
+				in = l == title+":"
+			case in && strings.TrimSpace(l) != "":
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		return lines
+	}
+	flagRe := regexp.MustCompile(`^(-{1,2}[a-z0-9-]+)( value)?`)
+	check := func(cmd string, lines []string) {
+		table, ok := RuncFlags(cmd)
+		if !ok {
+			t.Errorf("runc has the command %q, which the parser does not know", cmd)
+			return
+		}
+		for _, l := range lines {
+			desc, _, _ := strings.Cut(l, "  ") // names end where the description begins
+			for _, form := range strings.Split(desc, ", ") {
+				m := flagRe.FindStringSubmatch(form)
+				if m == nil {
+					continue
+				}
+				name := strings.TrimLeft(m[1], "-")
+				takes, known := table[name]
+				if !known {
+					t.Errorf("runc %s has the flag %s, which the parser does not know", cmd, m[1])
+					continue
+				}
+				if takes != (m[2] != "") {
+					t.Errorf("runc %s %s: takes a value %v, the parser says %v", cmd, m[1], m[2] != "", takes)
+				}
+			}
+		}
+	}
+	top := help()
+	check("", section(top, "GLOBAL OPTIONS"))
+	commands := section(top, "COMMANDS")
+	if len(commands) < 15 {
+		t.Fatalf("runc --help lists %d commands; the help format changed:\n%s", len(commands), top)
+	}
+	for _, l := range commands {
+		cmd := strings.Fields(l)[0]
+		cmd = strings.TrimSuffix(cmd, ",")
+		if cmd == "help" {
+			continue
+		}
+		check(cmd, section(help(cmd), "OPTIONS"))
+	}
 }
