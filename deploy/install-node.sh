@@ -43,11 +43,37 @@ done
 if [ ! -e "$etc/runtime.json" ]; then
 	put "$from/deploy/runtime.json" "$etc/runtime.json" 0644
 fi
+# Whitelists: regular files inside the source directory only. A
+# ConfigMap volume's entries are symlinks into its own ..data directory,
+# which stays inside; an entry that leads out of the directory (to
+# /etc/shadow, say) or is not a regular file is refused by name and the
+# installer fails after installing the others.
+refused=
 if [ -n "$whitelists" ]; then
+	src=$(cd "$whitelists" && pwd -P)
 	for f in "$whitelists"/*.json; do
-		[ -e "$f" ] || continue
-		put "$f" "$etc/whitelists/$(basename "$f")" 0644
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		name=$(basename "$f")
+		real=$(readlink -f "$f" || true)
+		case $real in
+		"$src"/*) ;;
+		*)
+			echo "install-node.sh: refusing whitelist $name: it leads out of $whitelists" >&2
+			refused=1
+			continue
+			;;
+		esac
+		if [ ! -f "$real" ]; then
+			echo "install-node.sh: refusing whitelist $name: not a regular file" >&2
+			refused=1
+			continue
+		fi
+		put "$real" "$etc/whitelists/$name" 0644
 	done
+fi
+if [ -n "$refused" ]; then
+	echo "install-node.sh: some whitelists were refused (above); the others are installed" >&2
+	exit 1
 fi
 echo "clawos-security installed under $host (programs in /usr/local/bin, configuration in /etc/clawos)."
 echo "Merge into /etc/containerd/config.toml, restart containerd, then label the node clawos.io/runtime=ready:"

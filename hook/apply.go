@@ -280,7 +280,7 @@ var whitelistName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9
 func ReadWhitelist(dir, key, name string) (string, []byte, error) {
 	if !whitelistName.MatchString(name) || len(name) > 255 {
 		return "", nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + key,
-			Message: fmt.Sprintf("%q is not a whitelist name inside the trusted directory", name),
+			Message: fmt.Sprintf("%q is not a whitelist name inside the trusted directory", bounded(name, maxField)),
 			Hint:    "name a file of " + dir + " without its .json suffix"}
 	}
 	file := name

@@ -392,3 +392,38 @@ func TestReadWhitelistTrust(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditBounds checks that one audit record stays small whatever the
+// annotations held (a 4 MB name), and that the log is rotated at
+// MaxAuditLog instead of growing without end.
+func TestAuditBounds(t *testing.T) {
+	cfg := testConfig(t)
+	huge := strings.Repeat("x", 4<<20)
+	s := exampleSpec(map[string]string{AnnotationWhitelist: huge})
+	out, err := Apply(s, cfg, quiet())
+	if err == nil {
+		t.Fatal("a 4 MB whitelist name was accepted")
+	}
+	if len(err.Error()) > 4096 {
+		t.Errorf("the refusal is %d bytes", len(err.Error()))
+	}
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := Append(log, NewRecord("precreate", huge, out, err)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(log); fi.Size() > 4096 {
+		t.Errorf("one record of a refused 4 MB annotation is %d bytes", fi.Size())
+	}
+	if err := os.Truncate(log, MaxAuditLog-10); err != nil {
+		t.Fatal(err)
+	}
+	if err := Append(log, NewRecord("precreate", "c", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(log + ".1"); err != nil || fi.Size() != MaxAuditLog-10 {
+		t.Errorf("the full log was not rotated to .1: %v", err)
+	}
+	if fi, _ := os.Stat(log); fi.Size() > 1024 {
+		t.Errorf("the new log is %d bytes", fi.Size())
+	}
+}

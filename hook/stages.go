@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -100,6 +101,13 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	}
 	if err := carries(spec, plan); err != nil {
 		return out, err
+	}
+	// What the runtime actually made: no namespace of the host's, joined or
+	// inherited (hostPID and hostIPC pods join the sandbox's, the host's).
+	if st.Pid > 0 {
+		if err := namespaces.ProcessHostNamespaces(st.Pid, "/proc/self/ns"); err != nil {
+			return out, err
+		}
 	}
 	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
 	rec := record{ID: st.ID, Whitelist: name, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid}
@@ -198,6 +206,10 @@ func carries(spec *specs.Spec, plan *confine.Plan) error {
 	}
 	if !spec.Process.NoNewPrivileges {
 		return refuse("process.noNewPrivileges", "no_new_privs is off")
+	}
+	if spec.Linux.Devices != nil || spec.Linux.Resources == nil || len(spec.Linux.Resources.Devices) != 1 ||
+		spec.Linux.Resources.Devices[0].Allow || spec.Linux.Resources.Devices[0].Access != "rwm" {
+		return refuse("linux.devices", "it gives the container devices beyond the runtime's default set (a privileged config)")
 	}
 	return nil
 }
@@ -300,7 +312,32 @@ func NewRecord(stage, id string, out *Outcome, err error) Record {
 	if err != nil {
 		r.Decision, r.Code, r.Reason = DecisionRefused, clawerr.CodeOf(err).String(), err.Error()
 	}
+	r.ContainerID, r.Whitelist, r.WhitelistID = bounded(r.ContainerID, maxField), bounded(r.Whitelist, maxField), bounded(r.WhitelistID, maxField)
+	r.Reason = bounded(r.Reason, maxReason)
 	return r
+}
+
+// Bounds of an audit record's fields: whatever a container's creator put
+// in its annotations, one record stays small.
+const (
+	maxField  = 256
+	maxReason = 2048
+	// MaxAuditLog is the size at which the audit log is rotated: renamed to
+	// PATH.1 (replacing the previous one), a new file begun.
+	MaxAuditLog = 16 << 20
+)
+
+// bounded cuts s to at most n bytes (on a UTF-8 boundary), saying how long
+// it was.
+func bounded(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 40
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(truncated: %d bytes)", s[:cut], len(s))
 }
 
 // Append writes r as one line to the audit log at path, creating it and
@@ -313,6 +350,12 @@ func Append(path string, r Record) error {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return clawerr.Wrap(clawerr.EIO, err, "create the audit log directory")
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Size()+int64(len(b))+1 > MaxAuditLog {
+		// Rotate; a concurrent hook may have done it already.
+		if err := os.Rename(path, path+".1"); err != nil && !os.IsNotExist(err) {
+			return clawerr.Wrap(clawerr.EIO, err, "rotate the audit log")
+		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW, 0o640)
 	if err != nil {

@@ -109,6 +109,7 @@ func WrapExec(rc runcargs.Command, args []string) ([]string, *Outcome, error) {
 	p.NoNewPrivileges = true
 	p.Capabilities = spec.Process.Capabilities
 	p.ApparmorProfile = spec.Process.ApparmorProfile
+	p.Rlimits = capRlimits(p.Rlimits, spec.Process.Rlimits)
 	b, err := json.Marshal(p)
 	if err != nil {
 		return args, out, clawerr.Wrap(clawerr.EInternal, err, "encode the exec process")
@@ -138,4 +139,25 @@ func readProcess(path string) (*specs.Process, error) {
 		return nil, &clawerr.Error{Code: clawerr.EProto, Path: "process", Message: "the exec process file is not an OCI process", Err: err}
 	}
 	return &p, nil
+}
+
+// capRlimits returns the rlimits of an exec'd process: each of the
+// container's (its security level's, applied at create) as the upper bound
+// of what the exec asks, and the container's where the exec asks nothing,
+// so that no process of a confined container has more than its main one.
+func capRlimits(asked, container []specs.POSIXRlimit) []specs.POSIXRlimit {
+	out := append([]specs.POSIXRlimit{}, asked...)
+	for _, c := range container {
+		found := false
+		for i := range out {
+			if out[i].Type == c.Type {
+				out[i].Hard, out[i].Soft = min(out[i].Hard, c.Hard), min(out[i].Soft, c.Soft)
+				found = true
+			}
+		}
+		if !found {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -264,3 +264,47 @@ func TestImplicitWorkdir(t *testing.T) {
 		}
 	}
 }
+
+// TestHostNamespaces checks the comparison by inode of the namespaces a
+// config joins with the host's (here: this process's), and the devices
+// reset of Harden for a privileged config.
+func TestHostNamespaces(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ns   []specs.LinuxNamespace
+		ok   bool
+	}{
+		{"new namespaces", []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}}, true},
+		{"the host's pid namespace by path", []specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: "/proc/self/ns/pid"}}, false},
+		{"the host's ipc namespace through another path", []specs.LinuxNamespace{{Type: specs.IPCNamespace, Path: "/proc/thread-self/ns/ipc"}}, false},
+		{"the host's uts namespace", []specs.LinuxNamespace{{Type: specs.UTSNamespace, Path: "/proc/self/ns/uts"}}, false},
+		{"a path that cannot be compared", []specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: "/nonexistent/ns/pid"}}, false},
+		{"the host's network namespace (the port policy's concern)", []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/proc/self/ns/net"}}, true},
+	} {
+		s := specconv.Example()
+		s.Linux.Namespaces = c.ns
+		err := namespaces.HostNamespaces(s, "/proc/self/ns")
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok %v", c.name, err, c.ok)
+		}
+	}
+	if err := namespaces.ProcessHostNamespaces(os.Getpid(), "/proc/self/ns"); err == nil {
+		t.Error("this process is in the host's namespaces, and ProcessHostNamespaces says it is not")
+	}
+
+	s := specconv.Example()
+	s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11}}
+	s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "rw"}})
+	if err := namespaces.Harden(s, namespaces.Options{Level: "strict"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Linux.Devices != nil || len(s.Linux.Resources.Devices) != 1 || s.Linux.Resources.Devices[0].Allow {
+		t.Errorf("a privileged config keeps its devices: %+v %+v", s.Linux.Devices, s.Linux.Resources.Devices)
+	}
+	for _, m := range s.Mounts {
+		if m.Type == "sysfs" && (m.Options[0] != "ro" || strings.Contains(strings.Join(m.Options, ","), "rw")) {
+			t.Errorf("sysfs options %v, want read-only", m.Options)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package namespaces
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -224,9 +226,26 @@ func Harden(spec *specs.Spec, o Options) error {
 			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: t})
 		}
 	}
+	if err := HostNamespaces(spec, "/proc/self/ns"); err != nil {
+		return err
+	}
 	spec.Process.Capabilities = noCaps
 	spec.Process.NoNewPrivileges = true
 	spec.Root.Readonly = true
+	// Devices: the runtime's default set only (null, zero, full, random,
+	// urandom, tty, ptmx, ...), whatever the engine asked: a privileged
+	// container asks for every host device and an allow-all devices
+	// cgroup. And /sys and cgroupfs read-only.
+	spec.Linux.Devices = nil
+	if spec.Linux.Resources == nil {
+		spec.Linux.Resources = &specs.LinuxResources{}
+	}
+	spec.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	for i, m := range spec.Mounts {
+		if m.Type == "sysfs" || m.Type == "cgroup" || m.Type == "cgroup2" {
+			spec.Mounts[i].Options = readOnly(m.Options)
+		}
+	}
 	tmp := false
 	for _, m := range spec.Mounts {
 		if m.Destination == "/tmp" {
@@ -267,6 +286,17 @@ func Harden(spec *specs.Spec, o Options) error {
 	return nil
 }
 
+// readOnly returns mount options with "rw" replaced by "ro".
+func readOnly(opts []string) []string {
+	out := []string{"ro"}
+	for _, o := range opts {
+		if o != "rw" && o != "ro" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // union returns a with the elements of b it lacks appended.
 func union(a, b []string) []string {
 	seen := map[string]bool{}
@@ -280,4 +310,86 @@ func union(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// privateNamespaces are the namespaces a confined container never shares
+// with the host, each with the engine setting that would ask for it. The
+// network namespace is the port policy's concern (shared only without
+// port rules), the user namespace the engine's.
+var privateNamespaces = []struct {
+	typ     specs.LinuxNamespaceType
+	proc    string // name under /proc/PID/ns
+	what    string
+	setting string
+}{
+	{specs.PIDNamespace, "pid", "PID namespace (the agent would see and signal host processes)", "hostPID, podman --pid=host"},
+	{specs.IPCNamespace, "ipc", "IPC namespace", "hostIPC, podman --ipc=host"},
+	{specs.UTSNamespace, "uts", "UTS namespace", "hostNetwork (its pods share the host's UTS namespace), podman --uts=host"},
+	{specs.MountNamespace, "mnt", "mount namespace", "a mount namespace path"},
+	{specs.CgroupNamespace, "cgroup", "cgroup namespace", "a cgroup namespace path"},
+}
+
+func sameNamespace(a, b string) (bool, error) {
+	var sa, sb unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		return false, err
+	}
+	if err := unix.Stat(b, &sb); err != nil {
+		return false, err
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
+}
+
+func sharedErr(n struct {
+	typ     specs.LinuxNamespaceType
+	proc    string
+	what    string
+	setting string
+}) error {
+	return &clawerr.Error{Code: clawerr.EPerm, Path: "linux.namespaces",
+		Message: "a confined container would share the host's " + n.what,
+		Hint:    "do not ask for " + n.setting + " for a container with a ClawOS whitelist"}
+}
+
+// HostNamespaces refuses a config that joins, by path, one of the
+// namespaces of ref (a /proc/PID/ns directory of a process in the host's
+// namespaces, such as the engine's hook: "/proc/self/ns"), compared by
+// device and inode: an engine points a pod's containers at its sandbox's
+// namespaces, which are the host's for hostPID or hostIPC pods. A path that
+// cannot be read is refused too.
+func HostNamespaces(spec *specs.Spec, ref string) error {
+	if spec.Linux == nil {
+		return nil
+	}
+	for _, n := range privateNamespaces {
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type != n.typ || ns.Path == "" {
+				continue
+			}
+			same, err := sameNamespace(ns.Path, filepath.Join(ref, n.proc))
+			if err != nil {
+				return &clawerr.Error{Code: clawerr.EPerm, Path: "linux.namespaces", Message: "cannot compare the " + n.what + " the config joins with the host's", Err: err}
+			}
+			if same {
+				return sharedErr(n)
+			}
+		}
+	}
+	return nil
+}
+
+// ProcessHostNamespaces refuses a running container process pid that is
+// in one of ref's namespaces, joined by path or inherited: what the
+// runtime actually made, checked again before the agent starts.
+func ProcessHostNamespaces(pid int, ref string) error {
+	for _, n := range privateNamespaces {
+		same, err := sameNamespace(filepath.Join("/proc", strconv.Itoa(pid), "ns", n.proc), filepath.Join(ref, n.proc))
+		if err != nil {
+			return &clawerr.Error{Code: clawerr.EPerm, Path: "linux.namespaces", Message: "cannot compare the container's " + n.what + " with the host's", Err: err}
+		}
+		if same {
+			return sharedErr(n)
+		}
+	}
+	return nil
 }

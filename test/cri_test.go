@@ -209,6 +209,13 @@ type pod struct {
 // "runc"), removed at the end of the test.
 func (c *criCluster) runp(t testing.TB, handler string, annotations map[string]string) *pod {
 	t.Helper()
+	return c.runpLinux(t, handler, annotations, nil)
+}
+
+// runpLinux is runp with the pod's linux security context (host
+// namespaces, privileged).
+func (c *criCluster) runpLinux(t testing.TB, handler string, annotations map[string]string, security map[string]any) *pod {
+	t.Helper()
 	c.pods++
 	uid := fmt.Sprintf("pod-%d", c.pods)
 	logDir := filepath.Join(c.logs, uid)
@@ -217,7 +224,7 @@ func (c *criCluster) runp(t testing.TB, handler string, annotations map[string]s
 		"metadata":      map[string]any{"name": uid, "namespace": "clawos-test", "uid": uid, "attempt": 0},
 		"annotations":   annotations,
 		"log_directory": logDir,
-		"linux":         map[string]any{"cgroup_parent": "/clawos-test-pods"},
+		"linux":         map[string]any{"cgroup_parent": "/clawos-test-pods", "security_context": security},
 	})
 	id := c.must(t, "runp", "--runtime", handler, cfg)
 	p := &pod{c: c, id: id, config: cfg, handler: handler}
@@ -239,11 +246,29 @@ func (p *pod) remove(t testing.TB) {
 // optional seccomp profile (kubelet Localhost), and returns its id.
 func (p *pod) create(t testing.TB, name string, seccompProfile string, args ...string) string {
 	t.Helper()
+	id, err := p.createSecurity(t, name, seccompProfile, nil, args...)
+	if err != "" {
+		t.Fatalf("crictl create: %s", err)
+	}
+	return id
+}
+
+// createSecurity is create with more of the container's security context
+// (privileged); it returns crictl's error instead of failing the test.
+func (p *pod) createSecurity(t testing.TB, name string, seccompProfile string, security map[string]any, args ...string) (string, string) {
+	t.Helper()
 	p.n++
 	linux := map[string]any{}
+	sc := map[string]any{}
+	for k, v := range security {
+		sc[k] = v
+	}
 	if seccompProfile != "" {
 		// ProfileType 2: Localhost.
-		linux["security_context"] = map[string]any{"seccomp": map[string]any{"profile_type": 2, "localhost_ref": seccompProfile}}
+		sc["seccomp"] = map[string]any{"profile_type": 2, "localhost_ref": seccompProfile}
+	}
+	if len(sc) > 0 {
+		linux["security_context"] = sc
 	}
 	cfg := p.c.writeJSON(t, fmt.Sprintf("%s-c%d.json", filepath.Base(strings.TrimSuffix(p.config, ".json")), p.n), map[string]any{
 		"metadata": map[string]any{"name": name},
@@ -253,7 +278,11 @@ func (p *pod) create(t testing.TB, name string, seccompProfile string, args ...s
 		"log_path": fmt.Sprintf("%s-%d.log", name, p.n),
 		"linux":    linux,
 	})
-	return p.c.must(t, "create", p.id, cfg, p.config)
+	code, out := p.c.run(t, "create", p.id, cfg, p.config)
+	if code != 0 {
+		return "", out
+	}
+	return strings.TrimSpace(out), ""
 }
 
 // runOnce creates and starts a container that runs the probe with args,
@@ -284,6 +313,29 @@ func (p *pod) runOnce(t testing.TB, name, seccompProfile string, args ...string)
 	}
 	t.Fatalf("container %s did not exit", name)
 	return 0, ""
+}
+
+// waitExit waits, bounded, for container id to exit and returns its exit
+// code.
+func waitExit(t testing.TB, c *criCluster, id string) int {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		var st struct {
+			Status struct {
+				State    string `json:"state"`
+				ExitCode int    `json:"exitCode"`
+			} `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(c.must(t, "inspect", "-o", "json", id)), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Status.State == "CONTAINER_EXITED" {
+			return st.Status.ExitCode
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("container %s did not exit", id)
+	return 0
 }
 
 // initCallsSince returns the names of the calls the kernel logged
@@ -517,6 +569,13 @@ func TestCRI(t *testing.T) {
 			!strings.Contains(out, "CapEff:\t0000000000000000") {
 			t.Errorf("exec'd process is not under both filters (exit %d):\n%s", code, out)
 		}
+		// The security level's rlimits (strict: 1024 files, 512
+		// processes, no core) bind the exec'd process as the main one.
+		for _, want := range []string{`Max open files\s+1024\s+1024\s`, `Max processes\s+512\s+512\s`, `Max core file size\s+0\s+0\s`} {
+			if !regexp.MustCompile(want).MatchString(out) {
+				t.Errorf("exec'd process lacks the level's limit %s:\n%s", want, out)
+			}
+		}
 		n := 0
 		for _, r := range f.records(t) {
 			if r.Stage == "exec" && r.Decision == hook.DecisionApplied && r.Whitelist == "probe" && r.Digest != "" {
@@ -640,6 +699,49 @@ func TestCRI(t *testing.T) {
 			}
 		})
 	}
+
+	// Host namespaces and privileged pods: a confined container never
+	// shares the host's pid, ipc or uts namespace (hostPID, hostIPC: the
+	// pod's sandbox is in the host's, and containerd points the containers
+	// at it), and never gets the host's devices.
+	for _, tc := range []struct {
+		name, want string
+		ns         map[string]any
+	}{
+		{"hostPID", "share the host's PID namespace", map[string]any{"pid": 2}},
+		{"hostIPC", "share the host's IPC namespace", map[string]any{"ipc": 2}},
+	} {
+		t.Run("refused: "+tc.name, func(t *testing.T) {
+			p := c.runpLinux(t, "clawos", map[string]string{"io.clawos.whitelist": "probe"}, map[string]any{"namespace_options": tc.ns})
+			id, err := p.createSecurity(t, "agent", "", nil, "call", sysnr(t, "getpid"))
+			if err == "" {
+				defer c.run(t, "rm", "-f", id)
+				code, out := c.run(t, "start", id)
+				if code == 0 {
+					t.Fatalf("the container started in a %s pod", tc.name)
+				}
+				err = out
+			}
+			if !strings.Contains(err, tc.want) {
+				t.Errorf("the CRI error lacks %q:\n%s", tc.want, err)
+			}
+		})
+	}
+	t.Run("privileged pod: the host's devices are not there", func(t *testing.T) {
+		p := c.runpLinux(t, "clawos", map[string]string{"io.clawos.whitelist": "probe"}, map[string]any{"privileged": true})
+		for _, dev := range []string{"/dev/loop0", "/dev/loop-control", "/dev/kmsg", "/dev/vda"} {
+			id, err := p.createSecurity(t, "agent", "", map[string]any{"privileged": true}, "open", dev, "0")
+			if err != "" {
+				t.Fatalf("create: %s", err)
+			}
+			c.must(t, "start", id)
+			code := waitExit(t, c, id)
+			c.run(t, "rm", "-f", id)
+			if code != int(unix.ENOENT) {
+				t.Errorf("open %s in a privileged confined container: exit %d, want ENOENT (no such device node)", dev, code)
+			}
+		}
+	})
 
 	// Every container installed its port rules as a table of its own in
 	// the pod's network namespace (shared with its other containers), and

@@ -211,4 +211,34 @@ func TestInstallNode(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
+
+	// A ConfigMap volume (entries are symlinks into ..data) installs; an
+	// entry leading out of the source directory, or a directory, is
+	// refused by name, installs nothing, and fails the installer.
+	cm := t.TempDir()
+	os.MkdirAll(filepath.Join(cm, "..2026_12_02"), 0o755)
+	os.WriteFile(filepath.Join(cm, "..2026_12_02", "agent.json"), []byte(`{"agent": 1}`), 0o644)
+	os.Symlink("..2026_12_02", filepath.Join(cm, "..data"))
+	os.Symlink("..data/agent.json", filepath.Join(cm, "agent.json"))
+	secret := filepath.Join(t.TempDir(), "shadow")
+	os.WriteFile(secret, []byte("root:secret"), 0o600)
+	os.Symlink(secret, filepath.Join(cm, "evil.json"))
+	os.Mkdir(filepath.Join(cm, "dir.json"), 0o755)
+	out2, err := exec.Command("sh", "../deploy/install-node.sh", "--host", host, "--from", "..", "--whitelists", cm).CombinedOutput()
+	if err == nil {
+		t.Errorf("the installer accepted a whitelist leading out of its directory:\n%s", out2)
+	}
+	for _, want := range []string{"refusing whitelist evil.json", "refusing whitelist dir.json"} {
+		if !strings.Contains(string(out2), want) {
+			t.Errorf("the installer does not say %q:\n%s", want, out2)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "etc/clawos/whitelists/agent.json")); err != nil || string(b) != `{"agent": 1}` {
+		t.Errorf("the ConfigMap's whitelist was not installed: %q %v", b, err)
+	}
+	for _, bad := range []string{"evil.json", "dir.json"} {
+		if _, err := os.Lstat(filepath.Join(host, "etc/clawos/whitelists", bad)); err == nil {
+			t.Errorf("%s was installed", bad)
+		}
+	}
 }

@@ -556,6 +556,53 @@ func TestHookPodman(t *testing.T) {
 	}
 }
 
+// TestHookPodmanHostSettings runs podman with the hooks and the engine
+// settings a confined container must not get: the host's pid, ipc or uts
+// namespace is refused with our message; --privileged runs, but without
+// the host's devices, capabilities or a writable /sys.
+func TestHookPodmanHostSettings(t *testing.T) {
+	f := newEngineFixture(t, "podman", "conmon")
+	env, podman, hooksDir, image := setupPodman(t, f)
+	podman = append(podman, "--hooks-dir", hooksDir)
+	run := func(t *testing.T, flags []string, args ...string) (int, string) {
+		a := append(append([]string{}, podman...), "run", "--rm", "--network", "none", "--annotation", hook.AnnotationWhitelist+"=probe")
+		a = append(append(append(a, flags...), image, "/clawos-probe"), args...)
+		return runCmd(t, env, nil, "podman", a...)
+	}
+	// podman asks for the host's namespace by leaving it out of the
+	// config: the hook gives the container a namespace of its own instead
+	// (namespaces.Harden), and the createRuntime check would refuse a
+	// shared one. Compared by inode with this process's (the host's).
+	t.Run("--pid=host --ipc=host --uts=host", func(t *testing.T) {
+		code, out := run(t, []string{"--pid=host", "--ipc=host", "--uts=host"}, "ns")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		for _, typ := range []string{"pid", "ipc", "uts", "mnt", "cgroup"} {
+			var st unix.Stat_t
+			if err := unix.Stat("/proc/self/ns/"+typ, &st); err != nil {
+				t.Fatal(err)
+			}
+			if host := fmt.Sprintf("ns %s %d\n", typ, st.Ino); strings.Contains(out, host) || !strings.Contains(out, "ns "+typ+" ") {
+				t.Errorf("the confined container is in the host's %s namespace (or did not say):\n%s", typ, out)
+			}
+		}
+	})
+	t.Run("--privileged", func(t *testing.T) {
+		for _, dev := range []string{"/dev/loop0", "/dev/loop-control", "/dev/kmsg"} {
+			if code, out := run(t, []string{"--privileged"}, "open", dev, "0"); code != int(unix.ENOENT) {
+				t.Errorf("open %s: exit %d, want ENOENT (no such device node)\n%s", dev, code, out)
+			}
+		}
+		code, out := run(t, []string{"--privileged"}, "status")
+		for _, want := range []string{"CapEff:	0000000000000000", "Seccomp_filters:	2", "NoNewPrivs:	1"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("privileged confined container: exit %d, lacks %q:\n%s", code, want, out)
+			}
+		}
+	})
+}
+
 // containerd starts a private containerd (no CRI) and returns its socket.
 func startContainerd(t testing.TB, dir string) string {
 	t.Helper()

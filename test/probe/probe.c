@@ -21,6 +21,7 @@
  *   clawos-probe cwd                             print the working directory (getcwd)
  *   clawos-probe read FD                         read one byte from FD: ok, errno, or ENODATA at end of file
  *   clawos-probe open-tty                        open /dev/tty (the controlling terminal) read-only
+ *   clawos-probe ns                              print the inode of each of its namespaces (pid ipc uts mnt cgroup net)
  *   clawos-probe isatty                          report whether stdout is a terminal (ioctl TCGETS)
  *   clawos-probe ready                           print "ready", then pause forever (no handlers)
  *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
@@ -221,6 +222,18 @@ int main(int argc, char **argv) {
 		long fd = syscall(SYS_openat, AT_FDCWD, "/dev/tty", O_RDONLY | O_CLOEXEC);
 		report(fd < 0 ? errno : 0);
 	}
+	if (strcmp(op, "ns") == 0) {
+		const char *types[] = { "pid", "ipc", "uts", "mnt", "cgroup", "net", NULL };
+		for (int k = 0; types[k]; k++) {
+			char path[64];
+			struct stat st;
+			snprintf(path, sizeof path, "/proc/self/ns/%s", types[k]);
+			if (stat(path, &st) != 0) report(errno);
+			printf("ns %s %lu\n", types[k], (unsigned long)st.st_ino);
+		}
+		fflush(stdout);
+		report(0);
+	}
 	if (strcmp(op, "isatty") == 0) {
 		char t[64];
 		long r = syscall(SYS_ioctl, 1, 0x5401 /* TCGETS */, t);
@@ -255,7 +268,7 @@ int main(int argc, char **argv) {
 		char buf[8192];
 		printf("pid %d\n", getpid());
 		fflush(stdout);
-		const char *files[] = { "/proc/self/status", "/proc/self/uid_map", "/proc/net/dev", NULL };
+		const char *files[] = { "/proc/self/status", "/proc/self/uid_map", "/proc/net/dev", "/proc/self/limits", NULL };
 		for (int f = 0; files[f]; f++) {
 			int fd = open(files[f], O_RDONLY | O_CLOEXEC);
 			if (fd < 0) report(errno);
@@ -266,6 +279,8 @@ int main(int argc, char **argv) {
 			for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
 				if (f == 0 && strncmp(line, "NoNewPrivs", 10) && strncmp(line, "CapEff", 6) && strncmp(line, "Uid", 3) &&
 				    strncmp(line, "Seccomp", 7))
+					continue;
+				if (f == 3 && strncmp(line, "Max open files", 14) && strncmp(line, "Max processes", 13) && strncmp(line, "Max core file size", 18))
 					continue;
 				if (f == 1) printf("uid_map %s\n", line);
 				else if (f == 2) { char *c = strchr(line, ':'); if (c) { *c = 0; while (*line == ' ') line++; printf("iface %s\n", line); } }
