@@ -74,6 +74,7 @@ type Outcome struct {
 	Signature   translate.SignatureState // "" when the whitelist was not read
 	AppArmor    string                   // confine.AppArmorApplied, ...
 	Landlock    string                   // the exec restriction's state (confine.Plan.Landlock)
+	Notes       []string                 // what was changed, in words (an update's clamped limits)
 }
 
 // Apply confines the container spec describes when its annotations ask for

@@ -287,6 +287,7 @@ type Record struct {
 	Signature   string    `json:"signature,omitempty"`
 	AppArmor    string    `json:"apparmor,omitempty"`
 	Landlock    string    `json:"landlock,omitempty"`
+	Notes       []string  `json:"notes,omitempty"`
 	Decision    string    `json:"decision"`
 	Code        string    `json:"code,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
@@ -298,6 +299,12 @@ func NewRecord(stage, id string, out *Outcome, err error) Record {
 	if out != nil {
 		r.Whitelist, r.WhitelistID, r.Digest = out.Whitelist, out.WhitelistID, out.Digest
 		r.Signature, r.AppArmor, r.Landlock = string(out.Signature), out.AppArmor, out.Landlock
+		for i, n := range out.Notes {
+			if i == 16 {
+				break
+			}
+			r.Notes = append(r.Notes, bounded(n, maxField))
+		}
 		switch stage {
 		case "prestart", "createRuntime":
 			r.Decision = DecisionAllowed

@@ -3,7 +3,9 @@ package hook
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -13,6 +15,7 @@ import (
 	"github.com/clawos/clawos-security/internal/atomicfile"
 	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/internal/runcargs"
+	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -160,4 +163,86 @@ func capRlimits(asked, container []specs.POSIXRlimit) []specs.POSIXRlimit {
 		}
 	}
 	return out
+}
+
+// WrapUpdate holds runc update of a container ClawOS confined to its
+// resources at create (its P1.5 slice's): containerd sends the resources
+// of its own stored spec, and a kubelet resize asks for more, which would
+// loosen the slice unaudited. A --resources document (a file, or "-" for
+// stdin as containerd's shim passes it) is clamped (namespaces
+// .ClampResources) and handed to runc on stdin: the returned args read
+// "--resources=-" and stdin holds the clamped document. A limit flag that
+// would loosen the slice is refused. Other containers pass untouched (nil
+// outcome).
+func WrapUpdate(rc runcargs.Command, args []string, stdin io.Reader) ([]string, []byte, *Outcome, error) {
+	if rc.Name != "update" {
+		return args, nil, nil, nil
+	}
+	bundle, err := runcargs.BundleOf(rc.Root, rc.ID)
+	if err != nil {
+		return args, nil, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "id", Message: "cannot find the container's bundle", Err: err}
+	}
+	spec, err := ReadBundleConfig(bundle)
+	if err != nil {
+		return args, nil, nil, err
+	}
+	if spec.Annotations[confine.AnnotationAgentDigest] == "" {
+		return args, nil, nil, nil
+	}
+	out := &Outcome{Whitelist: runcargs.Requested(spec.Annotations).Whitelist, Digest: spec.Annotations[translate.AnnotationProfileDigest]}
+	var bound *specs.LinuxResources
+	if spec.Linux != nil {
+		bound = spec.Linux.Resources
+	}
+	// Limit flags: refused where they would loosen the bound.
+	flags := &specs.LinuxResources{}
+	for name, v := range rc.Limits {
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil {
+			continue // runc itself refuses what is not a number
+		}
+		switch name {
+		case "memory":
+			flags.Memory = &specs.LinuxMemory{Limit: &n}
+		case "memory-swap":
+			if flags.Memory == nil {
+				flags.Memory = &specs.LinuxMemory{}
+			}
+			flags.Memory.Swap = &n
+		case "pids-limit":
+			flags.Pids = &specs.LinuxPids{Limit: &n}
+		case "cpu-quota":
+			if flags.CPU == nil {
+				flags.CPU = &specs.LinuxCPU{}
+			}
+			flags.CPU.Quota = &n
+		}
+	}
+	if _, changes := namespaces.ClampResources(flags, bound); len(changes) > 0 {
+		return args, nil, out, &clawerr.Error{Code: clawerr.EPerm, Path: "args",
+			Message: "runc update would loosen the container's P1.5 limits (" + strings.Join(changes, ", ") + ")"}
+	}
+	if rc.Resources == "" {
+		return args, nil, out, nil
+	}
+	var raw []byte
+	if rc.Resources == "-" {
+		raw, err = io.ReadAll(io.LimitReader(stdin, runcargs.MaxConfig))
+	} else {
+		raw, err = runcargs.ReadLimited(rc.Resources)
+	}
+	if err != nil {
+		return args, nil, out, clawerr.Wrap(clawerr.EIO, err, "read the update's resources")
+	}
+	var asked specs.LinuxResources
+	if err := json.Unmarshal(raw, &asked); err != nil {
+		return args, nil, out, &clawerr.Error{Code: clawerr.EProto, Path: "resources", Message: "the update's resources are not OCI resources", Err: err}
+	}
+	clamped, changes := namespaces.ClampResources(&asked, bound)
+	out.Notes = changes
+	b, err := json.Marshal(clamped)
+	if err != nil {
+		return args, nil, out, clawerr.Wrap(clawerr.EInternal, err, "encode the update's resources")
+	}
+	return runcargs.SetValue(args, []string{"resources", "r"}, "-"), b, out, nil
 }

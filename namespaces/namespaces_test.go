@@ -308,3 +308,34 @@ func TestHostNamespaces(t *testing.T) {
 		}
 	}
 }
+
+func TestClampResources(t *testing.T) {
+	i := func(v int64) *int64 { return &v }
+	u := func(v uint64) *uint64 { return &v }
+	bound := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i(512 << 20), Swap: i(512 << 20)},
+		Pids: &specs.LinuxPids{Limit: i(128)}, CPU: &specs.LinuxCPU{Quota: i(50000), Period: u(100000)}}
+	for _, c := range []struct {
+		name    string
+		asked   *specs.LinuxResources
+		changed bool
+		check   func(r *specs.LinuxResources) bool
+	}{
+		{"looser memory clamped", &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i(4 << 30)}}, true,
+			func(r *specs.LinuxResources) bool { return *r.Memory.Limit == 512<<20 }},
+		{"unlimited memory clamped", &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i(-1), Swap: i(-1)}}, true,
+			func(r *specs.LinuxResources) bool { return *r.Memory.Limit == 512<<20 && *r.Memory.Swap == 512<<20 }},
+		{"tighter memory kept", &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i(100 << 20)}}, false,
+			func(r *specs.LinuxResources) bool { return *r.Memory.Limit == 100<<20 }},
+		{"pids clamped", &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i(0)}}, true,
+			func(r *specs.LinuxResources) bool { return *r.Pids.Limit == 128 }},
+		{"cpu quota for another period clamped", &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i(400000), Period: u(200000)}}, true,
+			func(r *specs.LinuxResources) bool { return *r.CPU.Quota == 100000 && *r.CPU.Period == 200000 }},
+		{"cpu shares alone kept", &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: func() *uint64 { v := uint64(2048); return &v }()}}, false,
+			func(r *specs.LinuxResources) bool { return r.CPU.Quota == nil && *r.CPU.Shares == 2048 }},
+	} {
+		got, changes := namespaces.ClampResources(c.asked, bound)
+		if (len(changes) > 0) != c.changed || !c.check(got) {
+			t.Errorf("%s: %+v, changes %v", c.name, got, changes)
+		}
+	}
+}

@@ -150,3 +150,59 @@ func parseBytes(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
+
+// ClampResources returns what an update (runc update, a kubelet resize)
+// may set in a sandbox whose resources are bound (its P1.5 slice's, as
+// applied at create): each memory, swap, pids and CPU limit of asked no
+// looser than bound's, an unlimited value (absent in bound's place, zero
+// or negative) replaced by bound's. It also says in words what it changed.
+// A field bound does not limit passes as asked.
+func ClampResources(asked, bound *specs.LinuxResources) (*specs.LinuxResources, []string) {
+	if asked == nil || bound == nil {
+		return asked, nil
+	}
+	out := *asked
+	var changes []string
+	clamp := func(name string, got **int64, limit *int64) {
+		if limit == nil || *limit <= 0 || *got == nil {
+			return
+		}
+		if **got <= 0 || **got > *limit {
+			changes = append(changes, fmt.Sprintf("%s %d -> %d", name, **got, *limit))
+			v := *limit
+			*got = &v
+		}
+	}
+	if asked.Memory != nil && bound.Memory != nil {
+		m := *asked.Memory
+		clamp("memory.limit", &m.Limit, bound.Memory.Limit)
+		clamp("memory.swap", &m.Swap, bound.Memory.Swap)
+		out.Memory = &m
+	}
+	if asked.Pids != nil && bound.Pids != nil {
+		p := *asked.Pids
+		clamp("pids.limit", &p.Limit, bound.Pids.Limit)
+		out.Pids = &p
+	}
+	if asked.CPU != nil && bound.CPU != nil && bound.CPU.Quota != nil && *bound.CPU.Quota > 0 && bound.CPU.Period != nil && *bound.CPU.Period > 0 {
+		c := *asked.CPU
+		if c.Quota != nil || c.Period != nil {
+			period := *bound.CPU.Period
+			if c.Period != nil && *c.Period > 0 {
+				period = *c.Period
+			}
+			// The quota the bound allows for this period.
+			allowed := int64(float64(*bound.CPU.Quota) * float64(period) / float64(*bound.CPU.Period))
+			if c.Quota == nil || *c.Quota <= 0 || *c.Quota > allowed {
+				was := int64(-1)
+				if c.Quota != nil {
+					was = *c.Quota
+				}
+				changes = append(changes, fmt.Sprintf("cpu.quota %d -> %d (period %d)", was, allowed, period))
+				c.Quota, c.Period = &allowed, &period
+			}
+		}
+		out.CPU = &c
+	}
+	return &out, changes
+}

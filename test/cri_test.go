@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -740,6 +741,51 @@ func TestCRI(t *testing.T) {
 			if code != int(unix.ENOENT) {
 				t.Errorf("open %s in a privileged confined container: exit %d, want ENOENT (no such device node)", dev, code)
 			}
+		}
+	})
+
+	// An update (a kubelet in-place resize, containerd's stored spec) never
+	// loosens the slice's limits: the wrapper clamps it and audits it.
+	t.Run("update: the P1.5 limits hold", func(t *testing.T) {
+		p := c.runp(t, "clawos", map[string]string{"io.clawos.whitelist": "probe", "io.clawos.slice": "wasm"})
+		id := p.create(t, "agent", "", "ready")
+		defer c.run(t, "rm", "-f", id)
+		c.must(t, "start", id)
+		pid := c.pid(t, "inspect", id)
+		memLimit := func() string {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				f := strings.SplitN(l, ":", 3)
+				switch {
+				case len(f) == 3 && f[1] == "memory":
+					v, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", f[2], "memory.limit_in_bytes"))
+					return strings.TrimSpace(string(v))
+				case len(f) == 3 && f[0] == "0" && f[1] == "" && namespaces.CgroupV2("/sys/fs/cgroup"):
+					v, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup", f[2], "memory.max"))
+					return strings.TrimSpace(string(v))
+				}
+			}
+			t.Fatal("no memory cgroup")
+			return ""
+		}
+		if got := memLimit(); got != "536870912" {
+			t.Fatalf("memory limit at start %s, want the wasm slice's 536870912", got)
+		}
+		if code, out := c.run(t, "update", "--memory", "4294967296", id); code != 0 {
+			t.Logf("crictl update refused: %s", out)
+		}
+		if got := memLimit(); got != "536870912" {
+			t.Errorf("after crictl update --memory 4 GiB the limit is %s, want the slice's 536870912", got)
+		}
+		found := false
+		for _, r := range f.records(t) {
+			found = found || (r.Stage == "update" && strings.Contains(strings.Join(r.Notes, " "), "memory.limit"))
+		}
+		if !found {
+			t.Error("no audit record of the clamped update")
 		}
 	})
 

@@ -74,7 +74,11 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 	if bytes.Equal(tampered, raw) {
 		t.Fatal("the probe whitelist has no DENY rule to tamper with")
 	}
-	for name, b := range map[string][]byte{"probe.json": raw, "tampered.json": tampered, "invalid.json": []byte(`{"schema_version": "1.0.0", "syscalls": "all"}`)} {
+	anysock, err := os.ReadFile(built(t, "testdata/anysocket.whitelist.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"probe.json": raw, "anysocket.json": anysock, "tampered.json": tampered, "invalid.json": []byte(`{"schema_version": "1.0.0", "syscalls": "all"}`)} {
 		if err := os.WriteFile(filepath.Join(f.wlDir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -281,6 +285,11 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 		{"allowed port", ann, []string{"listen-connect", "5432"}, 0},
 		{"refused port", ann, []string{"listen-connect", "8080"}, int(unix.ECONNREFUSED)},
 		{"Landlock: exec of another binary", ann, []string{"exec", "/bin/busybox"}, int(unix.EACCES)},
+		// The port policy is default-deny for every protocol in the
+		// engine's network namespace too (seccomp lets any socket through
+		// under this whitelist).
+		{"UDP-Lite refused by the port policy", map[string]string{hook.AnnotationWhitelist: "anysocket"}, []string{"dgram", "136", "4", "9999"}, int(unix.EPERM)},
+		{"UDP to the allowed port", map[string]string{hook.AnnotationWhitelist: "anysocket"}, []string{"dgram", "17", "4", "5432"}, 0},
 		{"no annotation: untouched", nil, []string{"call", sysnr(t, "getuid")}, 0},
 		{"no annotation: any port", nil, []string{"listen-connect", "8080"}, 0},
 	} {

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/hook"
@@ -43,9 +44,13 @@ func wrap(args []string, stderr io.Writer) int {
 		return runcargs.Fail(stderr, rc.Log, err)
 	}
 	var out *hook.Outcome
-	if rc.Name == "exec" && len(rc.Unknown) == 0 {
+	var stdin []byte
+	switch {
+	case rc.Name == "exec" && len(rc.Unknown) == 0:
 		args, out, err = hook.WrapExec(rc, args)
-	} else {
+	case rc.Name == "update" && len(rc.Unknown) == 0:
+		args, stdin, out, err = hook.WrapUpdate(rc, args, os.Stdin)
+	default:
 		out, err = hook.WrapCreate(rc, cfg, log)
 	}
 	if out != nil || err != nil {
@@ -55,6 +60,13 @@ func wrap(args []string, stderr io.Writer) int {
 	}
 	if err != nil {
 		return runcargs.Fail(stderr, rc.Log, err)
+	}
+	if stdin != nil {
+		// runc reads the clamped document on its stdin: a memfd holds it
+		// whatever its size.
+		if err := replaceStdin(stdin); err != nil {
+			return runcargs.Fail(stderr, rc.Log, err)
+		}
 	}
 	err = syscall.Exec(cfg.Runc, append([]string{"runc"}, args...), os.Environ())
 	return runcargs.Fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + cfg.Runc, Err: err})
@@ -72,4 +84,23 @@ func wrapperConfig(wrapper string) (hook.Config, error) {
 	}
 	cfg = cfg.WithDefaults(wrapper)
 	return cfg, cfg.Check()
+}
+
+// replaceStdin makes fd 0 a memfd holding data, read from its start.
+func replaceStdin(data []byte) error {
+	fd, err := unix.MemfdCreate("clawos-update", 0)
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "memfd for the update's resources")
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, data); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "write the update's resources")
+	}
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "rewind the update's resources")
+	}
+	if err := unix.Dup2(fd, 0); err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "stdin for runc update")
+	}
+	return nil
 }

@@ -111,6 +111,10 @@ type Command struct {
 	// Widening lists the exec flags that would give the process more than
 	// the container's confinement (--cap, --apparmor, --process-label).
 	Widening []string
+	// Resources is update's --resources (a file, or "-" for stdin), and
+	// Limits the update flags that set a limit directly, by name.
+	Resources string
+	Limits    map[string]string
 	// Unknown lists what runc would read but this parser does not know: a
 	// flag outside runc's tables, an unknown command. Such a call is never
 	// passed through (see Concerns).
@@ -211,6 +215,16 @@ func Parse(args []string, cwd string) Command {
 				if c.Name == "exec" {
 					c.Widening = append(c.Widening, "--"+name)
 				}
+			case "resources", "r":
+				if c.Name == "update" {
+					c.Resources = val
+				}
+			}
+			if c.Name == "update" && takes && name != "resources" && name != "r" {
+				if c.Limits == nil {
+					c.Limits = map[string]string{}
+				}
+				c.Limits[name] = val
 			}
 			continue
 		}
@@ -259,7 +273,7 @@ func Concerns(c Command) bool {
 			return true
 		}
 		return Requested(ann).Named
-	case "exec":
+	case "exec", "update":
 		bundle, err := BundleOf(c.Root, c.ID)
 		if err != nil {
 			return true
@@ -418,4 +432,31 @@ func Fail(stderr io.Writer, logFile string, err error) int {
 	b, _ := json.Marshal(clawerr.PayloadOf("clawos-runc", err))
 	fmt.Fprintf(stderr, "%s\n", b)
 	return 1
+}
+
+// SetValue returns args with the value of the command flag known by any of
+// names (without dashes, in any form Parse reads) replaced by value, as
+// "--NAME=value".
+func SetValue(args []string, names []string, value string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, _, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		matched := false
+		for _, n := range names {
+			matched = matched || (strings.HasPrefix(a, "-") && name == n)
+		}
+		if !matched {
+			out = append(out, a)
+			continue
+		}
+		out = append(out, "--"+names[0]+"="+value)
+		if !hasVal {
+			i++ // the value was the next argument
+		}
+	}
+	return out
 }

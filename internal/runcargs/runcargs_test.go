@@ -229,3 +229,16 @@ func TestFlagTable(t *testing.T) {
 		check(cmd, section(help(cmd), "OPTIONS"))
 	}
 }
+
+func TestSetValue(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"update", "--resources", "/f", "id"}, []string{"update", "--resources=-", "id"}},
+		{[]string{"update", "-r=/f", "id"}, []string{"update", "--resources=-", "id"}},
+		{[]string{"update", "id", "-resources", "-"}, []string{"update", "id", "--resources=-"}},
+		{[]string{"update", "--memory", "5", "id"}, []string{"update", "--memory", "5", "id"}},
+	} {
+		if got := SetValue(c.in, []string{"resources", "r"}, "-"); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%v: %v, want %v", c.in, got, c.want)
+		}
+	}
+}
