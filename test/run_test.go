@@ -1216,3 +1216,30 @@ func TestRunLandlockModes(t *testing.T) {
 		}
 	})
 }
+
+// TestRunCheck checks clawos-run --check against the platform probe run
+// here: the ia32 row says what the kernel does with int 0x80, and
+// --apparmor required and --landlock required fail exactly where this
+// kernel cannot meet them.
+func TestRunCheck(t *testing.T) {
+	s := requireSandbox(t)
+	rep := platform.Probe(func() (bool, error) { return platform.IA32(s.probe) })
+	r := runSplit(t, 60*time.Second, s.run, "--check")
+	if r.code != 0 {
+		t.Fatalf("--check: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, row := range rep.Rows() {
+		if !strings.Contains(r.stdout, row[0]) || !strings.Contains(r.stdout, row[1]) {
+			t.Errorf("--check lacks %q = %q:\n%s", row[0], row[1], r.stdout)
+		}
+	}
+	for _, c := range []struct {
+		flag string
+		fail bool
+	}{{"--apparmor=required", !rep.AppArmor}, {"--landlock=required", rep.Landlock == 0}} {
+		r := runSplit(t, 60*time.Second, s.run, "--check", c.flag)
+		if (r.code != 0) != c.fail {
+			t.Errorf("--check %s: exit %d, want failure %v\n%s", c.flag, r.code, c.fail, r.stderr)
+		}
+	}
+}

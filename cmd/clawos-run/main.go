@@ -6,8 +6,11 @@ package main
 import (
 	"context"
 	"os"
+
+	"github.com/clawos/clawos-security/internal/platform"
 )
 
 func main() {
+	platform.RunChild() // a platform probe of --check, in a process of its own
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

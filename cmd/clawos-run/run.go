@@ -45,7 +45,7 @@ type config struct {
 	logFormat, writeBundle, bundle, apparmorMode, apparmorPreset, landlockMode        string
 	learn, merge, report                                                              string
 	killAfter                                                                         time.Duration
-	userns, printSpec, requireSig, measureRuntime, tty, complain                      bool
+	userns, printSpec, requireSig, measureRuntime, tty, complain, check               bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
@@ -78,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, kill the agent if it has not exited (an agent is pid 1 of its namespace: the kernel drops signals it has no handler for)")
 	fs.StringVar(&c.writeBundle, "write-bundle", "", "write the OCI bundle that would run to this new directory, and exit (for benchmarks and debugging)")
 	fs.BoolVar(&c.measureRuntime, "measure-runtime", false, "measurement mode for test/baseline/measure-runtime.sh: the container-level filter logs every call instead of killing (the agent's own filter stays exact)")
+	fs.BoolVar(&c.check, "check", false, "print what this host's kernel offers and which guarantees of docs/security.md hold here, and exit (non-zero where --apparmor required or --landlock required cannot be met)")
 	fs.BoolVar(&c.printSpec, "print-spec", false, "print the OCI config and both seccomp stages that would run, and exit")
 	fs.BoolVar(&c.requireSig, "require-signature", false, "refuse an unsigned whitelist even outside production")
 	fs.StringVar(&c.learn, "learn", "", "learn mode: run the agent unconfined by seccomp in the same sandbox, record every call of every thread and child, and write a signed P1.2 whitelist to this file (no --whitelist)")
@@ -94,6 +95,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c.cmd = fs.Args()
 	if c.stateDir == defaultStateDir && os.Geteuid() != 0 {
 		c.stateDir = rootlessStateDir()
+	}
+	if c.check {
+		return c, nil
 	}
 	switch {
 	case c.learn != "" && (c.whitelist != "" || c.complain):
@@ -139,6 +143,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if c.logFormat == "json" {
 		log.SetFormatter(&logrus.JSONFormatter{})
+	}
+	if c.check {
+		return checkHost(c, stdout, stderr)
 	}
 	l := &launcher{cfg: c, log: log, stdin: stdin, stdout: stdout, stderr: stderr}
 	status, err := l.launch(ctx)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/seccomp"
@@ -277,14 +278,7 @@ func (p *Plan) Landlock(mode string, abi int) (bool, string, error) {
 }
 
 // LandlockABI returns the kernel's Landlock ABI version, 0 without Landlock.
-func LandlockABI() int {
-	const createRulesetVersion = 1
-	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, createRulesetVersion)
-	if errno != 0 {
-		return 0
-	}
-	return int(v)
-}
+func LandlockABI() int { return platform.LandlockABI() }
 
 // HardLimits are this process's hard rlimits, by OCI name.
 func HardLimits() (map[string]uint64, error) {

@@ -8,6 +8,7 @@ package platform
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"syscall"
 
@@ -36,6 +37,35 @@ func ClassifyIA32(ws syscall.WaitStatus) (bool, error) {
 	return false, fmt.Errorf("the ia32 probe exited with status %d", ws.ExitStatus())
 }
 
+// ChildEnv asks a program that calls RunChild first thing (clawos-run
+// does) to make one platform probe and exit: the ia32 probe must run in a
+// process of its own, since the kernel can kill it.
+const ChildEnv = "CLAWOS_PLATFORM_PROBE"
+
+// RunChild makes the probe ChildEnv names and exits, when it is set; it
+// returns otherwise. "ia32": an i386 getpid through int 0x80 (SIGSEGV
+// where the kernel refuses them).
+func RunChild() {
+	if os.Getenv(ChildEnv) != "ia32" {
+		return
+	}
+	if amd64 {
+		int80(20, 0, 0, 0)
+	}
+	os.Exit(0)
+}
+
+// IA32Self is IA32 run through exe, a program that calls RunChild (the
+// running clawos-run: no clawos-probe needed).
+func IA32Self(exe string) (bool, error) {
+	if !amd64 {
+		return false, nil
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), ChildEnv+"=ia32")
+	return ia32Result(cmd.Run())
+}
+
 // IA32 reports whether the kernel delivers ia32 system calls (int 0x80 on
 // x86_64), by running probe (clawos-probe) unconfined: `probe int80 20`.
 // On other architectures it is false.
@@ -43,7 +73,10 @@ func IA32(probe string) (bool, error) {
 	if !amd64 {
 		return false, nil
 	}
-	err := exec.Command(probe, "int80", "20").Run()
+	return ia32Result(exec.Command(probe, "int80", "20").Run())
+}
+
+func ia32Result(err error) (bool, error) {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
