@@ -6,5 +6,7 @@
 // paths, rlimits capped at the caller's own hard limits, P1.5 slices mapped
 // to linux.resources, and the defaults of each P1.2 security_level.
 //
-// It builds configuration only; it starts nothing and writes nothing.
+// It builds configuration, and installs one thing in the kernel: a
+// sandbox's port policy, as an nftables table in its network namespace
+// (PortPolicy.Install, over netlink); it starts no process.
 package namespaces

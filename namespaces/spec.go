@@ -60,7 +60,7 @@ type level struct {
 	sysfs     bool // mount /sys read-only
 }
 
-// levels are the security_level defaults, documented in docs/namespaces.md.
+// levels are the security_level defaults, documented in docs/launcher.md.
 var levels = map[string]level{
 	"strict":     {tmpfsSize: "64m", nofile: 1024, nproc: 512, sysfs: false},
 	"moderate":   {tmpfsSize: "256m", nofile: 4096, nproc: 1024, sysfs: true},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -157,7 +158,9 @@ func TestCompileLimit(t *testing.T) {
 	if !stderrors.As(err, &ce) || ce.Code != clawerr.EProto {
 		t.Fatalf("want an EPROTO refusal, got %v", err)
 	}
-	t.Log(err)
+	if !strings.Contains(ce.Message, "BPF instructions") || !strings.Contains(ce.Message, "at most 4096") {
+		t.Errorf("the refusal does not name the limit: %v", err)
+	}
 }
 
 func TestBuildRefusals(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -659,8 +660,17 @@ func TestCRI(t *testing.T) {
 		defer c.run(t, "rm", "-f", id)
 		c.must(t, "start", id)
 		c.must(t, "exec", "-s", id, "/clawos-probe", "call", sysnr(t, "getpid"))
-		time.Sleep(300 * time.Millisecond)
-		got := initCallsSince(t, mark)
+		// The kernel writes a logged call's line when the call is made:
+		// both paths ran before crictl returned. Read until the exec's
+		// lines are there (bounded), no fixed sleep.
+		var got []string
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			got = initCallsSince(t, mark)
+			if len(got) > 0 || time.Now().After(deadline) {
+				break
+			}
+			runtime.Gosched()
+		}
 		if len(got) == 0 {
 			t.Fatal("no runc:[2:INIT] call in the kernel log (SCMP_ACT_LOG)")
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -67,7 +68,19 @@ func BenchmarkHookStages(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { holder.Process.Kill(); holder.Wait() }()
-	time.Sleep(50 * time.Millisecond)
+	// Wait, bounded, for the holder to be in a network namespace of its
+	// own (unshare has run): the event itself, not a fixed sleep.
+	self, _ := os.Readlink("/proc/self/ns/net")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid))
+		if err == nil && ns != self {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the namespace holder did not unshare its network namespace")
+		}
+		runtime.Gosched()
+	}
 	state, _ := json.Marshal(specs.State{Version: specs.Version, ID: "bench", Status: "created", Pid: holder.Process.Pid, Bundle: bundle})
 	var pre, start, stop []time.Duration
 	b.ResetTimer()

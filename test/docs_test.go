@@ -1,0 +1,65 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDocsReferences checks that what the documentation names exists: every
+// repository path it mentions (docs/*.md, cmd/..., test/..., deploy/...),
+// every clawos-run flag and every clawos-policy command, so that a renamed
+// flag or moved file cannot leave the docs describing something that is not
+// there.
+func TestDocsReferences(t *testing.T) {
+	docs, _ := filepath.Glob("../docs/*.md")
+	docs = append(docs, "../README.md")
+	run := built(t, "../bin/clawos-run")
+	help, _ := exec.Command(run, "--help").CombinedOutput()
+	runFlags := map[string]bool{"help": true}
+	for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`).FindAllStringSubmatch(string(help), -1) {
+		runFlags[m[1]] = true
+	}
+	if len(runFlags) < 20 {
+		t.Fatalf("clawos-run --help lists %d flags: its format changed\n%s", len(runFlags), help)
+	}
+	policyHelp, _ := exec.Command(built(t, "../bin/clawos-policy")).CombinedOutput()
+	pathRe := regexp.MustCompile("(?:^|[\\s(`\\[])((?:docs|cmd|test|internal|hook|translate|seccomp|namespaces|apparmor|deploy|examples|errors)/[A-Za-z0-9_.\\-/]*[A-Za-z0-9_])")
+	runRe := regexp.MustCompile("clawos-run ([^`\\n|]*)")
+	flagRe := regexp.MustCompile(`(?:^|\s)--([a-z][a-z0-9-]*)`)
+	policyRe := regexp.MustCompile("clawos-policy ([a-z]+)")
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		for _, m := range pathRe.FindAllStringSubmatch(text, -1) {
+			// A Go identifier after the package path (internal/platform.IA32)
+			// names the package.
+			p := regexp.MustCompile(`\.[A-Z]\w*$`).ReplaceAllString(strings.TrimSuffix(m[1], "."), "")
+			if strings.ContainsAny(p, "*") || strings.Contains(p, "NAME") {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("..", p)); err != nil {
+				t.Errorf("%s names %s, which does not exist", filepath.Base(doc), p)
+			}
+		}
+		for _, m := range runRe.FindAllStringSubmatch(text, -1) {
+			own, _, _ := strings.Cut(m[1], " -- ") // the agent's arguments follow --
+			for _, f := range flagRe.FindAllStringSubmatch(own, -1) {
+				if !runFlags[f[1]] {
+					t.Errorf("%s names clawos-run --%s, which clawos-run does not have", filepath.Base(doc), f[1])
+				}
+			}
+		}
+		for _, m := range policyRe.FindAllStringSubmatch(text, -1) {
+			if !regexp.MustCompile(`(?m)^\s+` + m[1] + `\s`).Match(policyHelp) {
+				t.Errorf("%s names clawos-policy %s, which is not a clawos-policy command", filepath.Base(doc), m[1])
+			}
+		}
+	}
+}
