@@ -66,7 +66,9 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + TmpfsSize(v.Level)}},
+		// Writable places are noexec: nothing written there can be
+		// executed or mapped executable (the dynamic loader included).
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + TmpfsSize(v.Level)}},
 	}
 	if Sysfs(v.Level) && v.PrivateNet {
 		ms = append(ms, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
@@ -115,6 +117,8 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		opts := []string{"rbind", "nosuid", "rnosuid", "nodev", "rnodev"}
 		if b.ReadOnly {
 			opts = append(opts, "ro", "rro")
+		} else {
+			opts = append(opts, "noexec", "rnoexec")
 		}
 		ms = append(ms, specs.Mount{Destination: b.Dest, Type: "bind", Source: b.Source, Options: opts})
 	}
@@ -122,7 +126,7 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		if !filepath.IsAbs(t) {
 			return nil, nil, clawerr.New(clawerr.EProto, fmt.Sprintf("tmpfs %s: path must be absolute", t))
 		}
-		ms = append(ms, specs.Mount{Destination: t, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=" + TmpfsSize(v.Level)}})
+		ms = append(ms, specs.Mount{Destination: t, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + TmpfsSize(v.Level)}})
 	}
 	return ms, links, nil
 }

@@ -1145,6 +1145,33 @@ func TestRunExecAttacks(t *testing.T) {
 				}
 			})
 		}
+		// Where the whitelist allows execve, nothing from a writable place
+		// runs: /tmp is noexec (the loader cannot map a payload from it), a
+		// memfd is not executable (vm.memfd_noexec 2, where the kernel has
+		// it), and another program of the view is not executable
+		// (Landlock).
+		const allowed = "testdata/exec-attacks-allowed.whitelist.json"
+		_, memfdErr := os.Stat("/proc/sys/vm/memfd_noexec")
+		for _, c := range []struct {
+			args []string
+			code int // 0: anything but an escape
+		}{
+			{[]string{"ldso-tmp", attack}, 0},
+			// Without vm.memfd_noexec clawos-run refuses this whitelist.
+			{[]string{"memfd", attack}, map[bool]int{true: int(unix.EACCES), false: 125}[memfdErr == nil]},
+			{[]string{"direct", "/bin/sh"}, int(unix.EACCES)},
+			{[]string{"guess"}, int(unix.EACCES)},
+		} {
+			t.Run("execve allowed: "+strings.Join(c.args, " "), func(t *testing.T) {
+				r := s.clawosRun(t, append([]string{"--whitelist", allowed, "--", attack}, c.args...)...)
+				if strings.Contains(r.stdout, "escaped") || r.code == 66 {
+					t.Fatalf("a program from a writable place or outside the agent's started: exit %d\n%s", r.code, r.stdout)
+				}
+				if c.code != 0 && r.code != c.code {
+					t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+				}
+			})
+		}
 	})
 }
 

@@ -269,6 +269,13 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if c.writeBundle != "" {
 		ex.ParentFD = 0
 	}
+	// A payload written to a memfd runs where execve is allowed unless
+	// memfds are not executable: that needs vm.memfd_noexec (Linux 6.3+).
+	if c.learn == "" && plan.ExecAllowed() && plan.Allows("memfd_create") && !memfdNoexecPossible() {
+		return nil, &clawerr.Error{Code: clawerr.EPerm,
+			Message: "the whitelist allows execve and memfd_create, and memfds cannot be made non-executable here (vm.memfd_noexec needs Linux 6.3+ and a root caller): a payload written to memory could run",
+			Hint:    "run as root on Linux 6.3+, or a whitelist without one of the two"}
+	}
 	landlock := "off (learn mode records what the agent runs)"
 	if c.learn == "" {
 		var use bool

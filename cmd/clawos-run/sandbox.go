@@ -64,6 +64,12 @@ func guard(ctx context.Context, agent *agentProc, sb *sandbox, killAfter time.Du
 			return nil, err
 		}
 	}
+	if err := noexecMemfds(ctx, agent.pid); err != nil {
+		if held != nil {
+			held.Close()
+		}
+		return nil, err
+	}
 	sigs := make(chan os.Signal, 4)
 	done := make(chan struct{})
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
@@ -493,4 +499,40 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 		}
 		os.RemoveAll(sb.dir)
 	}
+}
+
+// memfdNoexec is the setting that makes memfds non-executable, per pid
+// namespace (Linux 6.3+).
+const memfdNoexec = "/proc/sys/vm/memfd_noexec"
+
+// noexecMemfds sets vm.memfd_noexec to 2 in the sandbox's pid namespace
+// before the agent starts: no memfd can be executed there, so a payload
+// written to memory cannot be run even where the whitelist allows execve
+// (Landlock, which limits execution to the agent's files, does not govern
+// memfds). The setting is the writer's pid namespace's, so a process of
+// the host's root joins the sandbox's pid namespace to write it. A kernel
+// without the setting, or a non-root caller (only the host's root may
+// write /proc/sys), cannot: see memfdNoexecPossible.
+func noexecMemfds(ctx context.Context, pid int) error {
+	if !memfdNoexecPossible() {
+		return nil
+	}
+	// Only the pid namespace is joined: /proc/sys is written by the host's
+	// root, and the setting applies to the writer's pid namespace.
+	ctx, cancel := context.WithTimeout(ctx, runcTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", "--pid=/proc/"+strconv.Itoa(pid)+"/ns/pid", "--", "/bin/sh", "-c", "echo 2 > "+memfdNoexec)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return &clawerr.Error{Code: clawerr.EPerm, Message: "cannot make memfds non-executable in the sandbox; the agent was not started",
+			Err: fmt.Errorf("%w: %s", err, bytes.TrimSpace(out)), Hint: "util-linux's nsenter is needed"}
+	}
+	return nil
+}
+
+// memfdNoexecPossible reports whether clawos-run can make the sandbox's
+// memfds non-executable: the kernel has vm.memfd_noexec (6.3+) and the
+// caller is root.
+func memfdNoexecPossible() bool {
+	_, err := os.Stat(memfdNoexec)
+	return err == nil && os.Geteuid() == 0
 }

@@ -248,6 +248,17 @@ func (p *Plan) ExecAllowed() bool {
 	return false
 }
 
+// Allows reports whether the agent stage allows call at all (under any
+// condition).
+func (p *Plan) Allows(call string) bool {
+	for _, o := range p.Stages.Agent.Origins {
+		if o.Syscall == call {
+			return strings.HasPrefix(o.Verdict, "allow")
+		}
+	}
+	return false
+}
+
 // Landlock decides clawos-init's Landlock exec restriction for mode on a
 // kernel whose Landlock ABI is abi (0: none): whether to apply it, and the
 // state to record. What the agent may execute depends on Landlock only

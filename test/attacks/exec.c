@@ -7,6 +7,7 @@
  * manages to start prints "escaped" and exits 66.
  *
  *   clawos-attack-exec ldso PROG      execve(ld.so, [ld.so, PROG]): the loader maps PROG itself
+ *   clawos-attack-exec ldso-tmp PROG  copy PROG to /tmp (writable), then run it through ld.so
  *   clawos-attack-exec memfd PROG     copy PROG into a memfd, execve("/proc/self/fd/N")
  *   clawos-attack-exec guess          map "/bin/sh" at a random address, execve() it
  *   clawos-attack-exec direct PROG    execve(PROG)
@@ -43,6 +44,24 @@ int main(int argc, char **argv) {
 		const char *loader = sizeof(void *) == 8 && access("/lib64/ld-linux-x86-64.so.2", F_OK) == 0 ? "/lib64/ld-linux-x86-64.so.2"
 		                                                                                             : "/lib/ld-linux-aarch64.so.1";
 		char *args[] = { (char *)loader, argv[2], "escaped", NULL };
+		syscall(SYS_execve, loader, args, environ);
+		report(errno);
+	}
+	if (strcmp(op, "ldso-tmp") == 0 && argc > 2) {
+		int in = open(argv[2], O_RDONLY | O_CLOEXEC);
+		if (in < 0)
+			report(errno);
+		int out = open("/tmp/payload", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+		if (out < 0)
+			report(errno);
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(in, buf, sizeof buf)) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				report(errno);
+		close(out);
+		const char *loader = access("/lib64/ld-linux-x86-64.so.2", F_OK) == 0 ? "/lib64/ld-linux-x86-64.so.2" : "/lib/ld-linux-aarch64.so.1";
+		char *args[] = { (char *)loader, "/tmp/payload", "escaped", NULL };
 		syscall(SYS_execve, loader, args, environ);
 		report(errno);
 	}

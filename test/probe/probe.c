@@ -268,6 +268,17 @@ int main(int argc, char **argv) {
 		char buf[8192];
 		printf("pid %d\n", getpid());
 		fflush(stdout);
+		/* The AppArmor label, where the kernel has AppArmor. */
+		int afd = open("/proc/self/attr/current", O_RDONLY | O_CLOEXEC);
+		if (afd >= 0) {
+			ssize_t n = read(afd, buf, sizeof buf - 1);
+			close(afd);
+			if (n > 0) {
+				buf[n] = 0;
+				buf[strcspn(buf, "\n")] = 0;
+				printf("AppArmor %s\n", buf);
+			}
+		}
 		const char *files[] = { "/proc/self/status", "/proc/self/uid_map", "/proc/net/dev", "/proc/self/limits", NULL };
 		for (int f = 0; files[f]; f++) {
 			int fd = open(files[f], O_RDONLY | O_CLOEXEC);
