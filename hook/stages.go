@@ -30,6 +30,7 @@ const (
 	DecisionAllowed     = "allowed"     // prestart: checked, port rules installed
 	DecisionRefused     = "refused"     // the container must not start
 	DecisionCleaned     = "cleaned"     // poststop
+	DecisionFailed      = "failed"      // the runtime wrapper's runc call failed after the confinement was applied
 )
 
 // ReadState reads the OCI state a runtime passes to prestart, createRuntime

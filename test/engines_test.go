@@ -683,6 +683,44 @@ func TestHookContainerd(t *testing.T) {
 		}
 		return code, out
 	})
+	// An exec that runc's init fails (a working directory that does not
+	// exist) is recorded as failed, after runc returned, never as applied.
+	t.Run("failed exec recorded as failed", func(t *testing.T) {
+		a := append(append([]string{}, ctr...), "run", "-d", "--runc-binary", wrapper, "--annotation", hook.AnnotationWhitelist+"=probe",
+			image, "clawos-exec-fail", "/clawos-probe", "ready")
+		if code, out := runCmd(t, nil, nil, "ctr", a...); code != 0 {
+			t.Fatalf("ctr run -d: %s", out)
+		}
+		defer func() {
+			runCmd(t, nil, nil, "ctr", append(append([]string{}, ctr...), "task", "kill", "-s", "SIGKILL", "clawos-exec-fail")...)
+			for i := 0; i < 100; i++ {
+				if code, _ := runCmd(t, nil, nil, "ctr", append(append([]string{}, ctr...), "task", "delete", "clawos-exec-fail")...); code == 0 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			runCmd(t, nil, nil, "ctr", append(append([]string{}, ctr...), "containers", "rm", "clawos-exec-fail")...)
+		}()
+		code, out := runCmd(t, nil, nil, "ctr", append(append([]string{}, ctr...), "task", "exec", "--exec-id", "bad", "--cwd", "/nonexistent",
+			"clawos-exec-fail", "/clawos-probe", "status")...)
+		if code == 0 {
+			t.Fatalf("the exec with a missing working directory succeeded:\n%s", out)
+		}
+		failed, applied := 0, 0
+		for _, r := range f.records(t) {
+			if r.Stage == "exec" && r.ContainerID == "clawos-exec-fail" {
+				switch r.Decision {
+				case hook.DecisionFailed:
+					failed++
+				case hook.DecisionApplied:
+					applied++
+				}
+			}
+		}
+		if failed != 1 || applied != 0 {
+			t.Errorf("exec records: %d failed, %d applied; want 1 failed", failed, applied)
+		}
+	})
 	if code, out := runCmd(t, nil, nil, "ctr", append(ctr, "containers", "ls", "-q")...); code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("containerd still lists containers: %s", out)
 	}

@@ -12,6 +12,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == wrapStage {
+		inherited = inheritedFDs() // before the Go runtime opens any of its own
 		os.Exit(wrap(os.Args[2:], os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -53,12 +55,10 @@ func wrap(args []string, stderr io.Writer) int {
 	default:
 		out, err = hook.WrapCreate(rc, cfg, log)
 	}
-	if out != nil || err != nil {
-		if aerr := hook.Append(cfg.AuditLog, hook.NewRecord(rc.Name, rc.ID, out, err)); aerr != nil && err == nil {
-			err = aerr
-		}
-	}
 	if err != nil {
+		if aerr := hook.Append(cfg.AuditLog, hook.NewRecord(rc.Name, rc.ID, out, err)); aerr != nil {
+			log.WithError(aerr).Error("audit")
+		}
 		return runcargs.Fail(stderr, rc.Log, err)
 	}
 	if stdin != nil {
@@ -67,6 +67,27 @@ func wrap(args []string, stderr io.Writer) int {
 		if err := replaceStdin(stdin); err != nil {
 			return runcargs.Fail(stderr, rc.Log, err)
 		}
+	}
+	if out != nil {
+		// A call we confined: run runc as a child, and record the outcome
+		// once runc has returned (a create or exec that runc's init failed
+		// is recorded as failed, never as applied).
+		status, rerr := runRunc(cfg.Runc, args)
+		rec := hook.NewRecord(rc.Name, rc.ID, out, nil)
+		switch {
+		case rerr != nil:
+			rec.Decision, rec.Code, rec.Reason = hook.DecisionFailed, clawerr.CodeOf(rerr).String(), rerr.Error()
+			status = runcargs.Fail(stderr, rc.Log, rerr)
+		case status != 0:
+			rec.Decision, rec.Reason = hook.DecisionFailed, fmt.Sprintf("runc %s exited with status %d", rc.Name, status)
+		}
+		if aerr := hook.Append(cfg.AuditLog, rec); aerr != nil {
+			log.WithError(aerr).Error("audit: the call's outcome could not be recorded")
+			if status == 0 {
+				status = 1
+			}
+		}
+		return status
 	}
 	err = syscall.Exec(cfg.Runc, append([]string{"runc"}, args...), os.Environ())
 	return runcargs.Fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + cfg.Runc, Err: err})
@@ -103,4 +124,73 @@ func replaceStdin(data []byte) error {
 		return clawerr.Wrap(clawerr.EInternal, err, "stdin for runc update")
 	}
 	return nil
+}
+
+// inherited are the descriptors clawos-hook runc-wrap was started with,
+// which runc must get as they are (--preserve-fds, the shim's pipes).
+var inherited []int
+
+// inheritedFDs lists this process's open descriptors.
+func inheritedFDs() []int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return []int{0, 1, 2}
+	}
+	var fds []int
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
+}
+
+// runRunc runs runc with args as a child that gets every inherited
+// descriptor at its number and this process's signals, dies with it
+// (parent-death signal), and returns its exit status (128+N for signal N).
+func runRunc(bin string, args []string) (int, error) {
+	maxFD := 2
+	open := map[int]bool{}
+	for _, fd := range inherited {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			continue // the directory listing's own descriptor, now closed
+		}
+		open[fd] = true
+		maxFD = max(maxFD, fd)
+	}
+	files := make([]uintptr, maxFD+1)
+	for i := range files {
+		files[i] = ^uintptr(0) // closed in the child
+		if open[i] {
+			files[i] = uintptr(i)
+		}
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	defer signal.Stop(sigs)
+	pid, err := syscall.ForkExec(bin, append([]string{"runc"}, args...), &syscall.ProcAttr{Env: os.Environ(), Files: files,
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+	if err != nil {
+		return 0, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + bin, Err: err}
+	}
+	go func() {
+		for s := range sigs {
+			unix.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for runc")
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ws.ExitStatus(), nil
+	}
 }
