@@ -1280,3 +1280,39 @@ func TestRunCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestRunEnvAndLearnRefusals checks, under both runtimes, --env K (the
+// caller's value, refused when unset: clawos-run's usage error, never a
+// failure deep in the runtime) and learn mode's refusals: a failed run
+// writes nothing unless --learn-failed, and an existing OUT is replaced
+// only with --force.
+func TestRunEnvAndLearnRefusals(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		t.Setenv("CLAWOS_TEST_TOKEN", "from-the-caller")
+		if r := s.clawosRun(t, "--env", "CLAWOS_TEST_TOKEN", "--whitelist", probeWhitelist, "--", s.probe, "env", "CLAWOS_TEST_TOKEN"); r.code != 0 || !strings.Contains(r.stdout, "CLAWOS_TEST_TOKEN=from-the-caller") {
+			t.Errorf("--env K: exit %d %s %s", r.code, r.stdout, r.stderr)
+		}
+		if r := s.clawosRun(t, "--env", "CLAWOS_TEST_UNSET", "--whitelist", probeWhitelist, "--", s.probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "CLAWOS_TEST_UNSET is not set") {
+			t.Errorf("--env of an unset variable: exit %d %s", r.code, r.stderr)
+		}
+		out := filepath.Join(t.TempDir(), "learned.json")
+		if r := s.clawosRun(t, "--learn", out, "--", s.probe, "call", sysnr(t, "exit_group"), "3"); r.code == 0 || !strings.Contains(r.stderr, "exited with status 3") {
+			t.Errorf("learn of a failed run: exit %d %s", r.code, r.stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("learn wrote %s from a failed run", out)
+		}
+		if r := s.clawosRun(t, "--learn", out, "--learn-failed", "--", s.probe, "call", sysnr(t, "exit_group"), "3"); r.code != 3 {
+			t.Errorf("--learn-failed: exit %d %s", r.code, r.stderr)
+		}
+		if _, err := os.Stat(out); err != nil {
+			t.Errorf("--learn-failed wrote nothing: %v", err)
+		}
+		if r := s.clawosRun(t, "--learn", out, "--", s.probe, "call", sysnr(t, "getpid")); r.code != 125 || !strings.Contains(r.stderr, "the file exists") {
+			t.Errorf("learn over an existing file: exit %d %s", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--learn", out, "--force", "--", s.probe, "call", sysnr(t, "getpid")); r.code != 0 {
+			t.Errorf("--force: exit %d %s", r.code, r.stderr)
+		}
+	})
+}

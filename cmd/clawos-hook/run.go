@@ -14,6 +14,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/internal/version"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -47,9 +48,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Init, "init", "", "clawos-init on the host (default: next to clawos-hook)")
 	fs.StringVar(&cfg.Runtime, "runtime-name", "", "runtime whose measured needs the container filter includes (default runc)")
 	fs.StringVar(&cfg.Timeout, "timeout", "", "bound on the stage's run time (default 10s)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	deferRefusal := fs.Bool("defer-refusal", false, "precreate: report a refusal through the container's prestart hook (exit 0 with a config that cannot start), for engines that discard a precreate hook's stderr (podman 4.3)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("clawos-hook"))
+		return 0
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/version"
 )
 
 const progName = "clawos-policy"
@@ -66,12 +67,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	global.SetOutput(io.Discard)
 	logFormat := global.String("log-format", "text", "log format: text or json")
 	logLevel := global.String("log-level", "warning", "log level: debug, info, warning, error")
+	showVersion := global.Bool("version", false, "print the version and exit")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout, global)
 			return exitOK
 		}
 		return e.fail(&usageError{err.Error()})
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String(progName))
+		return exitOK
 	}
 	switch *logFormat {
 	case "text":

@@ -103,6 +103,11 @@ func (l *launcher) observe(plan *confine.Plan) (*supervisor, *learn.Recording, *
 // whitelist, merged with --merge's, validated before it is written
 // (atomically).
 func (l *launcher) finishLearn(sb *sandbox, status int) error {
+	if status != 0 && !l.cfg.learnFailed {
+		return &clawerr.Error{Code: clawerr.EPerm,
+			Message: fmt.Sprintf("the agent exited with status %d: a whitelist learned from a failed run records the failure's path, not the agent's work; nothing was written to %s", status, l.cfg.learn),
+			Hint:    "fix the run, or pass --learn-failed to write it anyway"}
+	}
 	now := time.Now()
 	raw, err := sb.recording.Whitelist(now, learn.Target{Process: filepath.Base(sb.command[0]), Command: filepath.Base(sb.command[0])})
 	if err != nil {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -22,5 +25,36 @@ func BenchmarkPrepare(b *testing.B) {
 		if _, err := l.prepare(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestAgentEnv(t *testing.T) {
+	lookup := func(k string) (string, bool) {
+		v, ok := map[string]string{"TOKEN": "s3cret", "EMPTY": ""}[k]
+		return v, ok
+	}
+	file := filepath.Join(t.TempDir(), "env")
+	os.WriteFile(file, []byte("# comment\n\nA=1\nTOKEN\n  B = x\n"), 0o600)
+	for _, c := range []struct {
+		name  string
+		flags []string
+		file  string
+		want  []string
+		err   bool
+	}{
+		{"K=V", []string{"A=1", "B=two=2"}, "", []string{"A=1", "B=two=2"}, false},
+		{"K from the caller", []string{"TOKEN", "EMPTY"}, "", []string{"TOKEN=s3cret", "EMPTY="}, false},
+		{"K unset is refused", []string{"NOPE"}, "", nil, true},
+		{"an empty name is refused", []string{"=x"}, "", nil, true},
+		{"a file", nil, file, nil, true}, // "B = x": a name with a space
+	} {
+		got, err := agentEnv(c.flags, c.file, lookup)
+		if (err != nil) != c.err || (!c.err && !reflect.DeepEqual(got, c.want)) {
+			t.Errorf("%s: %v %v, want %v (error %v)", c.name, got, err, c.want, c.err)
+		}
+	}
+	os.WriteFile(file, []byte("# comment\n\nA=1\nTOKEN\n"), 0o600)
+	if got, err := agentEnv([]string{"C=3"}, file, lookup); err != nil || !reflect.DeepEqual(got, []string{"C=3", "A=1", "TOKEN=s3cret"}) {
+		t.Errorf("--env-file: %v %v", got, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/version"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -46,6 +47,8 @@ type config struct {
 	learn, merge, report                                                              string
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime, tty, complain, check               bool
+	learnFailed, force, version                                                       bool
+	envFile                                                                           string
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
@@ -88,7 +91,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(&c.roBinds, "ro-bind", "bind SRC[:DST] read-only (repeatable)")
 	fs.Var(&c.binds, "bind", "bind SRC[:DST] writable (repeatable)")
 	fs.Var(&c.tmpfs, "tmpfs", "mount a private tmpfs at DST (repeatable)")
-	fs.Var(&c.env, "env", "set K=V in the agent's environment (repeatable)")
+	fs.Var(&c.env, "env", "set K=V in the agent's environment, or K to pass the caller's value (refused when unset); repeatable. Nothing else of the caller's environment reaches the agent")
+	fs.StringVar(&c.envFile, "env-file", "", "read K=V (or K, the caller's value) lines from this file into the agent's environment; # comments and blank lines are skipped")
+	fs.BoolVar(&c.learnFailed, "learn-failed", false, "with --learn: write the whitelist even when the agent exits with a non-zero status")
+	fs.BoolVar(&c.force, "force", false, "with --learn: replace an existing OUT (without --merge)")
+	fs.BoolVar(&c.version, "version", false, "print the version (clawos-run, commit, Go, libseccomp, runc's libcontainer) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, &usageError{err}
 	}
@@ -96,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.stateDir == defaultStateDir && os.Geteuid() != 0 {
 		c.stateDir = rootlessStateDir()
 	}
-	if c.check {
+	if c.check || c.version {
 		return c, nil
 	}
 	switch {
@@ -104,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, &usageError{errors.New("--learn records a new whitelist: not with --whitelist or --complain (use --merge to add to one)")}
 	case c.merge != "" && c.learn == "":
 		return nil, &usageError{errors.New("--merge goes with --learn")}
+	case (c.learnFailed || c.force) && c.learn == "":
+		return nil, &usageError{errors.New("--learn-failed and --force go with --learn")}
 	case c.learn == "" && c.whitelist == "":
 		return nil, &usageError{errors.New("--whitelist is required: an agent never runs unconfined (or --learn OUT.json to record one)")}
 	}
@@ -113,6 +122,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.bundle != "" && c.rootfs != "" {
 		return nil, &usageError{errors.New("--bundle and --rootfs exclude each other: the bundle has its root")}
 	}
+	if c.learn != "" && c.merge != c.learn && !c.force {
+		if _, err := os.Stat(c.learn); err == nil {
+			return nil, &usageError{fmt.Errorf("--learn %s: the file exists; pass --merge %s to add this run to it, or --force to replace it", c.learn, c.learn)}
+		}
+	}
+	env, err := agentEnv(c.env, c.envFile, os.LookupEnv)
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	c.env = env
 	return c, nil
 }
 
@@ -146,6 +165,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if c.check {
 		return checkHost(c, stdout, stderr)
+	}
+	if c.version {
+		fmt.Fprintln(stdout, version.String(progName))
+		return 0
 	}
 	l := &launcher{cfg: c, log: log, stdin: stdin, stdout: stdout, stderr: stderr}
 	status, err := l.launch(ctx)
@@ -185,4 +208,38 @@ func (c *config) netMode() (namespaces.Net, error) {
 		}
 	}
 	return "", &usageError{fmt.Errorf("--net %q: want none, loopback or host", c.net)}
+}
+
+// agentEnv is the agent's environment from --env and --env-file: K=V as
+// given, K alone the caller's value (refused when the caller has none).
+func agentEnv(flags []string, file string, lookup func(string) (string, bool)) ([]string, error) {
+	entries := append([]string{}, flags...)
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file: %w", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line != "" && !strings.HasPrefix(line, "#") {
+				entries = append(entries, line)
+			}
+		}
+	}
+	var out []string
+	for _, e := range entries {
+		k, _, hasVal := strings.Cut(e, "=")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("--env %q: want K=V or K", e)
+		}
+		if !hasVal {
+			v, ok := lookup(k)
+			if !ok {
+				return nil, fmt.Errorf("--env %s: %s is not set in clawos-run's environment", k, k)
+			}
+			e = k + "=" + v
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
