@@ -256,6 +256,10 @@ func TestRunIsolation(t *testing.T) {
 			`(?m)^Seccomp_filters:\s+2$`,
 			`(?m)^uid_map\s+0\s+100000\s+65536$`,
 			`(?m)^iface lo$`,
+			// The security level's rlimits (strict), under both runtimes.
+			`(?m)^Max open files\s+1024\s+1024\s`,
+			`(?m)^Max processes\s+512\s+512\s`,
+			`(?m)^Max core file size\s+0\s+0\s`,
 		} {
 			if !regexp.MustCompile(want).MatchString(r.stdout) {
 				t.Errorf("status lacks %s:\n%s", want, r.stdout)

@@ -14,8 +14,10 @@ import (
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules in cgroups, as runc's main registers them
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of libcontainer's init
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -92,9 +94,19 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 		return 0, err
 	}
 	defer pw.Close()
+	// What runc's own newProcess takes from the spec's process and
+	// specconv does not: the AppArmor profile and the rlimits (without
+	// them the embedded runtime ran the agent unconfined by AppArmor and
+	// with the caller's limits).
+	rlimits, err := processRlimits(spec.Process.Rlimits)
+	if err != nil {
+		return 0, err
+	}
+	nnp := spec.Process.NoNewPrivileges
 	p := &libcontainer.Process{
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID),
+		AppArmorProfile: spec.Process.ApparmorProfile, Rlimits: rlimits, NoNewPrivileges: &nnp,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		ExtraFiles: []*os.File{pr}, // fd 3 (launcherFD)
 		Init:       true,
@@ -232,4 +244,27 @@ func destroyEmbedded(root, id string) error {
 		return fmt.Errorf("container %s does not stop", id)
 	}
 	return c.Destroy()
+}
+
+// rlimitTypes maps the OCI names of rlimits to the kernel's.
+var rlimitTypes = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// processRlimits converts the spec's rlimits for libcontainer; an unknown
+// one is refused, never dropped.
+func processRlimits(rl []specs.POSIXRlimit) ([]configs.Rlimit, error) {
+	var out []configs.Rlimit
+	for _, r := range rl {
+		t, ok := rlimitTypes[r.Type]
+		if !ok {
+			return nil, clawerr.New(clawerr.EProto, "unknown rlimit "+r.Type)
+		}
+		out = append(out, configs.Rlimit{Type: t, Hard: r.Hard, Soft: r.Soft})
+	}
+	return out, nil
 }
