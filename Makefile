@@ -96,7 +96,7 @@ $(VM_DIR)/vmlinuz:
 		mv vmlinuz.tmp vmlinuz && rm -f linux-image-*.deb
 
 test-vm: build vm-kernel
-	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -run TestAppArmorVM -v ./test
+	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -run TestVM -v ./test
 
 # Installs the programs, podman's hooks.d files, the runtime wrapper's
 # configuration and the trusted whitelist directory. PREFIX and DESTDIR as
