@@ -21,7 +21,7 @@ help:
 	@echo "make build      build every program into $(BIN)/"
 	@echo "make test       lint, run every test (the kernel tests included) and a short fuzz run"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
-	@echo "make test-vm    boot Debian's 6.1 kernel under qemu and prove AppArmor enforcement there"
+	@echo "make test-vm    the VM matrix: Debian's 6.1 kernel under qemu with AppArmor, cgroup v2, no Landlock"
 	@echo "make bench      run the benchmarks"
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
@@ -69,7 +69,7 @@ $(BIN)/clawos-pause: test/pause/pause.c
 test: lint test-go fuzz
 
 test-go: build $(BIN)/clawos-init-san vm-kernel crictl
-	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 20m ./...
+	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
 
 # crictl, the CRI client of the Kubernetes tests (test/cri_test.go), built
 # once from the Go module proxy (about a minute here) into a cache that
