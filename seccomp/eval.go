@@ -99,3 +99,19 @@ func (e *Evaluator) Evaluate(in Input) Verdict {
 	}
 	return Verdict(uint32(v))
 }
+
+// Stacked is the verdict of filters stacked on one process, as the kernel
+// computes it: each filter's verdict, newest first (the order the kernel
+// runs them), and the one whose action has the highest precedence wins
+// (KILL_PROCESS, KILL_THREAD, TRAP, ERRNO, USER_NOTIF, TRACE, LOG, ALLOW:
+// the lowest action as a signed 32-bit value); between equal actions, the
+// newest filter's (its errno, say) stands.
+func Stacked(newestFirst ...Verdict) Verdict {
+	best := RetAllow
+	for i, v := range newestFirst {
+		if i == 0 || int32(v.Action()) < int32(best.Action()) {
+			best = v
+		}
+	}
+	return best
+}

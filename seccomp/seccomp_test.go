@@ -320,3 +320,23 @@ func ExampleProgram_Listing() {
 	// 0006: ret #2147418112                          ; ALLOW
 	// 0007: ret #2147483648                          ; KILL_PROCESS
 }
+
+func TestStacked(t *testing.T) {
+	errno := func(e uint16) seccomp.Verdict { return seccomp.RetErrno | seccomp.Verdict(e) }
+	for _, c := range []struct {
+		in   []seccomp.Verdict
+		want seccomp.Verdict
+	}{
+		{[]seccomp.Verdict{seccomp.RetAllow, seccomp.RetAllow}, seccomp.RetAllow},
+		{[]seccomp.Verdict{seccomp.RetAllow, errno(1)}, errno(1)},
+		{[]seccomp.Verdict{errno(38), errno(1)}, errno(38)}, // the newest filter's errno
+		{[]seccomp.Verdict{errno(1), seccomp.RetKillProcess}, seccomp.RetKillProcess},
+		{[]seccomp.Verdict{seccomp.RetKillThread, seccomp.RetKillProcess}, seccomp.RetKillProcess},
+		{[]seccomp.Verdict{seccomp.RetLog, seccomp.RetAllow}, seccomp.RetLog},
+		{[]seccomp.Verdict{seccomp.RetUserNotif, errno(1)}, errno(1)},
+	} {
+		if got := seccomp.Stacked(c.in...); got != c.want {
+			t.Errorf("Stacked(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}

@@ -62,7 +62,10 @@ const (
 )
 
 type childSpec struct {
-	BPF  string    `json:"bpf"` // exported BPF program file to load, as clawos-init does; "" loads no filter
+	// BPF are exported BPF program files loaded in this order (the
+	// container stage, then the agent stage, as the runtime and
+	// clawos-init do); none loads no filter.
+	BPF  []string  `json:"bpf"`
 	Nr   int       `json:"nr"`
 	Args [6]uint64 `json:"args"`
 	Via  string    `json:"via"`
@@ -117,9 +120,10 @@ func child(s string) int {
 		return exitHarness
 	}
 	words := (*[2]uint64)(unsafe.Pointer(&mem[0]))
-	var prog *seccomp.Program
-	if spec.BPF != "" {
-		b, err := os.ReadFile(spec.BPF)
+	var progs []*seccomp.Program
+	for _, f := range spec.BPF {
+		b, err := os.ReadFile(f)
+		var prog *seccomp.Program
 		if err == nil {
 			prog, err = seccomp.ParseProgram(b)
 		}
@@ -127,9 +131,10 @@ func child(s string) int {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			return exitHarness
 		}
+		progs = append(progs, prog)
 	}
 	atomic.StoreUint64(&words[0], markArmed)
-	if prog != nil {
+	for _, prog := range progs {
 		if err := prog.Load(); err != nil {
 			fmt.Fprintln(os.Stderr, "child: load:", err)
 			return exitHarness
@@ -329,7 +334,7 @@ func expectFromVerdict(t *testing.T, v seccomp.Verdict, spec childSpec) outcome 
 	t.Helper()
 	switch v.Action() {
 	case seccomp.RetAllow:
-		spec.BPF = ""
+		spec.BPF = nil
 		return runChild(t, spec)
 	case seccomp.RetErrno:
 		return errnoOutcome(int(v.Data()))

@@ -81,35 +81,46 @@ type kernelCase struct {
 	allowed bool
 }
 
-// runCases runs every case under the profile of wl, loading the exported
-// BPF bytes (what clawos-init loads), and checks that the kernel's outcome
-// is the P1.2 expectation and equals what the userspace evaluator predicts
-// from the same bytes. Where the kernel refuses i386 calls before seccomp
-// (platform.IA32Refused), an int 0x80 case must die of SIGSEGV filtered and
-// unfiltered, and the evaluator must still say the program kills it.
+// runCases runs every case under both stages of wl stacked as in a
+// sandbox (the container stage, then the agent stage), loading their
+// exported BPF bytes (what the runtime and clawos-init load), and checks
+// that the kernel's outcome is the P1.2 expectation and equals the
+// stacked verdict the userspace evaluator predicts from the same bytes
+// (seccomp.Stacked: the stricter wins, as in the kernel). Where the kernel
+// refuses i386 calls before seccomp (platform.IA32Refused), an int 0x80
+// case must die of SIGSEGV filtered and unfiltered, and the evaluator
+// must still say the programs kill it.
 func runCases(t *testing.T, wl *translate.Whitelist, opts translate.Options, cases []kernelCase) {
 	t.Helper()
-	p, err := translate.Translate(wl, opts)
+	stages, err := translate.TwoStage(wl, opts, "runc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	prof, added := withHarness(p.Seccomp)
-	prog, err := seccomp.Compile(prof)
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	var evs []*seccomp.Evaluator
+	var added map[string]bool
+	for _, p := range []*translate.Profile{stages.Container, stages.Agent} {
+		prof, add := withHarness(p.Seccomp)
+		added = add // the agent stage's: the calls a case must not rely on
+		prog, err := seccomp.Compile(prof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := seccomp.NewEvaluator(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, evs = append(files, bpfFile(t, prog)), append(evs, ev)
 	}
-	ev, err := seccomp.NewEvaluator(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := bpfFile(t, prog)
+	// The agent stage is loaded last, so the kernel runs it first.
+	evaluate := func(in seccomp.Input) seccomp.Verdict { return seccomp.Stacked(evs[1].Evaluate(in), evs[0].Evaluate(in)) }
 	arch := translate.NativeArch()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if added[c.call] {
 				t.Fatalf("test case calls %s, which the harness added for the Go runtime", c.call)
 			}
-			spec := childSpec{BPF: file, Args: c.args, Via: c.via}
+			spec := childSpec{BPF: files, Args: c.args, Via: c.via}
 			in := seccomp.Input{Arch: arch.Audit(), Args: c.args}
 			switch c.via {
 			case viaInt80:
@@ -127,7 +138,7 @@ func runCases(t *testing.T, wl *translate.Whitelist, opts translate.Options, cas
 				spec.Nr = nr(t, c.call)
 				in.Nr = int32(spec.Nr)
 			}
-			verdict := ev.Evaluate(in)
+			verdict := evaluate(in)
 			if c.via == viaInt80 && !ia32(t) {
 				if got := runChild(t, spec); got != (outcome{Signal: unix.SIGSEGV}) {
 					t.Errorf("kernel without ia32 syscalls: %v, want the platform's SIGSEGV", got)
@@ -142,7 +153,7 @@ func runCases(t *testing.T, wl *translate.Whitelist, opts translate.Options, cas
 			want := c.want
 			if c.allowed {
 				unfiltered := spec
-				unfiltered.BPF = ""
+				unfiltered.BPF = nil
 				want = runChild(t, unfiltered)
 			}
 			got := runChild(t, spec)
