@@ -113,7 +113,9 @@ func runCases(t *testing.T, wl *translate.Whitelist, opts translate.Options, cas
 		files, evs = append(files, bpfFile(t, prog)), append(evs, ev)
 	}
 	// The agent stage is loaded last, so the kernel runs it first.
-	evaluate := func(in seccomp.Input) seccomp.Verdict { return seccomp.Stacked(evs[1].Evaluate(in), evs[0].Evaluate(in)) }
+	evaluate := func(in seccomp.Input) seccomp.Verdict {
+		return seccomp.Stacked(evs[1].Evaluate(in), evs[0].Evaluate(in))
+	}
 	arch := translate.NativeArch()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
