@@ -40,7 +40,7 @@ func BenchmarkLearn(b *testing.B) {
 			"bare":    cmd,
 			"strace":  append([]string{"strace", "-f", "-qq", "-o", "/dev/null"}, cmd...),
 			"sandbox": append(append(append([]string{}, sandbox...), "--whitelist", wl, "--baseline", "none", "--"), cmd...),
-			"learn":   append(append(append([]string{}, sandbox...), "--learn", out, "--"), cmd...),
+			"learn":   append(append(append([]string{}, sandbox...), "--learn", out, "--force", "--"), cmd...),
 		}
 	}
 	order := []string{"bare", "strace", "sandbox", "learn"}

@@ -359,7 +359,7 @@ func TestLearnBaselines(t *testing.T) {
 		"tokio --minimal": {[]string{buildTokio(t), "--minimal"}, union(start, tokio)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			out := filepath.Join(dir, "learned.json")
+			out := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".learned.json")
 			if r := s.clawosRun(t, append([]string{"--learn", out, "--"}, c.cmd...)...); r.code != 0 {
 				t.Fatalf("learn: exit %d %s", r.code, r.stderr)
 			}
