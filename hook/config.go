@@ -35,14 +35,17 @@ const (
 	DefaultStateDir     = "/run/clawos/hook"
 	DefaultAuditLog     = "/var/log/clawos/hook.jsonl"
 	DefaultTimeout      = 10 * time.Second
-	// DefaultConfigFile is the runtime wrapper's configuration.
+	// DefaultConfigFile is the configuration every entry point reads: the
+	// runtime wrapper, and the hooks (clawos-hook --config).
 	DefaultConfigFile = runcargs.DefaultConfigFile
 )
 
 // Config is the operator's configuration of the hook and the runtime
-// wrapper. The container's creator controls none of it: hooks get it from
-// their command line (hooks.d files, written by the operator), the wrapper
-// from its configuration file.
+// wrapper. The container's creator controls none of it: both read the
+// operator's configuration file (runtime.json), so that one policy
+// (signatures required or not, AppArmor, Landlock) holds at every entry
+// point; a hook's command line (hooks.d files, written by the operator)
+// may override it.
 type Config struct {
 	// WhitelistDir is the trusted directory whitelists are read from.
 	WhitelistDir string `json:"whitelist_dir,omitempty"`
@@ -144,7 +147,7 @@ func (c Config) TimeoutDuration() time.Duration {
 
 // Args is c as clawos-hook's flags, for the hooks precreate injects.
 func (c Config) Args() []string {
-	args := []string{"--whitelist-dir", c.WhitelistDir, "--state-dir", c.StateDir, "--audit-log", c.AuditLog,
+	args := []string{"--config", "", "--whitelist-dir", c.WhitelistDir, "--state-dir", c.StateDir, "--audit-log", c.AuditLog,
 		"--apparmor", c.AppArmor, "--init", c.Init, "--runtime-name", c.Runtime, "--timeout", c.Timeout}
 	if c.RequireSignature {
 		args = append(args, "--require-signature")

@@ -78,7 +78,14 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{"probe.json": raw, "anysocket.json": anysock, "tampered.json": tampered, "invalid.json": []byte(`{"schema_version": "1.0.0", "syscalls": "all"}`)} {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc, "signature")
+	unsigned, _ := json.Marshal(doc)
+	for name, b := range map[string][]byte{"probe.json": raw, "anysocket.json": anysock, "tampered.json": tampered, "unsigned.json": unsigned,
+		"invalid.json": []byte(`{"schema_version": "1.0.0", "syscalls": "all"}`)} {
 		if err := os.WriteFile(filepath.Join(f.wlDir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +111,8 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 
 // config is the operator's configuration the tests use.
 func (f *engineFixture) config() hook.Config {
-	return hook.Config{WhitelistDir: f.wlDir, StateDir: f.stateDir, AuditLog: f.audit, Init: f.init, Hook: f.hook}.WithDefaults(f.hook)
+	return hook.Config{WhitelistDir: f.wlDir, StateDir: f.stateDir, AuditLog: f.audit, Init: f.init, Hook: f.hook,
+		RequireSignature: true}.WithDefaults(f.hook)
 }
 
 // hookArgs is clawos-hook's command line for a stage.
@@ -290,11 +298,23 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 		// under this whitelist).
 		{"UDP-Lite refused by the port policy", map[string]string{hook.AnnotationWhitelist: "anysocket"}, []string{"dgram", "136", "4", "9999"}, int(unix.EPERM)},
 		{"UDP to the allowed port", map[string]string{hook.AnnotationWhitelist: "anysocket"}, []string{"dgram", "17", "4", "5432"}, 0},
+		// ICMP echo where the engine lets ping sockets be made (podman sets
+		// net.ipv4.ping_group_range; elsewhere the socket itself is refused,
+		// EACCES): never answered.
+		{"ICMP echo refused", map[string]string{hook.AnnotationWhitelist: "anysocket"}, []string{"ping"}, -1},
 		{"no annotation: untouched", nil, []string{"call", sysnr(t, "getuid")}, 0},
 		{"no annotation: any port", nil, []string{"listen-connect", "8080"}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, out := run(t, c.ann, c.args...)
+			if c.code == -1 {
+				// Refused at the socket (EACCES: no ping group) or by the
+				// port policy (EPERM); an answer (0) is the failure.
+				if code != int(unix.EPERM) && code != int(unix.EACCES) {
+					t.Fatalf("exit %d, want EPERM or EACCES\n%s", code, out)
+				}
+				return
+			}
 			if code != c.code {
 				t.Fatalf("exit %d, want %d\n%s", code, c.code, out)
 			}
@@ -314,6 +334,9 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 	for _, c := range []struct{ name, wl, want string }{
 		{"empty whitelist annotation", "", "the annotation names no whitelist"},
 		{"world-writable whitelist", "writable", "is not trusted"},
+		// One signature policy (runtime.json's require_signature) at every
+		// entry point: podman's hooks read the same file as the wrapper.
+		{"unsigned whitelist where signatures are required", "unsigned", "signature"},
 		{"missing whitelist", "nope", `whitelist \"nope\" is not in the trusted directory`},
 		{"tampered whitelist", "tampered", "signature does not match"},
 		{"invalid whitelist", "invalid", "syscalls"},
@@ -519,11 +542,16 @@ func setupPodman(t testing.TB, f *engineFixture) (env, podman []string, hooksDir
 		for _, a := range hk["args"].([]any) {
 			fileArgs = append(fileArgs, a.(string))
 		}
-		hk["args"] = append(append([]string{"clawos-hook"}, f.config().Args()...), fileArgs[1:]...)
+		// The hooks read the same runtime.json as the wrapper.
+		hk["args"] = append([]string{"clawos-hook", "--config", filepath.Join(f.dir, "runtime.json")}, fileArgs[1:]...)
 		out, _ := json.Marshal(h)
 		if err := os.WriteFile(filepath.Join(hooksDir, name), out, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	rt, _ := json.Marshal(f.config())
+	if err := os.WriteFile(filepath.Join(f.dir, "runtime.json"), rt, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	conf := filepath.Join(f.dir, "containers.conf")
 	os.WriteFile(conf, []byte(`[containers]

@@ -48,6 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Init, "init", "", "clawos-init on the host (default: next to clawos-hook)")
 	fs.StringVar(&cfg.Runtime, "runtime-name", "", "runtime whose measured needs the container filter includes (default runc)")
 	fs.StringVar(&cfg.Timeout, "timeout", "", "bound on the stage's run time (default 10s)")
+	configPath := fs.String("config", hook.DefaultConfigFile, "the runtime configuration (runtime.json) every entry point reads, the runtime wrapper included; a missing file is an empty one. Flags given here override it")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	deferRefusal := fs.Bool("defer-refusal", false, "precreate: report a refusal through the container's prestart hook (exit 0 with a config that cannot start), for engines that discard a precreate hook's stderr (podman 4.3)")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +63,38 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	stage := fs.Arg(0)
+	var err error
+	// One policy for every entry point: runtime.json first, then what the
+	// command line sets explicitly.
+	var base hook.Config
+	if *configPath != "" {
+		if base, err = hook.ReadConfig(*configPath, true); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "whitelist-dir":
+			base.WhitelistDir = cfg.WhitelistDir
+		case "state-dir":
+			base.StateDir = cfg.StateDir
+		case "audit-log":
+			base.AuditLog = cfg.AuditLog
+		case "apparmor":
+			base.AppArmor = cfg.AppArmor
+		case "require-signature":
+			base.RequireSignature = cfg.RequireSignature
+		case "init":
+			base.Init = cfg.Init
+		case "runtime-name":
+			base.Runtime = cfg.Runtime
+		case "timeout":
+			base.Timeout = cfg.Timeout
+		}
+	})
+	// The hooks never honour the CRI sandbox marker (see Config.CRI).
+	base.CRI = false
+	cfg = base
 	self, err := os.Executable()
 	if err != nil {
 		return fail(stderr, clawerr.Wrap(clawerr.EInternal, err, "locate clawos-hook"))

@@ -19,6 +19,7 @@
  *   clawos-probe env NAME                        print the value of environment variable NAME
  *   clawos-probe uname                           print the host name (uname)
  *   clawos-probe cwd                             print the working directory (getcwd)
+ *   clawos-probe ping                            ICMP echo to 127.0.0.1 through a ping socket; wait 1 s for the reply
  *   clawos-probe read FD                         read one byte from FD: ok, errno, or ENODATA at end of file
  *   clawos-probe open-tty                        open /dev/tty (the controlling terminal) read-only
  *   clawos-probe ns                              print the inode of each of its namespaces (pid ipc uts mnt cgroup net)
@@ -155,6 +156,19 @@ int main(int argc, char **argv) {
 		char b;
 		if (syscall(SYS_recvfrom, r, &b, 1, 0, NULL, NULL) < 0) report(errno);
 		report(0);
+	}
+	if (strcmp(op, "ping") == 0) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		long s = syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+		if (s < 0) report(errno);
+		unsigned char echo[8] = { 8, 0, 0, 0, 0, 0, 0, 1 }; /* type 8: echo request; the kernel fills id and checksum */
+		if (syscall(SYS_sendto, s, echo, sizeof echo, 0, &sa, sizeof sa) < 0) report(errno);
+		struct pollfd pfd = { .fd = (int)s, .events = POLLIN };
+		struct timespec ts = { 1, 0 };
+		long n = syscall(SYS_ppoll, &pfd, 1, &ts, NULL, 0);
+		if (n < 0) report(errno);
+		report(n == 0 ? ETIMEDOUT : 0);
 	}
 	if (strcmp(op, "forks") == 0 && i < argc) {
 		long n = atol(argv[i]);
