@@ -297,24 +297,9 @@ func (p *pod) runOnce(t testing.TB, name, seccompProfile string, args ...string)
 	if code, out := p.c.run(t, "start", id); code != 0 {
 		return -1, out
 	}
-	for i := 0; i < 300; i++ {
-		var st struct {
-			Status struct {
-				State    string `json:"state"`
-				ExitCode int    `json:"exitCode"`
-			} `json:"status"`
-		}
-		if err := json.Unmarshal([]byte(p.c.must(t, "inspect", "-o", "json", id)), &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.Status.State == "CONTAINER_EXITED" {
-			_, logs := p.c.run(t, "logs", id)
-			return st.Status.ExitCode, logs
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("container %s did not exit", name)
-	return 0, ""
+	code := waitExit(t, p.c, id)
+	_, logs := p.c.run(t, "logs", id)
+	return code, logs
 }
 
 // waitExit waits, bounded, for container id to exit and returns its exit

@@ -120,6 +120,18 @@ func (f *engineFixture) hookArgs(stage string) []string {
 	return append(append([]string{"clawos-hook"}, f.config().Args()...), stage)
 }
 
+// rootfs unpacks the probe image's root filesystem for plain runc and
+// returns its path.
+func (f *engineFixture) rootfs(t *testing.T) string {
+	t.Helper()
+	rootfs := filepath.Join(f.dir, "rootfs")
+	os.MkdirAll(rootfs, 0o755)
+	if code, out := runCmd(t, nil, nil, "tar", "-C", rootfs, "-xf", f.rootfsTar); code != 0 {
+		t.Fatalf("tar: %s", out)
+	}
+	return rootfs
+}
+
 // noState fails if the hook left anything in its state directory.
 func (f *engineFixture) noState(t *testing.T) {
 	t.Helper()
@@ -397,11 +409,7 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 // refused.
 func TestHookRunc(t *testing.T) {
 	f := newEngineFixture(t, "runc", "tar")
-	rootfs := filepath.Join(f.dir, "rootfs")
-	os.MkdirAll(rootfs, 0o755)
-	if code, out := runCmd(t, nil, nil, "tar", "-C", rootfs, "-xf", f.rootfsTar); code != 0 {
-		t.Fatalf("tar: %s", out)
-	}
+	rootfs := f.rootfs(t)
 	runcRoot := filepath.Join(f.dir, "runc-root")
 	n := 0
 	baseSpec := func(ann map[string]string, args []string) *specs.Spec {
@@ -762,11 +770,7 @@ func TestHookContainerd(t *testing.T) {
 // flag is refused with our message before runc runs.
 func TestWrapperRuncForms(t *testing.T) {
 	f := newEngineFixture(t, "runc", "tar")
-	rootfs := filepath.Join(f.dir, "rootfs")
-	os.MkdirAll(rootfs, 0o755)
-	if code, out := runCmd(t, nil, nil, "tar", "-C", rootfs, "-xf", f.rootfsTar); code != 0 {
-		t.Fatalf("tar: %s", out)
-	}
+	rootfs := f.rootfs(t)
 	wrapDir := filepath.Join(f.dir, "wrapper-forms")
 	os.MkdirAll(wrapDir, 0o755)
 	wrapper := filepath.Join(wrapDir, "clawos-runc")

@@ -144,7 +144,7 @@ func child(s string) int {
 	call := func() uintptr {
 		switch spec.Via {
 		case viaInt80:
-			r := int32(int80(uint32(spec.Nr), uint32(a[0]), uint32(a[1]), uint32(a[2])))
+			r := int32(platform.Int80(uint32(spec.Nr), uint32(a[0]), uint32(a[1]), uint32(a[2])))
 			if r < 0 && r > -4096 {
 				return uintptr(-r)
 			}

@@ -38,15 +38,16 @@ const (
 
 // ExecAddress picks a secret address for clawos-init's --exec-at at random
 // from r: 8-byte aligned, in the first of two pages within
-// [0x2000_0000_0000, 0x7000_0000_0000), about 2^43 choices, in every x86_64
-// and aarch64 (48-bit) address space and clear of where a static init, its
-// stack, and AddressSanitizer's shadow (a sanitized test build) live.
+// [0x2000_0000_0000, 0x6000_0000_0000), about 2^43 choices, in every x86_64
+// and aarch64 (48-bit) address space and clear of where a static init and
+// its stack live, and of AddressSanitizer's shadow and allocator (below
+// 0x1001_0000_0000 and from 0x6000_0000_0000: a sanitized test build).
 func ExecAddress(r io.Reader) (uint64, error) {
 	var b [8]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "random exec address")
 	}
-	const lo, hi = 0x2000_0000_0000, 0x7000_0000_0000
+	const lo, hi = 0x2000_0000_0000, 0x6000_0000_0000
 	v := binary.LittleEndian.Uint64(b[:])
 	page := lo + (v%((hi-lo)/4096))*4096
 	return page + (v>>52)%512*8, nil

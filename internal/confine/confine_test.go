@@ -19,7 +19,7 @@ func TestExecAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a%8 != 0 || a < 0x2000_0000_0000 || a+4096+4096 > 0x7000_0000_0000 || a&4095 > 4088 {
+		if a%8 != 0 || a < 0x2000_0000_0000 || a+4096+4096 > 0x6000_0000_0000 || a&4095 > 4088 {
 			t.Fatalf("address %#x out of range or misaligned", a)
 		}
 		seen[a] = true

@@ -4,4 +4,4 @@ package platform
 
 const amd64 = false
 
-func int80(nr, a1, a2, a3 uint32) uint32 { panic("int 0x80 exists only on x86_64") }
+func Int80(nr, a1, a2, a3 uint32) uint32 { panic("int 0x80 exists only on x86_64") }

@@ -1,7 +1,7 @@
 #include "textflag.h"
 
-// func int80(nr, a1, a2, a3 uint32) uint32
-TEXT ·int80(SB), NOSPLIT, $0-20
+// func Int80(nr, a1, a2, a3 uint32) uint32
+TEXT ·Int80(SB), NOSPLIT, $0-20
 	MOVL	nr+0(FP), AX
 	MOVL	a1+4(FP), BX
 	MOVL	a2+8(FP), CX

@@ -50,7 +50,7 @@ func RunChild() {
 		return
 	}
 	if amd64 {
-		int80(20, 0, 0, 0)
+		Int80(20, 0, 0, 0)
 	}
 	os.Exit(0)
 }

@@ -1,5 +1,0 @@
-//go:build !amd64
-
-package test
-
-func int80(nr, a1, a2, a3 uint32) uint32 { panic("int 0x80 exists only on x86_64") }
