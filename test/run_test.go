@@ -500,7 +500,7 @@ func TestRunFlags(t *testing.T) {
 			{"host environment is not passed", []string{"--whitelist", probeWhitelist, "--", s.probe, "env", "CLAWOS_INTEGRATION"}, int(unix.ENOENT), "(unset)"},
 			{"--hostname", []string{"--hostname", "agent-7", "--whitelist", probeWhitelist, "--", s.probe, "uname"}, 0, "hostname agent-7"},
 			{"default hostname", []string{"--whitelist", probeWhitelist, "--", s.probe, "uname"}, 0, "hostname clawos-agent"},
-			{"--workdir", []string{"--workdir", "/tmp", "--whitelist", probeWhitelist, "--", s.probe, "cwd"}, 0, "/tmp\n"},
+			{"--chdir", []string{"--chdir", "/tmp", "--whitelist", probeWhitelist, "--", s.probe, "cwd"}, 0, "/tmp\n"},
 			{"--baseline none: the static probe cannot even start", []string{"--baseline", "none", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid")}, 159, ""},
 		} {
 			r := s.clawosRun(t, c.args...)
@@ -1317,6 +1317,34 @@ func TestRunEnvAndLearnRefusals(t *testing.T) {
 		}
 		if r := s.clawosRun(t, "--learn", out, "--force", "--", s.probe, "call", sysnr(t, "getpid")); r.code != 0 {
 			t.Errorf("--force: exit %d %s", r.code, r.stderr)
+		}
+	})
+}
+
+// TestRunChdir checks --chdir (the agent's directory inside the sandbox,
+// bubblewrap's name) and that an explicit --workdir never binds the host's
+// directory over one the sandbox manages, under both runtimes.
+func TestRunChdir(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		app := t.TempDir()
+		os.Chmod(app, 0o755)
+		r := s.clawosRun(t, "--ro-bind", app+":/app", "--chdir", "/app", "--whitelist", probeWhitelist, "--", s.probe, "cwd")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "/app\n") {
+			t.Errorf("--chdir /app after --ro-bind X:/app: exit %d %q %s", r.code, r.stdout, r.stderr)
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--workdir", "/etc/apt"}, "would bind the host's directory over the sandbox's own"},
+			{[]string{"--workdir", "/proc"}, "would bind the host's directory over the sandbox's own"},
+			{[]string{"--chdir", "/app", "--workdir", "/srv"}, "excludes --workdir"},
+			{[]string{"--chdir", "app"}, "absolute path"},
+		} {
+			r := s.clawosRun(t, append(append([]string{}, c.args...), "--whitelist", probeWhitelist, "--", s.probe, "cwd")...)
+			if r.code != 125 || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("%v: exit %d, want 125 saying %q: %s", c.args, r.code, c.want, r.stderr)
+			}
 		}
 	})
 }

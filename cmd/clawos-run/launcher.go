@@ -203,6 +203,16 @@ func (l *launcher) prepare() (*sandbox, error) {
 	// read-only, in the default view; "/" (or the bundle's) in a root
 	// filesystem of the user's, where no host path is visible.
 	workdir := c.workdir
+	if workdir != "" && root == "" && base == nil {
+		if ok, why := namespaces.ImplicitWorkdir(workdir, ""); !ok && strings.Contains(why, "manages itself") {
+			return nil, &usageError{fmt.Errorf("--workdir %s would bind the host's directory over the sandbox's own: %s; use --chdir %s to start there inside the sandbox, or --ro-bind to share a host directory elsewhere", workdir, why, workdir)}
+		}
+	}
+	if c.chdir != "" {
+		// A directory of the sandbox's own view: nothing of the host's is
+		// bound for it.
+		workdir = c.chdir
+	}
 	if workdir == "" {
 		switch {
 		case base != nil && base.Process != nil && base.Process.Cwd != "":
@@ -221,7 +231,9 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	view := namespaces.View{Level: confine.Level(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
 	if root == "" {
-		view.Workdir = workdir
+		if c.chdir == "" {
+			view.Workdir = workdir
+		}
 		// The command as given, mounted where its directory really is:
 		// /bin/true lands on /usr/bin/true, which the view's /bin ->
 		// usr/bin link then reaches (a mount point cannot be made under

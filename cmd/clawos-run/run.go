@@ -48,7 +48,7 @@ type config struct {
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime, tty, complain, check               bool
 	learnFailed, force, version                                                       bool
-	envFile                                                                           string
+	envFile, chdir                                                                    string
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
@@ -65,7 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.runtime, "runtime", "embedded", "OCI runtime: embedded (runc's libcontainer inside this binary), runc, or the path of a runc-compatible binary")
 	fs.StringVar(&c.rootfs, "rootfs", "", "root filesystem directory (default: a read-only view of the host's system directories)")
 	fs.StringVar(&c.bundle, "bundle", "", "an existing OCI bundle: its root, mounts and process are kept, ClawOS's confinement is applied to a copy of its config (its files are never modified); the command after -- is optional")
-	fs.StringVar(&c.workdir, "workdir", "", "working directory inside the sandbox (default: the current directory, visible read-only)")
+	fs.StringVar(&c.workdir, "workdir", "", "a host directory made visible read-only at the same path and used as the working directory (default: the current directory, where that is safe)")
+	fs.StringVar(&c.chdir, "chdir", "", "the agent's working directory inside the sandbox (bubblewrap's --chdir): a path of the sandbox's own view, a --ro-bind or --bind destination for example; nothing of the host's is bound for it")
 	fs.StringVar(&c.baseline, "baseline", "start", "measured calls added to the agent's whitelist: start, tokio, start,tokio or none")
 	fs.StringVar(&c.net, "net", "loopback", "network: none (no traffic at all), loopback (private namespace with only lo) or host")
 	fs.StringVar(&c.apparmorMode, "apparmor", "auto", "AppArmor: auto (apply a generated profile where the kernel has AppArmor, warn where not), required (refuse to run without it) or off")
@@ -118,6 +119,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if len(c.cmd) == 0 && c.bundle == "" {
 		return nil, &usageError{errors.New("no command: want -- CMD [ARGS...]")}
+	}
+	if c.chdir != "" && (c.workdir != "" || !filepath.IsAbs(c.chdir)) {
+		return nil, &usageError{errors.New("--chdir takes an absolute path inside the sandbox, and excludes --workdir")}
 	}
 	if c.bundle != "" && c.rootfs != "" {
 		return nil, &usageError{errors.New("--bundle and --rootfs exclude each other: the bundle has its root")}
