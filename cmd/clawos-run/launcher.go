@@ -57,6 +57,9 @@ type sandbox struct {
 	refused    int    // packets the port policy refused (or would have)
 	owner      owner  // who runs it, recorded in the bundle
 	landlock   string // the Landlock exec restriction's state
+	// execAllowed: the whitelist lets the agent execute programs (not
+	// start-only exec).
+	execAllowed bool
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -357,7 +360,8 @@ func (l *launcher) prepare() (*sandbox, error) {
 		return nil, err
 	}
 	return &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
-		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp, landlock: landlock}, nil
+		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp, landlock: landlock,
+		execAllowed: plan.ExecAllowed()}, nil
 }
 
 // baseConfig reads --bundle's config.json, with its root made absolute; nil

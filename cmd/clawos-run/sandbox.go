@@ -64,7 +64,13 @@ func guard(ctx context.Context, agent *agentProc, sb *sandbox, killAfter time.Du
 			return nil, err
 		}
 	}
-	if err := noexecMemfds(ctx, agent.pid); err != nil {
+	// Only where the agent may execute programs: with start-only exec the
+	// filter already kills the execve of a memfd (and this costs a
+	// process per start).
+	if sb.execAllowed {
+		err = noexecMemfds(ctx, agent.pid)
+	}
+	if err != nil {
 		if held != nil {
 			held.Close()
 		}
