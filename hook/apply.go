@@ -17,6 +17,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
@@ -124,7 +125,7 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 		return out, &clawerr.Error{Code: clawerr.ENoEnt, Path: "init", Message: "clawos-init is not installed", Err: err,
 			Hint: "make install puts it next to clawos-hook"}
 	}
-	use, landlock, err := plan.Landlock(cfg.Landlock, confine.LandlockABI())
+	use, landlock, err := plan.Landlock(cfg.Landlock, platform.LandlockABI())
 	if err != nil {
 		return out, err
 	}

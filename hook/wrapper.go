@@ -74,18 +74,10 @@ func WrapExec(rc runcargs.Command, args []string) ([]string, *Outcome, error) {
 	if rc.Name != "exec" {
 		return args, nil, nil
 	}
-	bundle, err := runcargs.BundleOf(rc.Root, rc.ID)
-	if err != nil {
-		return args, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "id", Message: "cannot find the container's bundle", Err: err}
-	}
-	spec, err := ReadBundleConfig(bundle)
-	if err != nil {
+	spec, out, err := confinedContainer(rc)
+	if spec == nil {
 		return args, nil, err
 	}
-	if spec.Annotations[confine.AnnotationAgentDigest] == "" {
-		return args, nil, nil
-	}
-	out := &Outcome{Whitelist: runcargs.Requested(spec.Annotations).Whitelist, Digest: spec.Annotations[translate.AnnotationProfileDigest]}
 	prefix, err := initPrefix(spec)
 	if err != nil {
 		return args, out, err
@@ -118,6 +110,24 @@ func WrapExec(rc runcargs.Command, args []string) ([]string, *Outcome, error) {
 		return args, out, clawerr.Wrap(clawerr.EInternal, err, "encode the exec process")
 	}
 	return args, out, atomicfile.WriteFile(rc.Process, b, 0o600)
+}
+
+// confinedContainer reads the config of the container rc names (exec,
+// update): nil without an error when ClawOS did not confine it, else the
+// config and the outcome to record.
+func confinedContainer(rc runcargs.Command) (*specs.Spec, *Outcome, error) {
+	bundle, err := runcargs.BundleOf(rc.Root, rc.ID)
+	if err != nil {
+		return nil, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "id", Message: "cannot find the container's bundle", Err: err}
+	}
+	spec, err := ReadBundleConfig(bundle)
+	if err != nil {
+		return nil, nil, err
+	}
+	if spec.Annotations[confine.AnnotationAgentDigest] == "" {
+		return nil, nil, nil
+	}
+	return spec, &Outcome{Whitelist: runcargs.Requested(spec.Annotations).Whitelist, Digest: spec.Annotations[translate.AnnotationProfileDigest]}, nil
 }
 
 // initPrefix is the clawos-init part of a confined container's command
@@ -178,18 +188,10 @@ func WrapUpdate(rc runcargs.Command, args []string, stdin io.Reader) ([]string, 
 	if rc.Name != "update" {
 		return args, nil, nil, nil
 	}
-	bundle, err := runcargs.BundleOf(rc.Root, rc.ID)
-	if err != nil {
-		return args, nil, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "id", Message: "cannot find the container's bundle", Err: err}
-	}
-	spec, err := ReadBundleConfig(bundle)
-	if err != nil {
+	spec, out, err := confinedContainer(rc)
+	if spec == nil {
 		return args, nil, nil, err
 	}
-	if spec.Annotations[confine.AnnotationAgentDigest] == "" {
-		return args, nil, nil, nil
-	}
-	out := &Outcome{Whitelist: runcargs.Requested(spec.Annotations).Whitelist, Digest: spec.Annotations[translate.AnnotationProfileDigest]}
 	var bound *specs.LinuxResources
 	if spec.Linux != nil {
 		bound = spec.Linux.Resources

@@ -137,13 +137,17 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 // its whole /etc).
 var managedDirs = []string{"/proc", "/sys", "/dev", "/tmp", "/run", "/var/run", "/etc"}
 
+// Managed reports whether dir is, or is under, a path the sandbox manages
+// itself (managedDirs): a host directory bound there would shadow it.
+func Managed(dir string) bool { return under(filepath.Clean(dir), managedDirs) }
+
 // ImplicitWorkdir says whether the caller's current directory cwd may be
 // made visible (read-only, at the same path) without being asked for: not
 // a sandbox-managed path or anything under one, and not the caller's home
 // (home), /root or a directory above them. reason says why not.
 func ImplicitWorkdir(cwd, home string) (ok bool, reason string) {
 	cwd = filepath.Clean(cwd)
-	if under(cwd, managedDirs) {
+	if Managed(cwd) {
 		return false, "it is, or is under, a path the sandbox manages itself (/proc, /sys, /dev, /tmp, /run, /etc)"
 	}
 	for _, h := range []string{home, "/root"} {

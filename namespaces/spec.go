@@ -203,11 +203,14 @@ func CgroupV2(mount string) bool {
 // Harden tightens a configuration that a container engine made (podman,
 // CRI-O, containerd) to the isolation of a sandbox at o.Level, keeping what
 // the engine owns: the namespaces it created or joins, its user namespace
-// and id maps, hostname, mounts, devices and process user. It adds the
+// and id maps, hostname, mounts and process user. It adds the
 // pid, mount, ipc, uts and cgroup namespaces where missing (never a user or
 // network namespace, whose setup is the engine's), drops every capability,
 // sets no_new_privs and a read-only root with a private /tmp, hides the
-// masked paths, lowers the rlimits to the level's and applies o.Slice.
+// masked paths, lowers the rlimits to the level's and applies o.Slice. It
+// resets the devices to the runtime's default set, makes sysfs and
+// cgroupfs read-only, and refuses a config that joins one of the host's
+// pid, ipc, uts, mount or cgroup namespaces (HostNamespaces).
 // Harden is idempotent.
 func Harden(spec *specs.Spec, o Options) error {
 	lvl, err := prepare(spec, o.Level)

@@ -102,16 +102,9 @@ func TestExecStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			evs := map[*translate.Profile]*seccomp.Evaluator{st.Agent: evaluatorOf(t, st.Agent), st.Container: evaluatorOf(t, st.Container)}
 			verdict := func(p *translate.Profile, arg0 uint64) seccomp.Verdict {
-				prog, err := seccomp.Compile(p.Seccomp)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ev, err := seccomp.NewEvaluator(prog)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ev.Evaluate(seccomp.Input{Arch: translate.ArchX8664.Audit(), Nr: int32(execve), Args: [6]uint64{arg0}})
+				return evs[p].Evaluate(seccomp.Input{Arch: translate.ArchX8664.Audit(), Nr: int32(execve), Args: [6]uint64{arg0}})
 			}
 			if v := verdict(st.Agent, start); v.Action() != seccomp.RetAllow {
 				t.Errorf("agent stage, clawos-init's execve: %v", v)
@@ -160,14 +153,7 @@ func TestBaselineConditions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			prog, err := seccomp.Compile(p.Seccomp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := seccomp.NewEvaluator(prog)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ev := evaluatorOf(t, p)
 			for _, c := range []struct {
 				name string
 				call string
@@ -201,4 +187,18 @@ func TestBaselineConditions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// evaluatorOf compiles p's filter and returns its evaluator.
+func evaluatorOf(t *testing.T, p *translate.Profile) *seccomp.Evaluator {
+	t.Helper()
+	prog, err := seccomp.Compile(p.Seccomp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := seccomp.NewEvaluator(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }

@@ -113,6 +113,24 @@ static int hexval(char c) {
 	return -1;
 }
 
+/* read_fd reads from fd until end of file or size bytes; returns how many,
+ * or -1 with errno. */
+static ssize_t read_fd(int fd, unsigned char *buf, size_t size) {
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = read(fd, buf + got, size - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
 /* read_all reads a whole file into buf, refusing one larger than size
  * (never a silent truncation); returns its length, or -1 with errno (EFBIG
  * when too large). */
@@ -120,32 +138,20 @@ static ssize_t read_all(const char *path, unsigned char *buf, size_t size) {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	size_t got = 0;
-	for (;;) {
-		if (got == size) {
-			unsigned char extra;
-			ssize_t r = read(fd, &extra, 1);
-			close(fd);
-			if (r == 0)
-				return (ssize_t)got;
-			errno = r < 0 ? errno : EFBIG;
-			return -1;
+	ssize_t n = read_fd(fd, buf, size);
+	if (n == (ssize_t)size) {
+		unsigned char extra;
+		ssize_t r = read_fd(fd, &extra, 1);
+		if (r != 0) {
+			n = -1;
+			if (r > 0)
+				errno = EFBIG;
 		}
-		ssize_t r = read(fd, buf + got, size - got);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
 	}
+	int e = errno;
 	close(fd);
-	return (ssize_t)got;
+	errno = e;
+	return n;
 }
 
 /* load_filter reads FILTER (a file, or "hex:" and bytes) into buf; returns
@@ -188,21 +194,9 @@ static ssize_t read_head(const char *path, unsigned char *buf, size_t size) {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	size_t got = 0;
-	while (got < size) {
-		ssize_t r = read(fd, buf + got, size - got);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			close(fd);
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
+	ssize_t n = read_fd(fd, buf, size);
 	close(fd);
-	return (ssize_t)got;
+	return n;
 }
 
 /* parse_interp copies into out (outsz bytes) the interpreter that the first

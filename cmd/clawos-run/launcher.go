@@ -207,8 +207,8 @@ func (l *launcher) prepare() (*sandbox, error) {
 	// filesystem of the user's, where no host path is visible.
 	workdir := c.workdir
 	if workdir != "" && root == "" && base == nil {
-		if ok, why := namespaces.ImplicitWorkdir(workdir, ""); !ok && strings.Contains(why, "manages itself") {
-			return nil, &usageError{fmt.Errorf("--workdir %s would bind the host's directory over the sandbox's own: %s; use --chdir %s to start there inside the sandbox, or --ro-bind to share a host directory elsewhere", workdir, why, workdir)}
+		if namespaces.Managed(workdir) {
+			return nil, &usageError{fmt.Errorf("--workdir %s would bind the host's directory over the sandbox's own (/proc, /sys, /dev, /tmp, /run, /etc and below); use --chdir %s to start there inside the sandbox, or --ro-bind to share a host directory elsewhere", workdir, workdir)}
 		}
 	}
 	if c.chdir != "" {

@@ -68,13 +68,12 @@ func guard(ctx context.Context, agent *agentProc, sb *sandbox, killAfter time.Du
 	// filter already kills the execve of a memfd (and this costs a
 	// process per start).
 	if sb.execAllowed {
-		err = noexecMemfds(ctx, agent.pid)
-	}
-	if err != nil {
-		if held != nil {
-			held.Close()
+		if err := noexecMemfds(ctx, agent.pid); err != nil {
+			if held != nil {
+				held.Close()
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	sigs := make(chan os.Signal, 4)
 	done := make(chan struct{})

@@ -22,7 +22,6 @@ import (
 
 	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
-	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/seccomp"
@@ -288,9 +287,6 @@ func (p *Plan) Landlock(mode string, abi int) (bool, string, error) {
 	}
 	return false, "unavailable (not needed: no program but the agent can start, by seccomp)", nil
 }
-
-// LandlockABI returns the kernel's Landlock ABI version, 0 without Landlock.
-func LandlockABI() int { return platform.LandlockABI() }
 
 // HardLimits are this process's hard rlimits, by OCI name.
 func HardLimits() (map[string]uint64, error) {
