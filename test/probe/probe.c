@@ -83,6 +83,16 @@ static void report(long err) {
 	syscall(SYS_exit_group, (int)err);
 }
 
+/* pause_forever waits for a signal: pause(2) where the architecture has it
+ * (x86_64), ppoll with no descriptors and no timeout elsewhere (aarch64). */
+static void pause_forever(void) {
+#ifdef SYS_pause
+	syscall(SYS_pause);
+#else
+	syscall(SYS_ppoll, NULL, 0, NULL, NULL, 0);
+#endif
+}
+
 static void on_signal(int sig) { syscall(SYS_exit_group, 128 + sig); }
 
 static unsigned long arg(int argc, char **argv, int i) {
@@ -175,7 +185,7 @@ int main(int argc, char **argv) {
 		for (long k = 0; k < n; k++) {
 			long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 			if (pid < 0) report(errno);
-			if (pid == 0) for (;;) syscall(SYS_pause);
+			if (pid == 0) for (;;) pause_forever();
 		}
 		report(0);
 	}
@@ -255,7 +265,7 @@ int main(int argc, char **argv) {
 	}
 	if (strcmp(op, "ready") == 0) {
 		syscall(SYS_write, 1, "ready\n", 6);
-		for (;;) syscall(SYS_pause);
+		for (;;) pause_forever();
 	}
 	if (strcmp(op, "sigwait") == 0) {
 		struct sigaction sa = { .sa_handler = on_signal };
@@ -263,7 +273,7 @@ int main(int argc, char **argv) {
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGHUP, &sa, NULL);
 		syscall(SYS_write, 1, "ready\n", 6);
-		for (;;) syscall(SYS_pause);
+		for (;;) pause_forever();
 	}
 	if (strcmp(op, "exec") == 0 && i < argc) {
 		char *args[] = { argv[i], NULL };
