@@ -17,6 +17,13 @@ const (
 	baselineInit          = "clawos-init"
 )
 
+// RuntimeMeasure is the runtime name of measurement mode (clawos-run
+// --measure-runtime, test/baseline/measure-runtime.sh): the container stage
+// logs every call and kills none, so that a runtime's needs can be
+// measured where they have not been yet (a new architecture). Never a
+// sandbox's runtime: nothing is confined but by the agent stage.
+const RuntimeMeasure = "measure"
+
 // Runtimes lists the OCI runtimes whose needs have been measured.
 func Runtimes(arch Arch) []string {
 	var out []string
@@ -49,6 +56,12 @@ func TwoStage(wl *Whitelist, opts Options, runtime string) (*Stages, error) {
 	}
 	if err := allowExecve(agent, opts.ExecStart); err != nil {
 		return nil, err
+	}
+	if runtime == RuntimeMeasure {
+		container := &Profile{Arch: agent.Arch, Network: agent.Network, Skipped: agent.Skipped,
+			Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActLog, Architectures: agent.Seccomp.Architectures,
+				Flags: []specs.LinuxSeccompFlag{}}}
+		return &Stages{Container: container, Agent: agent}, nil
 	}
 	rt, err := Baseline(arch, baselineRuntimePrefix+runtime)
 	if err != nil {

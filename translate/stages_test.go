@@ -202,3 +202,33 @@ func evaluatorOf(t *testing.T, p *translate.Profile) *seccomp.Evaluator {
 	}
 	return ev
 }
+
+// TestTwoStageMeasure: measurement mode's container stage logs every call
+// (the runtime's needs are what it measures, so none are required), on
+// every architecture, and the agent stage is the exact one.
+func TestTwoStageMeasure(t *testing.T) {
+	v := validator(t)
+	for _, arch := range []translate.Arch{translate.ArchX8664, translate.ArchAArch64} {
+		t.Run(string(arch), func(t *testing.T) {
+			opts := translate.Options{Arch: arch, ExecStart: 0x2000_0000_1000}
+			wl, rep := v.Validate(readFile(t, "../examples/ironclaw.whitelist.json"), opts)
+			if err := rep.Err(); err != nil {
+				t.Fatal(err)
+			}
+			st, err := translate.TwoStage(wl, opts, translate.RuntimeMeasure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := st.Container.Seccomp
+			if c.DefaultAction != "SCMP_ACT_LOG" || len(c.Syscalls) != 0 {
+				t.Errorf("container stage: default %s with %d rules, want SCMP_ACT_LOG and none", c.DefaultAction, len(c.Syscalls))
+			}
+			if len(c.Architectures) != 1 || len(st.Agent.Seccomp.Architectures) != 1 || c.Architectures[0] != st.Agent.Seccomp.Architectures[0] {
+				t.Errorf("architectures %v, agent's %v", c.Architectures, st.Agent.Seccomp.Architectures)
+			}
+			if !st.Agent.ExecStartOnly || st.Agent.Seccomp.DefaultAction != "SCMP_ACT_KILL_PROCESS" {
+				t.Errorf("agent stage: start-only %v, default %s", st.Agent.ExecStartOnly, st.Agent.Seccomp.DefaultAction)
+			}
+		})
+	}
+}

@@ -123,7 +123,8 @@ func (l *launcher) prepare() (*sandbox, error) {
 	runtimeName := runtimeKind(c.runtime)
 	measured := runtimeName
 	if c.measureRuntime {
-		measured = "runc" // any measured runtime; its container stage is replaced below
+		measured = translate.RuntimeMeasure
+		l.log.Warn("measurement mode: the container-level filter logs every call and kills none; the agent's own filter is exact")
 	}
 	// Unless the agent is observed (learn, complain), the agent filter lets
 	// only clawos-init's own execve through where the whitelist does not
@@ -152,11 +153,6 @@ func (l *launcher) prepare() (*sandbox, error) {
 		}
 	}
 	stages := plan.Stages
-	if c.measureRuntime {
-		l.log.Warn("measurement mode: the container-level filter logs every call and kills none; the agent's own filter is exact")
-		stages.Container.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActLog,
-			Architectures: stages.Agent.Seccomp.Architectures, Flags: []specs.LinuxSeccompFlag{}}
-	}
 	initBin := l.initPath
 	if initBin == "" {
 		if initBin, err = findInit(); err != nil {
