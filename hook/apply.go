@@ -118,7 +118,7 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 		return out, err
 	}
 	if err := namespaces.Harden(spec, namespaces.Options{Level: confine.Level(wl), Slice: req.Slice,
-		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
+		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), NoIOWeight: confine.NoIOWeight(req.Slice, log), HardLimits: hard}); err != nil {
 		return out, err
 	}
 	if _, err := os.Stat(cfg.Init); err != nil {

@@ -86,6 +86,30 @@ func TestSliceResources(t *testing.T) {
 	}
 }
 
+// TestNoIOWeight: where the host cannot weight block IO, Apply and Harden
+// leave out the slice's io.weight and keep every other limit.
+func TestNoIOWeight(t *testing.T) {
+	for _, noIO := range []bool{false, true} {
+		applied := specconv.Example()
+		if err := namespaces.Apply(applied, namespaces.Options{Slice: "wasm", NoIOWeight: noIO}); err != nil {
+			t.Fatal(err)
+		}
+		hardened := specconv.Example()
+		if err := namespaces.Harden(hardened, namespaces.Options{Slice: "wasm", NoIOWeight: noIO}); err != nil {
+			t.Fatal(err)
+		}
+		for name, s := range map[string]*specs.Spec{"Apply": applied, "Harden": hardened} {
+			r := s.Linux.Resources
+			if (r.BlockIO == nil) != noIO {
+				t.Errorf("%s with NoIOWeight %v: block IO %+v", name, noIO, r.BlockIO)
+			}
+			if r.Memory == nil || r.Pids == nil || r.CPU == nil || len(r.Devices) == 0 {
+				t.Errorf("%s with NoIOWeight %v: limits lost: %+v", name, noIO, r)
+			}
+		}
+	}
+}
+
 func TestEmbeddedP15IsUpstream(t *testing.T) {
 	src, err := os.ReadFile("p15/SOURCE.md")
 	if err != nil {

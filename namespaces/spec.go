@@ -43,6 +43,10 @@ type Options struct {
 	// Slice is a P1.5 slice name, "" for none.
 	Slice    string
 	CgroupV2 bool
+	// NoIOWeight: the host cannot weight block IO (platform.IOWeight), so the
+	// slice's io.weight is left out instead of failing the runtime's
+	// cgroup setup; the caller says so.
+	NoIOWeight bool
 	// HardLimits are the caller's own hard rlimits by OCI name
 	// (RLIMIT_NOFILE...); a sandbox's limit never exceeds them, since the
 	// runtime could not raise it (root on this VM lacks CAP_SYS_RESOURCE).
@@ -141,6 +145,9 @@ func Apply(spec *specs.Spec, o Options) error {
 		r, err := SliceResources(o.Slice, o.CgroupV2)
 		if err != nil {
 			return err
+		}
+		if o.NoIOWeight {
+			r.BlockIO = nil
 		}
 		r.Devices = spec.Linux.Resources.Devices
 		spec.Linux.Resources = r
@@ -280,6 +287,9 @@ func Harden(spec *specs.Spec, o Options) error {
 		r, err := SliceResources(o.Slice, o.CgroupV2)
 		if err != nil {
 			return err
+		}
+		if o.NoIOWeight {
+			r.BlockIO = nil
 		}
 		if spec.Linux.Resources != nil {
 			r.Devices = spec.Linux.Resources.Devices

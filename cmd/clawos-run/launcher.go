@@ -337,7 +337,8 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	if err := namespaces.Apply(spec, namespaces.Options{Net: netMode, UserNS: c.userns, Hostname: c.hostname, IDMapBase: idMapBase,
 		Rootless: rootless, HostUID: uint32(os.Geteuid()), HostGID: uint32(os.Getegid()),
-		Level: confine.Level(wl), Slice: c.slice, CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), HardLimits: hard}); err != nil {
+		Level: confine.Level(wl), Slice: c.slice, CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"),
+		NoIOWeight: confine.NoIOWeight(c.slice, l.log), HardLimits: hard}); err != nil {
 		return nil, err
 	}
 	spec.Root.Path = "rootfs"

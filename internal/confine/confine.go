@@ -22,6 +22,7 @@ import (
 
 	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/seccomp"
@@ -355,4 +356,18 @@ func (p *Plan) ApplyAppArmor(spec *specs.Spec, mode, preset string, execFiles []
 	}
 	spec.Process.ApparmorProfile = prof.Name
 	return AppArmorApplied, nil
+}
+
+// NoIOWeight tells whether the io.weight of P1.5 slice must be left out on
+// this host, which cannot weight block IO (platform.IOWeight), and warns
+// on log when the slice has one: a proportional share, not a limit, that
+// the kernel has no means to apply here.
+func NoIOWeight(slice string, log logrus.FieldLogger) bool {
+	if slice == "" || platform.IOWeight("/sys/fs/cgroup", "/sys/block") {
+		return false
+	}
+	if r, err := namespaces.SliceResources(slice, false); err == nil && r.BlockIO != nil {
+		log.WithField("slice", slice).Warn("the slice's io.weight is not applied: this host cannot weight block IO (cgroup v1 without the BFQ scheduler, or cgroup v2 without the io controller's cost model or BFQ)")
+	}
+	return true
 }

@@ -1,6 +1,9 @@
 package platform
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -59,5 +62,60 @@ func TestGuarantees(t *testing.T) {
 	rows := bare.Rows()
 	if rows[1][1] != IA32Refused {
 		t.Errorf("ia32 row %q, want %q", rows[1][1], IA32Refused)
+	}
+}
+
+// TestIOWeight: on cgroup v1, block IO can be weighted with CFQ's
+// blkio.weight in the root, or with BFQ among a device's schedulers; not
+// without a blkio hierarchy, and not with only none, mq-deadline and kyber
+// (the aarch64 VM's kernel: no BFQ module loaded).
+func TestIOWeight(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		blkio      bool
+		rootWeight bool
+		scheds     []string
+		want       bool
+	}{
+		{"no blkio hierarchy", false, false, []string{"[none] mq-deadline kyber bfq"}, false},
+		{"BFQ offered", true, false, []string{"[none] mq-deadline kyber bfq"}, true},
+		{"BFQ in use on one device", true, false, []string{"[none] mq-deadline", "mq-deadline [bfq]"}, true},
+		{"no BFQ", true, false, []string{"[none] mq-deadline kyber"}, false},
+		{"no block devices", true, false, nil, false},
+		{"CFQ's weight in the root", true, true, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cg, block := filepath.Join(dir, "cgroup"), filepath.Join(dir, "block")
+			mustMkdir(t, cg)
+			if tc.blkio {
+				mustMkdir(t, filepath.Join(cg, "blkio"))
+			}
+			if tc.rootWeight {
+				mustWrite(t, filepath.Join(cg, "blkio", "blkio.weight"), "500\n")
+			}
+			for i, s := range tc.scheds {
+				q := filepath.Join(block, fmt.Sprintf("vd%c", 'a'+i), "queue")
+				mustMkdir(t, q)
+				mustWrite(t, filepath.Join(q, "scheduler"), s+"\n")
+			}
+			if got := IOWeight(cg, block); got != tc.want {
+				t.Errorf("IOWeight: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func mustMkdir(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustWrite(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -51,6 +52,8 @@ type UserNS struct {
 type Cgroup struct {
 	Mode        string   // "v2", "hybrid" or "v1"
 	Controllers []string // available (v2: the root's cgroup.controllers)
+	// IOWeight: block IO can be weighted (IOWeight), a P1.5 io.weight applies.
+	IOWeight bool
 }
 
 // Probe measures the host. ia32 runs the one probe that needs a process
@@ -86,6 +89,7 @@ func Probe(ia32 func() (bool, error)) Report {
 	r.PidfdGetfd = e != unix.ENOSYS
 	r.UserNS = probeUserNS()
 	r.Cgroup = probeCgroup("/sys/fs/cgroup")
+	r.Cgroup.IOWeight = IOWeight("/sys/fs/cgroup", "/sys/block")
 	if c, err := nftables.New(); err == nil {
 		_, err := c.ListTables()
 		r.Nftables = err == nil
@@ -149,6 +153,37 @@ func probeCgroup(root string) Cgroup {
 	return c
 }
 
+// IOWeight reports whether block IO can be weighted (P1.5 io.weight) under
+// the cgroup filesystem mounted at mount, with the block devices listed in
+// sysBlock (normally /sys/block): on cgroup v2 the io controller with the
+// IO cost model (io.cost.qos) or BFQ; on v1 the blkio controller with a
+// scheduler that offers weights (BFQ, or CFQ before Linux 5.0, whose
+// blkio.weight shows in the root). A v1 root never shows BFQ's
+// blkio.bfq.weight, so BFQ is found among the schedulers the kernel offers
+// the devices. Docker likewise discards a weight the kernel cannot apply.
+func IOWeight(mount, sysBlock string) bool {
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	bfq := func() bool {
+		scheds, _ := filepath.Glob(filepath.Join(sysBlock, "*", "queue", "scheduler"))
+		for _, f := range scheds {
+			b, _ := os.ReadFile(f)
+			for _, s := range strings.Fields(string(b)) {
+				if strings.Trim(s, "[]") == "bfq" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(mount, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		b, _ := os.ReadFile(filepath.Join(mount, "cgroup.controllers"))
+		return slices.Contains(strings.Fields(string(b)), "io") && (exists(filepath.Join(mount, "io.cost.qos")) || bfq())
+	}
+	blkio := filepath.Join(mount, "blkio")
+	return exists(blkio) && (exists(filepath.Join(blkio, "blkio.weight")) || bfq())
+}
+
 // Rows is the report as a table: feature, value, what it means for the
 // sandbox.
 func (r Report) Rows() [][3]string {
@@ -189,6 +224,7 @@ func (r Report) Rows() [][3]string {
 		{"pidfd_getfd", yes(r.PidfdGetfd), "learn and complain modes"},
 		{"unprivileged user namespaces", userns, "rootless sandboxes"},
 		{"cgroups", r.Cgroup.Mode + " (" + strings.Join(r.Cgroup.Controllers, " ") + ")", "P1.5 quotas (rootless: v2 with delegation)"},
+		{"block IO weight", yes(r.Cgroup.IOWeight), "a P1.5 slice's io.weight (left out where no: a share, not a limit)"},
 		{"nftables", yes(r.Nftables), "port restrictions"},
 		{"mount_setattr", yes(r.MountSetattr), "recursive read-only binds, idmapped mounts"},
 		{"vm.memfd_noexec", memfd, ""},
