@@ -21,7 +21,7 @@ help:
 	@echo "make build      build every program into $(BIN)/"
 	@echo "make test       lint, run every test (the kernel tests included) and a short fuzz run"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
-	@echo "make test-vm    the VM matrix: Debian's 6.1 kernel under qemu with AppArmor, cgroup v2, no Landlock"
+	@echo "make test-vm    the VM matrix: Debian's 6.1 kernels under qemu: AppArmor, cgroup v2, no Landlock, aarch64"
 	@echo "make bench      run the benchmarks"
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
@@ -82,18 +82,17 @@ $(CRICTL_DIR)/crictl:
 	@mkdir -p $(CRICTL_DIR)
 	GOBIN=$(CRICTL_DIR) GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
-# The kernel the AppArmor VM boots: Debian's current linux-image-amd64 (6.1
-# LTS), which has AppArmor built in and enabled; only its vmlinuz is kept.
+# The kernels the VM matrix boots: Debian's current linux-image-amd64 (6.1
+# LTS, AppArmor built in and enabled) and linux-image-arm64 with the arm64
+# guest's busybox and runc; only what boots is kept (test/vm/fetch.sh).
 VM_DIR := .cache/vm
-vm-kernel: $(VM_DIR)/vmlinuz
+vm-kernel: $(VM_DIR)/vmlinuz $(VM_DIR)/arm64/vmlinuz
 
 $(VM_DIR)/vmlinuz:
-	@mkdir -p $(VM_DIR)
-	cd $(VM_DIR) && lookup() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $$2; exit}'; } && \
-		pkg=$$(lookup) && { [ -n "$$pkg" ] || { apt-get update -qq && pkg=$$(lookup); }; } && \
-		test -n "$$pkg" && apt-get download -q "$$pkg" 2>&1 | grep -v "unsandboxed" ; \
-		dpkg-deb --fsys-tarfile linux-image-*.deb | tar -xO --wildcards './boot/vmlinuz-*' > vmlinuz.tmp && \
-		mv vmlinuz.tmp vmlinuz && rm -f linux-image-*.deb
+	test/vm/fetch.sh amd64 $(VM_DIR)
+
+$(VM_DIR)/arm64/vmlinuz:
+	test/vm/fetch.sh arm64 $(VM_DIR)/arm64
 
 test-vm: build vm-kernel
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -run TestVM -v ./test

@@ -347,3 +347,6 @@ func expectFromVerdict(t *testing.T, v seccomp.Verdict, spec childSpec) outcome 
 
 // i386 and x32 inputs as seccomp sees them.
 const auditArchI386 = 0x40000003
+
+// auditArchARM is AUDIT_ARCH_ARM: 32-bit ARM, aarch64's compat architecture.
+const auditArchARM = 0x40000028

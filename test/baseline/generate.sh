@@ -30,26 +30,47 @@ runtime_baselines() {
 	for _ in 1 2 3 4 5; do
 		"$top/test/baseline/measure-runtime.sh" --embedded "$top/bin/clawos-run" "$top/bin/clawos-probe" "$top/test/testdata/probe.whitelist.json"
 	done | jq -s 'unique_by(.syscalls)' >"$work/embedded.json"
-	f="$top/translate/baselines/$(uname -m).json"
-	jq --slurpfile r "$work/runtime.json" --slurpfile e "$work/embedded.json" --slurpfile g "$work/goruntime.json" '
+	jq -s '{"runtime-runc": [.[0], .[2]], "runtime-runc-privs": [.[3]], "clawos-init": [.[1]]}' "$work/runtime.json" |
+		jq --slurpfile e "$work/embedded.json" '.["runtime-embedded"] = $e[0]' >"$work/measured.json"
+	merge_runtime "$top/translate/baselines/$(uname -m).json" "$work/measured.json" "$work/goruntime.json"
+}
+# aarch64_runtime_baselines measures the same on aarch64, in the VM matrix's
+# aarch64 guest (TestVMMeasureRuntime: qemu-system-aarch64, Debian's arm64
+# kernel and runc), and the Go runtime's calls under qemu-user.
+aarch64_runtime_baselines() {
+	GOARCH=arm64 CGO_ENABLED=0 go build -o "$work/gostress-arm64" "$top/test/agents/gostress"
+	mkdir -p "$work/empty-sysroot"
+	for _ in 1 2 3; do
+		"$m" --qemu-aarch64 "$work/empty-sysroot" "gostress (Go runtime under load: goroutines, GC, preemption, timers; $(go env GOVERSION), arm64)" -- "$work/gostress-arm64"
+	done | jq -s 'unique_by(.syscalls)' >"$work/goruntime-arm64.json"
+	make -C "$top" build vm-kernel >/dev/null
+	(cd "$top/test" && CLAWOS_INTEGRATION=1 CLAWOS_MEASURE_RUNTIME="$work/aarch64.json" go test -tags seccomp -count=1 -run '^TestVMMeasureRuntime$' .)
+	merge_runtime "$top/translate/baselines/aarch64.json" "$work/aarch64.json" "$work/goruntime-arm64.json"
+}
+# merge_runtime FILE MEASURED GORUNTIME writes the internal baselines into
+# FILE: MEASURED holds the measurements of each ({"runtime-runc": [...],
+# ...}), GORUNTIME what the Go runtime of runc's and libcontainer's inits may
+# call at any time.
+merge_runtime() {
+	jq --slurpfile m "$2" --slurpfile g "$3" '
 		.baselines["runtime-runc"] = {
 			description: "what runc'"'"'s init calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal: part of the container-level filter only)",
-			measurements: ([$r[0], $r[2]] + $g[0])
+			measurements: ($m[0]["runtime-runc"] + $g[0])
 		} |
 		.baselines["runtime-runc-privs"] = {
 			description: "what runc'"'"'s init calls after loading the container-level filter when the process runs without no_new_privs (it loads the filter before dropping privileges), and what the Go runtime of that init may call at any time (internal: single-stage kubelet profiles only)",
-			measurements: ([$r[3]] + $g[0])
+			measurements: ($m[0]["runtime-runc-privs"] + $g[0])
 		} |
 		.baselines["runtime-embedded"] = {
 			description: "what libcontainer'"'"'s init, embedded in clawos-run, calls after loading the container-level filter, and what the Go runtime of that init may call at any time (internal)",
-			measurements: ($e[0] + $g[0])
+			measurements: ($m[0]["runtime-embedded"] + $g[0])
 		} |
 		.baselines["clawos-init"] = {
 			description: "what clawos-init calls before it loads the exact whitelist (internal: part of the container-level filter only)",
-			measurements: [$r[1]]
-		}' "$f" >"$work/new.json"
-	mv "$work/new.json" "$f"
-	echo "wrote runtime baselines into $f"
+			measurements: $m[0]["clawos-init"]
+		}' "$1" >"$work/new.json"
+	mv "$work/new.json" "$1"
+	echo "wrote runtime baselines into $1"
 }
 # learn_baselines adds to the native arch's start and tokio baselines what
 # clawos-run --learn records of the programs they are measured on, 20 runs
@@ -73,6 +94,10 @@ learn_baselines() {
 }
 if [ "${1:-}" = "--runtime-only" ]; then
 	runtime_baselines
+	exit 0
+fi
+if [ "${1:-}" = "--aarch64-runtime-only" ]; then
+	aarch64_runtime_baselines
 	exit 0
 fi
 if [ "${1:-}" = "--learn-only" ]; then
@@ -132,4 +157,8 @@ for arch in x86_64 aarch64; do
 	}' >"$top/translate/baselines/$arch.json"
 done
 echo "wrote $top/translate/baselines/x86_64.json and aarch64.json"
-if [ "$(id -u)" = 0 ] && command -v runc >/dev/null; then runtime_baselines; learn_baselines; fi
+if [ "$(id -u)" = 0 ] && command -v runc >/dev/null; then
+	runtime_baselines
+	learn_baselines
+	aarch64_runtime_baselines
+fi

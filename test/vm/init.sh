@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # /init of the test VMs (test/vm_test.go builds the initramfs). The kernel
-# command line names the configuration: clawos.vm=apparmor|cgroupv2|nolandlock.
+# command line names the configuration: clawos.vm=apparmor|cgroupv2|nolandlock|aarch64.
 # Every result is one line "CLAWOS <name> <value>" on the serial console.
 /bin/busybox --install -s /bin
 # The initramfs root cannot be pivot_root'ed (a container runtime does
@@ -46,6 +46,10 @@ fi
 ll=$(/clawos-run --check 2>/dev/null | sed -n 's/^Landlock  *\(ABI [0-9]*\|off\).*/\1/p' | sed 's/ABI //')
 echo "CLAWOS landlock ${ll:-unknown}"
 
+# stamp NAME: the guest's uptime at NAME (TestVM logs where the time goes).
+stamp() { echo "CLAWOS t-$1 $(cut -d' ' -f1 /proc/uptime)"; }
+stamp boot
+
 # run ARGS...: clawos-run (embedded runtime) with ARGS; its exit status,
 # and its stderr kept in /tmp/run.log.
 run() {
@@ -90,8 +94,8 @@ apparmor)
 cgroupv2)
 	echo "CLAWOS v2 forks-200 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 200)"
 	echo "CLAWOS v2 forks-100 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 100)"
-	echo "CLAWOS v2 alloc-700 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe alloc 700)"
-	echo "CLAWOS v2 alloc-100 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe alloc 100)"
+	echo "CLAWOS v2 alloc-600 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe alloc 600)"
+	echo "CLAWOS v2 alloc-8 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe alloc 8)"
 	echo "CLAWOS v2 unlisted-kill $(run --apparmor off --whitelist /vmtest/minimal.json -- /clawos-probe call 102)"
 	echo "CLAWOS v2 exec-kill $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
 	echo "CLAWOS v2 cgroups-left $(ls -d /sys/fs/cgroup/clawos-* 2>/dev/null | wc -l)"
@@ -108,9 +112,90 @@ nolandlock)
 	# whether or not exec can be restricted (an allow-all filter here).
 	echo "CLAWOS nl init-bare-name $(PATH=/bin:/ /clawos-init hex:060000000000ff7f -- clawos-probe call 39 >/dev/null 2>&1; echo $?)"
 	;;
+aarch64)
+	. /vmtest/nr.sh
+	echo "CLAWOS a64 status $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe status)"
+	# (getuid is in aarch64's start baseline: busybox calls it; getgid is not)
+	echo "CLAWOS a64 unlisted-kill $(run --apparmor off --whitelist /vmtest/minimal.json -- /clawos-probe call $NR_getgid)"
+	echo "CLAWOS a64 runc-status $(run --runtime runc --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe status)"
+	echo "CLAWOS a64 runc-unlisted-kill $(run --runtime runc --apparmor off --whitelist /vmtest/minimal.json -- /clawos-probe call $NR_getgid)"
+	echo "CLAWOS a64 runc-exec-kill $(run --runtime runc --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
+	echo "CLAWOS a64 exec-kill $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
+	echo "CLAWOS a64 exec-allowed $(run --apparmor off --whitelist /vmtest/exec-allowed.json -- /clawos-probe exec /bin/busybox)"
+	echo "CLAWOS a64 forks-200 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 200)"
+	echo "CLAWOS a64 forks-100 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 100)"
+	echo "CLAWOS a64 bundles-left $(ls /run/clawos/bundles 2>/dev/null | wc -l)"
+	# A filter compiled on the build host (clawos-policy compile --arch
+	# aarch64 --baseline start): clawos-init loads it and execs the probe;
+	# the probe loads the same bytes itself.
+	init_bpf() { /clawos-init /vmtest/cross.bpf -- /clawos-probe call "$@" >/dev/null 2>&1; echo $?; }
+	probe_bpf() { /clawos-probe --bpf /vmtest/cross.bpf call "$@" >/dev/null 2>&1; echo $?; }
+	echo "CLAWOS a64 init-bpf-allowed $(init_bpf $NR_getppid)"
+	echo "CLAWOS a64 init-bpf-kill $(init_bpf $NR_getgid)"
+	echo "CLAWOS a64 init-bpf-denied $(init_bpf $NR_geteuid)"
+	echo "CLAWOS a64 probe-bpf-allowed $(probe_bpf $NR_getppid)"
+	echo "CLAWOS a64 probe-bpf-kill $(probe_bpf $NR_getgid)"
+	[ -s /tmp/run.log ] && tail -3 /tmp/run.log
+	;;
+measure)
+	# What the runtimes' inits and clawos-init call under the container
+	# filter on this architecture, as test/baseline/measure-runtime.sh
+	# measures it on the build host: a container filter whose default is
+	# SCMP_ACT_LOG, read back from the kernel log. One line per program:
+	# "CLAWOS measure LABEL NR,NR,...". The bundle's configurations were
+	# written on the build host (TestVMMeasureRuntime).
+	. /vmtest/nr.sh
+	# calls LABEL COMM MARK: the numbers COMM called after MARK.
+	calls() {
+		echo "CLAWOS measure $1 $(dmesg | sed -n "/$3/,\$p" | grep 'type=1326' | grep -F "comm=\"$2\"" |
+			sed -n 's/.* syscall=\([0-9]*\) .*/\1/p' | sort -un | tr '\n' ',' | sed 's/,$//')"
+	}
+	for i in 1 2 3 4 5; do
+		dmesg -c >/dev/null
+		echo "clawos-measure-embedded-$i" >/dev/kmsg
+		/clawos-run --state-dir /run/clawos --apparmor off --runtime embedded --measure-runtime \
+			--whitelist /vmtest/vmprobe.json -- /clawos-probe call $NR_getppid >/dev/null 2>&1
+		calls embedded-$i 'runc:[2:INIT]' "clawos-measure-embedded-$i"
+	done
+	b=/measure/bundle
+	cp /clawos-init /clawos-probe $b/clawos/
+	mkdir -p $b/rootfs
+	cd $b
+	# runc run, with the launcher's pipe on fd 3 (its writer lives on).
+	cp /measure/config-run.json config.json
+	dmesg -c >/dev/null
+	echo "clawos-measure-run" >/dev/kmsg
+	mkfifo /tmp/parent-fd
+	sleep 60 >/tmp/parent-fd &
+	writer=$!
+	runc run --preserve-fds 1 clawos-measure </dev/null >/dev/null 2>&1 3</tmp/parent-fd
+	kill $writer
+	calls runc-run 'runc:[2:INIT]' clawos-measure-run
+	calls clawos-init clawos-init clawos-measure-run
+	runc delete -f clawos-measure >/dev/null 2>&1
+	# runc exec into a running container (the shim's path).
+	cp /measure/config-ready.json config.json
+	runc run -d clawos-measure </dev/null >/dev/null 2>&1
+	dmesg -c >/dev/null
+	echo "clawos-measure-exec" >/dev/kmsg
+	runc exec --process /measure/process.json clawos-measure >/dev/null 2>&1
+	calls runc-exec 'runc:[2:INIT]' clawos-measure-exec
+	runc delete -f clawos-measure >/dev/null 2>&1
+	# runc run without no_new_privs.
+	cp /measure/config-privs.json config.json
+	dmesg -c >/dev/null
+	echo "clawos-measure-privs" >/dev/kmsg
+	runc run clawos-measure </dev/null >/dev/null 2>/tmp/runc-privs.log || cat /tmp/runc-privs.log
+	calls runc-privs 'runc:[2:INIT]' clawos-measure-privs
+	runc delete -f clawos-measure >/dev/null 2>&1
+	echo "CLAWOS runc-version $(runc --version | sed -n 's/^runc version //p')"
+	echo "CLAWOS done"
+	poweroff -f
+	;;
 esac
 
 # The seccomp kernel tests, on this kernel.
+stamp checks
 cd /vmtest/test
 if ./test.test -test.run "TestKernel" -test.v >/tmp/seccomp.log 2>&1; then
 	echo "CLAWOS seccomp-tests PASS"
@@ -119,5 +204,6 @@ else
 	echo "CLAWOS seccomp-tests FAIL"
 	tail -20 /tmp/seccomp.log
 fi
+stamp seccomp-tests
 echo "CLAWOS done"
 poweroff -f
