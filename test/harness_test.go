@@ -133,6 +133,15 @@ func child(s string) int {
 		}
 		progs = append(progs, prog)
 	}
+	// Where ia32 calls are refused, int 0x80 raises SIGSEGV: the child must
+	// die of it (not of the Go runtime's crash, exit status 2), before any
+	// filter that might not allow rt_sigaction is loaded.
+	if spec.Via == viaInt80 {
+		if err := platform.DefaultSIGSEGV(); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return exitHarness
+		}
+	}
 	atomic.StoreUint64(&words[0], markArmed)
 	for _, prog := range progs {
 		if err := prog.Load(); err != nil {

@@ -50,6 +50,10 @@ func RunChild() {
 		return
 	}
 	if amd64 {
+		if err := DefaultSIGSEGV(); err != nil {
+			fmt.Fprintln(os.Stderr, "ia32 probe:", err)
+			os.Exit(125)
+		}
 		Int80(20, 0, 0, 0)
 	}
 	os.Exit(0)

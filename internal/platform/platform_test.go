@@ -1,8 +1,10 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -117,5 +119,43 @@ func mustWrite(t *testing.T, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDefaultSIGSEGV: after DefaultSIGSEGV a memory fault ends the process
+// with SIGSEGV, as int 0x80 does where ia32 calls are refused; without it
+// the Go runtime turns the fault into a crash with exit status 2 (which the
+// ia32 probes once misread). The fault is a nil write in a child process.
+func TestDefaultSIGSEGV(t *testing.T) {
+	if mode := os.Getenv("CLAWOS_TEST_SEGV"); mode != "" {
+		if mode == "default" {
+			if err := DefaultSIGSEGV(); err != nil {
+				os.Exit(125)
+			}
+		}
+		var p *int
+		*p = 1 // the fault under test
+		os.Exit(0)
+	}
+	for _, tc := range []struct {
+		mode string
+		want func(syscall.WaitStatus) bool
+	}{
+		{"default", func(ws syscall.WaitStatus) bool { return ws.Signaled() && ws.Signal() == unix.SIGSEGV }},
+		{"go", func(ws syscall.WaitStatus) bool { return ws.Exited() && ws.ExitStatus() == 2 }},
+	} {
+		if !amd64 && tc.mode == "default" {
+			continue // only where int 0x80 exists
+		}
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestDefaultSIGSEGV$")
+		cmd.Env = append(os.Environ(), "CLAWOS_TEST_SEGV="+tc.mode, "GOTRACEBACK=none")
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("%s: %v, want a fault", tc.mode, err)
+		}
+		if ws := ee.Sys().(syscall.WaitStatus); !tc.want(ws) {
+			t.Errorf("%s: the child ended with %v (status %d)", tc.mode, ws.Signal(), ws.ExitStatus())
+		}
 	}
 }
