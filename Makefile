@@ -21,7 +21,7 @@ help:
 	@echo "make build      build every program into $(BIN)/"
 	@echo "make test       lint, run every test (the kernel tests included) and a short fuzz run"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
-	@echo "make test-vm    the VM matrix: Debian's 6.1 kernels under qemu: AppArmor, cgroup v2, no Landlock, aarch64"
+	@echo "make test-vm    the VM matrix: Debian's 6.1 and 6.12 kernels under qemu: AppArmor, cgroup v2, no Landlock, no ia32, aarch64"
 	@echo "make bench      run the benchmarks"
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
@@ -83,13 +83,17 @@ $(CRICTL_DIR)/crictl:
 	GOBIN=$(CRICTL_DIR) GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
 # The kernels the VM matrix boots: Debian's current linux-image-amd64 (6.1
-# LTS, AppArmor built in and enabled) and linux-image-arm64 with the arm64
-# guest's busybox and runc; only what boots is kept (test/vm/fetch.sh).
+# LTS, AppArmor built in and enabled), bookworm-backports' (6.12: ia32
+# emulation can be switched off at boot) and linux-image-arm64 with the
+# arm64 guest's busybox and runc; only what boots is kept (test/vm/fetch.sh).
 VM_DIR := .cache/vm
-vm-kernel: $(VM_DIR)/vmlinuz $(VM_DIR)/arm64/vmlinuz
+vm-kernel: $(VM_DIR)/vmlinuz $(VM_DIR)/backports/vmlinuz $(VM_DIR)/arm64/vmlinuz
 
 $(VM_DIR)/vmlinuz:
 	test/vm/fetch.sh amd64 $(VM_DIR)
+
+$(VM_DIR)/backports/vmlinuz:
+	test/vm/fetch.sh amd64 $(VM_DIR)/backports bookworm-backports
 
 $(VM_DIR)/arm64/vmlinuz:
 	test/vm/fetch.sh arm64 $(VM_DIR)/arm64

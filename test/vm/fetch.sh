@@ -3,18 +3,30 @@
 # for ARCH (amd64 or arm64) as DIR/vmlinuz and, for a foreign ARCH, the
 # guest's static busybox and runc (whose libraries the arm64 libseccomp-dev
 # of .ci/setup installs). The packages come from this host's apt sources
-# (arm64 needs `dpkg --add-architecture arm64`, which .ci/setup does).
-# usage: fetch.sh ARCH DIR
+# (arm64 needs `dpkg --add-architecture arm64`, which .ci/setup does), or,
+# with SUITE (bookworm-backports), from that suite of deb.debian.org through
+# a private apt state in a temporary directory: the host's sources are not
+# touched.
+# usage: fetch.sh ARCH DIR [SUITE]
 set -euo pipefail
-arch=$1 dir=$2
+arch=$1 dir=$(realpath -m "$2") suite=${3:-}
 mkdir -p "$dir"
 work=$(mktemp -d)
+chmod 0755 "$work" # apt-get download drops to the _apt user
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-lookup() { apt-cache depends "linux-image-$arch:$arch" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+apt=()
+if [ -n "$suite" ]; then
+	mkdir -p lists/partial cache/archives/partial
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >sources.list
+	apt=(-o Dir::Etc::SourceList="$work/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+		-o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache" -o APT::Architectures::="$arch")
+	apt-get "${apt[@]}" update -qq
+fi
+lookup() { apt-cache "${apt[@]}" depends "linux-image-$arch:$arch" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
 pkg=$(lookup)
 if [ -z "$pkg" ]; then
-	apt-get update -qq
+	apt-get "${apt[@]}" update -qq
 	pkg=$(lookup)
 fi
 [ -n "$pkg" ] || { echo "fetch.sh: no linux-image-$arch:$arch in the apt sources" >&2; exit 1; }
@@ -23,7 +35,7 @@ if [ "$arch" != "$(dpkg --print-architecture)" ]; then
 	pkgs+=("busybox-static:$arch" "runc:$arch")
 fi
 # apt-get download warns that it runs unsandboxed as root; nothing else.
-apt-get download -q "${pkgs[@]}" 2>&1 | grep -v unsandboxed || true
+apt-get "${apt[@]}" download -q "${pkgs[@]}" 2>&1 | grep -v unsandboxed || true
 dpkg-deb --fsys-tarfile linux-image-*.deb | tar -xO --wildcards './boot/vmlinuz-*' >"$dir/vmlinuz.tmp"
 if [ "$arch" != "$(dpkg --print-architecture)" ]; then
 	dpkg-deb --fsys-tarfile busybox-static_*.deb | tar -xO ./bin/busybox >"$dir/busybox"

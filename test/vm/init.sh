@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # /init of the test VMs (test/vm_test.go builds the initramfs). The kernel
-# command line names the configuration: clawos.vm=apparmor|cgroupv2|nolandlock|aarch64.
+# command line names the configuration: clawos.vm=apparmor|cgroupv2|nolandlock|noia32|aarch64|measure.
 # Every result is one line "CLAWOS <name> <value>" on the serial console.
 /bin/busybox --install -s /bin
 # The initramfs root cannot be pivot_root'ed (a container runtime does
@@ -112,6 +112,17 @@ nolandlock)
 	# whether or not exec can be restricted (an allow-all filter here).
 	echo "CLAWOS nl init-bare-name $(PATH=/bin:/ /clawos-init hex:060000000000ff7f -- clawos-probe call 39 >/dev/null 2>&1; echo $?)"
 	;;
+noia32)
+	. /vmtest/nr.sh
+	/clawos-run --check >/tmp/check.out 2>&1
+	grep '^ia32' /tmp/check.out
+	echo "CLAWOS noia32 check-says-refused $(grep '^ia32 syscalls' /tmp/check.out | grep -c 'refused by the platform')"
+	echo "CLAWOS noia32 int80-unfiltered $(/clawos-probe int80 20 >/dev/null 2>&1; echo $?)"
+	echo "CLAWOS noia32 int80-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe int80 20)"
+	echo "CLAWOS noia32 x32-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe call $((NR_getpid | 0x40000000)))"
+	echo "CLAWOS noia32 getpid-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe call $NR_getpid)"
+	[ -s /tmp/run.log ] && tail -3 /tmp/run.log
+	;;
 aarch64)
 	. /vmtest/nr.sh
 	echo "CLAWOS a64 status $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe status)"
@@ -202,7 +213,7 @@ if ./test.test -test.run "TestKernel" -test.v >/tmp/seccomp.log 2>&1; then
 	echo "CLAWOS seccomp-cases-passed $(grep -c -- "--- PASS" /tmp/seccomp.log)"
 else
 	echo "CLAWOS seccomp-tests FAIL"
-	tail -20 /tmp/seccomp.log
+	grep -A3 -- "--- FAIL" /tmp/seccomp.log | head -40
 fi
 stamp seccomp-tests
 echo "CLAWOS done"
