@@ -13,18 +13,26 @@ FUZZTIME  ?= 60000x
 # The release 2026.2.2 is served under its module version v0.8.2.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: install all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help
+.PHONY: install uninstall all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help
 
 all: build
 
 help:
 	@echo "make build      build every program into $(BIN)/"
-	@echo "make test       lint, run every test (the kernel tests included) and a short fuzz run"
-	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
+	@echo "make test       lint, run every test (the kernel tests and the VM matrix included) and a short fuzz run"
+	@echo "make test-go    the Go tests alone (CLAWOS_INTEGRATION=1: kernel, sandbox, engine and VM tests)"
 	@echo "make test-vm    the VM matrix: Debian's 6.1 and 6.12 kernels under qemu: AppArmor, cgroup v2, no Landlock, no ia32, aarch64"
+	@echo "make vm-kernel  fetch the VM matrix's kernels and aarch64 guest programs into $(VM_DIR)/"
+	@echo "make crictl     build crictl for the CRI tests into $(CRICTL_DIR)/"
+	@echo "make fuzz       fuzz clawos-init's parsers (ASan, UBSan) and the whitelist translator"
+	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
 	@echo "make bench      run the benchmarks"
-	@echo "make lint       gofmt, go vet, staticcheck"
-	@echo "make baselines  re-measure the start and tokio baselines (needs strace, qemu-user-static, cargo)"
+	@echo "make lint       gofmt, go vet, staticcheck, no build outputs tracked"
+	@echo "make baselines  re-measure the start, tokio and runtime baselines (needs strace, qemu-user-static, cargo)"
+	@echo "make install    install the programs, podman's hooks.d files and /etc/clawos (PREFIX, DESTDIR, HOOKS_DIR)"
+	@echo "make uninstall  remove what install installed, except /etc/clawos (the administrator's configuration and whitelists)"
+	@echo "make clean      remove $(BIN)/ and .cache/"
+	@echo "make help       this list"
 
 # The hook and the runtime wrapper run in an engine's environment: static,
 # so that LD_PRELOAD and friends cannot reach them.
@@ -113,6 +121,10 @@ install: build
 		sed 's#/usr/local/bin/clawos-hook#$(PREFIX)/bin/clawos-hook#' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); done
 	test -e $(DESTDIR)/etc/clawos/runtime.json || \
 		sed -e 's#/usr/local/bin#$(PREFIX)/bin#' -e '/"cri": true/d' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-init)
+	rm -f $(addprefix $(DESTDIR)$(HOOKS_DIR)/,$(notdir $(wildcard hook/hooks.d/*.json)))
 
 # clawos-init's ELF and #! reader and filter decoder, a fixed count of
 # deterministic mutations of real programs and scripts, under ASan and UBSan.

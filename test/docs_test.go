@@ -63,3 +63,56 @@ func TestDocsReferences(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeTargets: `make help` names every phony target, and `make
+// uninstall` removes what `make install` put in DESTDIR but the
+// administrator's /etc/clawos.
+func TestMakeTargets(t *testing.T) {
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\.PHONY:(.*)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatal("no .PHONY line in the Makefile")
+	}
+	help, err := exec.Command("make", "-s", "-C", "..", "help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range strings.Fields(string(m[1])) {
+		if target != "all" && !regexp.MustCompile(`(?m)^make `+regexp.QuoteMeta(target)+` `).Match(help) {
+			t.Errorf("make help does not list %s", target)
+		}
+	}
+	dest := t.TempDir()
+	if out, err := exec.Command("make", "-s", "-C", "..", "install", "DESTDIR="+dest).CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v %s", err, out)
+	}
+	installed := files(t, dest)
+	if len(installed) < 9 {
+		t.Fatalf("make install put %d files in DESTDIR: %v", len(installed), installed)
+	}
+	if out, err := exec.Command("make", "-s", "-C", "..", "uninstall", "DESTDIR="+dest).CombinedOutput(); err != nil {
+		t.Fatalf("make uninstall: %v %s", err, out)
+	}
+	if left := files(t, dest); strings.Join(left, " ") != "etc/clawos/runtime.json" {
+		t.Errorf("after make uninstall: %v, want only etc/clawos/runtime.json", left)
+	}
+}
+
+// files lists the regular files under dir, relative to it.
+func files(t *testing.T, dir string) []string {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
