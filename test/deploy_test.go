@@ -8,9 +8,12 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"cel.dev/cel-go/cel"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
@@ -58,6 +61,10 @@ func deployObjects(t *testing.T) map[string][]any {
 				obj = &corev1.Pod{}
 			case "v1/Namespace":
 				obj = &corev1.Namespace{}
+			case "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy":
+				obj = &admissionv1.ValidatingAdmissionPolicy{}
+			case "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding":
+				obj = &admissionv1.ValidatingAdmissionPolicyBinding{}
 			default:
 				t.Fatalf("%s document %d: unexpected kind %s %s", file, i, tm.APIVersion, tm.Kind)
 			}
@@ -155,6 +162,15 @@ func TestDeployManifests(t *testing.T) {
 			}
 		}
 	}
+	for _, o := range objs["Namespace"] {
+		ns := o.(*corev1.Namespace)
+		// The installer needs hostPath: Pod Security Admission must say so
+		// explicitly, not depend on the cluster's default level.
+		if ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+			t.Errorf("namespace %s: pod-security.kubernetes.io/enforce %q, want privileged (the installer uses hostPath)",
+				ns.Name, ns.Labels["pod-security.kubernetes.io/enforce"])
+		}
+	}
 	for _, o := range objs["DaemonSet"] {
 		ds := o.(*appsv1.DaemonSet)
 		meta(t, "DaemonSet", ds.ObjectMeta)
@@ -240,5 +256,95 @@ func TestInstallNode(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(host, "etc/clawos/whitelists", bad)); err == nil {
 			t.Errorf("%s was installed", bad)
 		}
+	}
+}
+
+// TestAdmissionPolicy: the ValidatingAdmissionPolicy refuses a pod that
+// carries a ClawOS annotation without the clawos RuntimeClass (it would run
+// unconfined) and admits the rest. Its CEL expressions are compiled and
+// evaluated with cel-go, the CEL library Kubernetes uses, against sample
+// pods, so a typo in an expression fails here; the binding denies.
+func TestAdmissionPolicy(t *testing.T) {
+	objs := deployObjects(t)
+	if len(objs["ValidatingAdmissionPolicy"]) != 1 || len(objs["ValidatingAdmissionPolicyBinding"]) != 1 {
+		t.Fatalf("want one ValidatingAdmissionPolicy and its binding in deploy/, have %d and %d",
+			len(objs["ValidatingAdmissionPolicy"]), len(objs["ValidatingAdmissionPolicyBinding"]))
+	}
+	pol := objs["ValidatingAdmissionPolicy"][0].(*admissionv1.ValidatingAdmissionPolicy)
+	bind := objs["ValidatingAdmissionPolicyBinding"][0].(*admissionv1.ValidatingAdmissionPolicyBinding)
+	if bind.Spec.PolicyName != pol.Name || len(bind.Spec.ValidationActions) != 1 || bind.Spec.ValidationActions[0] != admissionv1.Deny {
+		t.Errorf("binding %s: policy %q, actions %v; want %q and Deny", bind.Name, bind.Spec.PolicyName, bind.Spec.ValidationActions, pol.Name)
+	}
+	if pol.Spec.FailurePolicy == nil || *pol.Spec.FailurePolicy != admissionv1.Fail {
+		t.Error("the policy must fail closed (failurePolicy: Fail)")
+	}
+	rules := pol.Spec.MatchConstraints.ResourceRules
+	if len(rules) != 1 || strings.Join(rules[0].Resources, ",") != "pods" || !slices.Contains(rules[0].Operations, admissionv1.Create) ||
+		!slices.Contains(rules[0].Operations, admissionv1.Update) {
+		t.Errorf("the policy must match pod CREATE and UPDATE: %+v", rules)
+	}
+	env, err := cel.NewEnv(cel.Variable("object", cel.DynType), cel.Variable("oldObject", cel.DynType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progs []cel.Program
+	for _, v := range pol.Spec.Validations {
+		ast, iss := env.Compile(v.Expression)
+		if iss.Err() != nil {
+			t.Fatalf("expression %q: %v", v.Expression, iss.Err())
+		}
+		prg, err := env.Program(ast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		progs = append(progs, prg)
+	}
+	rc := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name        string
+		annotations map[string]string
+		class       *string
+		admit       bool
+	}{
+		{"annotated, no RuntimeClass", map[string]string{runcargs.AnnotationWhitelist: "ironclaw"}, nil, false},
+		{"annotated, another RuntimeClass", map[string]string{runcargs.AnnotationWhitelist: "ironclaw"}, rc("runc"), false},
+		{"per-container whitelist, no RuntimeClass", map[string]string{runcargs.ContainerWhitelistPrefix + "agent": "ironclaw"}, nil, false},
+		{"a slice alone, no RuntimeClass", map[string]string{runcargs.AnnotationSlice: "agents"}, nil, false},
+		{"per-container baseline, no RuntimeClass", map[string]string{runcargs.ContainerBaselinePrefix + "agent": "tokio"}, nil, false},
+		{"annotated, clawos", map[string]string{runcargs.AnnotationWhitelist: "ironclaw"}, rc("clawos"), true},
+		{"not annotated", nil, nil, true},
+		{"other annotations", map[string]string{"example.com/team": "a", "clawos-notes": "x"}, nil, true},
+		{"the example pod", nil, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: tc.annotations},
+				Spec: corev1.PodSpec{RuntimeClassName: tc.class, Containers: []corev1.Container{{Name: "agent", Image: "x"}}}}
+			if tc.name == "the example pod" {
+				pod = *objs["Pod"][0].(*corev1.Pod)
+			}
+			raw, err := json.Marshal(pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var obj map[string]any
+			if err := json.Unmarshal(raw, &obj); err != nil {
+				t.Fatal(err)
+			}
+			admit := true
+			for _, prg := range progs {
+				out, _, err := prg.Eval(map[string]any{"object": obj, "oldObject": nil})
+				if err != nil {
+					t.Fatalf("evaluate: %v", err)
+				}
+				if ok, isBool := out.Value().(bool); !isBool {
+					t.Fatalf("the expression gave %v, not a bool", out)
+				} else if !ok {
+					admit = false
+				}
+			}
+			if admit != tc.admit {
+				t.Errorf("admitted %v, want %v", admit, tc.admit)
+			}
+		})
 	}
 }
