@@ -8,23 +8,32 @@
 # The installer DaemonSet (deploy/installer.yaml) runs it with --host /host;
 # by hand on a node: deploy/install-node.sh --from . --whitelists DIR
 #
-# usage: install-node.sh [--host DIR] [--from DIR] [--whitelists DIR]
+# usage: install-node.sh [--host DIR] [--prefix DIR] [--from DIR] [--whitelists DIR]
 #   --host        the node's root (default /)
+#   --prefix      where the programs go, PREFIX/bin, on the node (default
+#                 /usr/local; read-only there on COS, Bottlerocket, Flatcar and
+#                 Talos: /opt/clawos, say); the printed snippet names it
 #   --from        where bin/ and deploy/ are (default: the script's parent)
 #   --whitelists  a directory of NAME.json whitelists to install
 set -eu
 host=/
+prefix=/usr/local
 from=$(cd "$(dirname "$0")/.." && pwd)
 whitelists=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--host) host=$2; shift 2 ;;
+	--prefix) prefix=$2; shift 2 ;;
 	--from) from=$2; shift 2 ;;
 	--whitelists) whitelists=$2; shift 2 ;;
 	*) echo "install-node.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-bin=$host/usr/local/bin
+case $prefix in
+/*) ;;
+*) echo "install-node.sh: --prefix must be an absolute path, not $prefix" >&2; exit 2 ;;
+esac
+bin=$host$prefix/bin
 etc=$host/etc/clawos
 
 # put SRC DST MODE: copy SRC to DST atomically (same directory, rename).
@@ -75,6 +84,6 @@ if [ -n "$refused" ]; then
 	echo "install-node.sh: some whitelists were refused (above); the others are installed" >&2
 	exit 1
 fi
-echo "clawos-security installed under $host (programs in /usr/local/bin, configuration in /etc/clawos)."
+echo "clawos-security installed under $host (programs in $prefix/bin, configuration in /etc/clawos)."
 echo "Merge into /etc/containerd/config.toml, restart containerd, then label the node clawos.io/runtime=ready:"
-cat "$from/deploy/containerd-clawos.toml"
+sed "s#/usr/local/bin/clawos-runc#$prefix/bin/clawos-runc#" "$from/deploy/containerd-clawos.toml"

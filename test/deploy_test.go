@@ -179,6 +179,22 @@ func TestDeployManifests(t *testing.T) {
 			t.Errorf("DaemonSet %s: its selector does not match its pods (%v)", ds.Name, err)
 		}
 		for _, c := range append(ds.Spec.Template.Spec.InitContainers, ds.Spec.Template.Spec.Containers...) {
+			// The installer's --prefix and the host directory it writes
+			// into must be the same place.
+			if i := slices.Index(c.Command, "--prefix"); i >= 0 && i+1 < len(c.Command) {
+				prefix := c.Command[i+1]
+				mounted := false
+				for _, m := range c.VolumeMounts {
+					for _, v := range ds.Spec.Template.Spec.Volumes {
+						if v.Name == m.Name && v.HostPath != nil && v.HostPath.Path == prefix+"/bin" && m.MountPath == "/host"+prefix+"/bin" {
+							mounted = true
+						}
+					}
+				}
+				if !mounted {
+					t.Errorf("DaemonSet %s: --prefix %s, but no hostPath %s/bin mounted at /host%s/bin", ds.Name, prefix, prefix, prefix)
+				}
+			}
 			if len(c.Command) > 0 && strings.HasPrefix(c.Command[0], "/opt/clawos/deploy/") {
 				if _, err := os.Stat(filepath.Join("../deploy", strings.TrimPrefix(c.Command[0], "/opt/clawos/deploy/"))); err != nil {
 					t.Errorf("DaemonSet %s runs %s, which deploy/ does not have", ds.Name, c.Command[0])
@@ -226,6 +242,23 @@ func TestInstallNode(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(host, "usr/local/bin/*.clawos-tmp.*"))
 	if len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+
+	// Another prefix (a node whose /usr/local is read-only): the programs
+	// land there and the printed snippet names it.
+	other := t.TempDir()
+	out3, err := exec.Command("sh", "../deploy/install-node.sh", "--host", other, "--prefix", "/opt/clawos", "--from", "..").CombinedOutput()
+	if err != nil {
+		t.Fatalf("install-node.sh --prefix: %v\n%s", err, out3)
+	}
+	if _, err := os.Stat(filepath.Join(other, "opt/clawos/bin/clawos-runc")); err != nil {
+		t.Errorf("--prefix /opt/clawos: %v", err)
+	}
+	if !strings.Contains(string(out3), `BinaryName = "/opt/clawos/bin/clawos-runc"`) || strings.Contains(string(out3), "/usr/local/bin") {
+		t.Errorf("--prefix /opt/clawos: the printed snippet does not name it:\n%s", out3)
+	}
+	if out, err := exec.Command("sh", "../deploy/install-node.sh", "--host", other, "--prefix", "opt", "--from", "..").CombinedOutput(); err == nil {
+		t.Errorf("a relative --prefix was accepted: %s", out)
 	}
 
 	// A ConfigMap volume (entries are symlinks into ..data) installs; an
