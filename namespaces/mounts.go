@@ -131,6 +131,39 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 	return ms, links, nil
 }
 
+// HostPath is the host file that backs path p in the sandbox's view, for
+// reading it before the sandbox exists (a command and its interpreters):
+// under the destination of a bind (the longest; later binds win on equal
+// ones, as they are mounted later), the bind's source; under a system
+// directory of the default view, or at one of its /etc files, the same path
+// on the host (the view's symlinks, /bin -> usr/bin, are the host's). ok is
+// false where the view shows nothing of the host at p. p is absolute and
+// clean.
+func (v View) HostPath(p string) (string, bool) {
+	hostRoot := v.HostRoot
+	if hostRoot == "" {
+		hostRoot = "/"
+	}
+	best := -1
+	for i, b := range v.Binds {
+		if under(p, []string{b.Dest}) && (best < 0 || len(b.Dest) >= len(v.Binds[best].Dest)) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := v.Binds[best]
+		rel, err := filepath.Rel(b.Dest, p)
+		if err != nil {
+			return "", false
+		}
+		return filepath.Join(b.Source, rel), true
+	}
+	if !v.Custom && (under(p, systemDirs) || under(p, etcFiles)) {
+		return filepath.Join(hostRoot, p), true
+	}
+	return "", false
+}
+
 // managedDirs are the paths a sandbox manages itself: its own /proc, /dev,
 // /sys, private /tmp and /run, and its curated /etc. A host directory bound
 // over or under one of them would show the host's instead (its processes,

@@ -363,3 +363,38 @@ func TestClampResources(t *testing.T) {
 		}
 	}
 }
+
+// TestHostPath: what backs a path of the sandbox's view on the host, for
+// finding the command in the sandbox's own view.
+func TestHostPath(t *testing.T) {
+	v := namespaces.View{HostRoot: "/host", Binds: []namespaces.Bind{
+		{Source: "/tmp/x/agent.py", Dest: "/app/agent.py", ReadOnly: true},
+		{Source: "/srv/tools", Dest: "/opt/tools", ReadOnly: true},
+		{Source: "/srv/other", Dest: "/opt/tools/sub", ReadOnly: true},
+		{Source: "/work/ws", Dest: "/usr/local/ws"},
+	}}
+	for _, tc := range []struct {
+		path, want string
+		ok         bool
+	}{
+		{"/usr/bin/python3", "/host/usr/bin/python3", true},
+		{"/bin/sh", "/host/bin/sh", true},
+		{"/app/agent.py", "/tmp/x/agent.py", true},
+		{"/opt/tools/bin/lint", "/srv/tools/bin/lint", true},
+		{"/opt/tools/sub/x", "/srv/other/x", true},     // the longest destination
+		{"/usr/local/ws/run", "/work/ws/run", true},    // a bind over a system directory wins
+		{"/etc/passwd", "/host/etc/passwd", true},      // a curated /etc file
+		{"/etc/shadow", "", false},                     // not in the view
+		{"/home/user/.pyenv/shims/python3", "", false}, // the host's, not the sandbox's
+		{"/application", "", false},                    // a prefix of no destination
+	} {
+		got, ok := v.HostPath(tc.path)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("HostPath(%s) = %q, %v; want %q, %v", tc.path, got, ok, tc.want, tc.ok)
+		}
+	}
+	v.Custom = true
+	if _, ok := v.HostPath("/usr/bin/python3"); ok {
+		t.Error("a custom root shows no system directory of the host")
+	}
+}

@@ -1348,3 +1348,46 @@ func TestRunChdir(t *testing.T) {
 		}
 	})
 }
+
+// TestRunCommandInSandboxView: the command is looked up in the sandbox's
+// own view, as bubblewrap does: through a bind, in the sandbox's PATH (its
+// default or --env's), never in the caller's PATH (issue 15, item 1:
+// `--ro-bind agent:/app/agent -- /app/agent` said "command not found", and
+// a pyenv shim of the caller's PATH was mounted and run).
+func TestRunCommandInSandboxView(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		if r := s.clawosRun(t, "--ro-bind", s.probe+":/app/agent", "--whitelist", probeWhitelist, "--", "/app/agent", "cwd"); r.code != 0 {
+			t.Errorf("a command bound at /app/agent: exit %d %s", r.code, r.stderr)
+		}
+		if r := s.clawosRun(t, "--ro-bind", filepath.Dir(s.probe)+":/app/bin", "--env", "PATH=/app/bin", "--whitelist", probeWhitelist,
+			"--", "clawos-probe", "cwd"); r.code != 0 {
+			t.Errorf("a bare name in --env's PATH, through a bind: exit %d %s", r.code, r.stderr)
+		}
+		// A shim first in the caller's PATH: the sandbox runs its own true.
+		shims := t.TempDir()
+		os.Chmod(shims, 0o755)
+		if err := os.WriteFile(filepath.Join(shims, "true"), []byte("#!/bin/sh\nexit 42\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		callerPATH := "PATH=" + shims + ":" + filepath.Dir(s.probe) + ":" + os.Getenv("PATH")
+		run := func(args ...string) (int, string) {
+			cmd := exec.Command(s.run, append(append(s.flags(), "--whitelist", probeWhitelist, "--"), args...)...)
+			cmd.Env = append(os.Environ(), callerPATH)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				t.Fatal(err)
+			}
+			return cmd.ProcessState.ExitCode(), stderr.String()
+		}
+		if code, stderr := run("true"); code != 0 {
+			t.Errorf("true with a shim first in the caller's PATH: exit %d (the shim exits 42) %s", code, stderr)
+		}
+		// The caller's PATH has clawos-probe; the sandbox's does not.
+		if code, stderr := run("clawos-probe", "cwd"); code != 127 || !strings.Contains(stderr, "not found in the sandbox's PATH") {
+			t.Errorf("a bare name only the caller's PATH has: exit %d, want 127 naming the sandbox's PATH: %s", code, stderr)
+		}
+	})
+}

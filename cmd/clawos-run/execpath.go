@@ -6,16 +6,16 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/namespaces"
 )
 
-// resolveInRoot is resolveCommand for a command inside a root filesystem
+// resolveInRoot is resolveInView for a command inside a root filesystem
 // directory: cmd is an absolute path inside root, files are read through
 // securejoin (symlinks cannot leave root), and the returned paths are paths
 // inside the sandbox. clawos-init opens them there, so their symlinks
@@ -50,49 +50,97 @@ func resolveInRoot(root, cmd string) (string, []string, error) {
 	return cmd, files, nil
 }
 
-// resolveCommand finds the agent's executable on the host and returns its
-// absolute path as given (what the sandbox execs) and every file execve
-// will open for execution: the executable itself (symlinks resolved), a
-// script's interpreter, and their ELF interpreters (the dynamic loader).
-// Landlock's execute right is checked on each of them.
-func resolveCommand(cmd string) (string, []string, error) {
-	path, err := exec.LookPath(cmd)
-	if err != nil {
-		return "", nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("command %q not found", cmd), Err: err}
-	}
-	path, err = filepath.Abs(path)
-	if err != nil {
-		return "", nil, clawerr.Wrap(clawerr.ENoEnt, err, "command "+cmd)
-	}
-	var files []string
-	seen := map[string]bool{}
-	var add func(p string, depth int) error
-	add = func(p string, depth int) error {
-		if depth > 4 {
-			return clawerr.New(clawerr.EProto, "too many levels of interpreters for "+cmd)
+// resolveInView finds the agent's command as the sandbox will see it in
+// the default view v (its system directories and binds), as bubblewrap
+// does: a bare name is searched in the sandbox's PATH through the view,
+// never in the caller's (a host shim, ~/.pyenv/shims/python3, is not
+// there); a path is taken as given, a relative one from the caller's
+// directory. It returns the command's path inside the sandbox, every file
+// execve opens for execution (the command, a script's interpreter and their
+// ELF interpreters: Landlock's execute right is checked on each, and
+// clawos-init opens them inside the sandbox), and the host files outside
+// the view that must be mounted read-only at their own (real) path for the
+// sandbox to see them: a command given by a host path, an interpreter
+// outside the system directories. Files are read through the binds'
+// sources, so a command bound elsewhere (--ro-bind agent.py:/app/agent.py)
+// is found at its place in the sandbox.
+func resolveInView(v namespaces.View, sandboxPATH, cmd string) (string, []string, []string, error) {
+	path := cmd
+	switch {
+	case !strings.Contains(cmd, "/"):
+		path = ""
+		for _, dir := range filepath.SplitList(sandboxPATH) {
+			if !filepath.IsAbs(dir) {
+				continue // a relative PATH entry names nothing fixed in the sandbox
+			}
+			cand := filepath.Join(dir, cmd)
+			if host, ok := v.HostPath(cand); ok && executable(host) {
+				path = cand
+				break
+			}
 		}
-		real, err := filepath.EvalSymlinks(p)
+		if path == "" {
+			return "", nil, nil, &clawerr.Error{Code: clawerr.ENoEnt,
+				Message: fmt.Sprintf("command %q not found in the sandbox's PATH (%s)", cmd, sandboxPATH),
+				Hint:    "give the command's path; a program outside the system directories is seen only through --ro-bind"}
+		}
+	case !filepath.IsAbs(cmd):
+		abs, err := filepath.Abs(cmd)
 		if err != nil {
-			return clawerr.Wrap(clawerr.ENoEnt, err, "resolve "+p)
+			return "", nil, nil, clawerr.Wrap(clawerr.ENoEnt, err, "command "+cmd)
+		}
+		path = abs
+	}
+	var files, mounts []string
+	seen := map[string]bool{}
+	p := path
+	for depth := 0; p != ""; depth++ {
+		if depth > 4 {
+			return "", nil, nil, clawerr.New(clawerr.EProto, "too many levels of interpreters for "+cmd)
+		}
+		host, inView := v.HostPath(p)
+		real := p
+		switch {
+		case !inView:
+			// A host file outside the view: mounted at its real path (a
+			// mount point cannot be made under a symlink).
+			r, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return "", nil, nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("command %q: %s not found", cmd, p), Err: err}
+			}
+			host, real = r, r
+			mounts = append(mounts, r)
+			if depth == 0 {
+				path = r
+			}
+		case host == filepath.Join("/", p):
+			// The host's own path (a system directory): its symlinks are the
+			// sandbox's too, and AppArmor and Landlock see the real file.
+			if r, err := filepath.EvalSymlinks(host); err == nil {
+				real = r
+			}
+		}
+		if _, err := os.Stat(host); err != nil {
+			return "", nil, nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("command %q: %s not found in the sandbox's view", cmd, p), Err: err}
 		}
 		if seen[real] {
-			return nil
+			break
 		}
 		seen[real] = true
 		files = append(files, real)
-		interp, err := interpreter(real)
+		interp, err := interpreter(host)
 		if err != nil {
-			return err
+			return "", nil, nil, err
 		}
-		if interp != "" {
-			return add(interp, depth+1)
-		}
-		return nil
+		p = interp
 	}
-	if err := add(path, 0); err != nil {
-		return "", nil, err
-	}
-	return path, files, nil
+	return path, files, mounts, nil
+}
+
+// executable reports whether path is a regular file someone may execute.
+func executable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 // interpreter returns a script's #! interpreter or an ELF file's PT_INTERP,

@@ -194,7 +194,21 @@ func (l *launcher) prepare() (*sandbox, error) {
 			return nil, clawerr.Wrap(clawerr.EIO, err, "--rootfs")
 		}
 	}
-	cmdPath, execFiles, err := l.resolve(root, cmdArgs[0])
+	var binds []namespaces.Bind
+	for _, list := range []struct {
+		specs    []string
+		readOnly bool
+	}{{c.roBinds, true}, {c.binds, false}} {
+		for _, b := range list.specs {
+			bd, err := namespaces.ParseBind(b, list.readOnly)
+			if err != nil {
+				return nil, err
+			}
+			binds = append(binds, bd)
+		}
+	}
+	// The command as the sandbox sees it: in its own view and PATH.
+	cmdPath, execFiles, execMounts, err := l.resolve(root, namespaces.View{Binds: binds}, sandboxPATH(c.env), cmdArgs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -233,30 +247,10 @@ func (l *launcher) prepare() (*sandbox, error) {
 		if c.chdir == "" {
 			view.Workdir = workdir
 		}
-		// The command as given, mounted where its directory really is:
-		// /bin/true lands on /usr/bin/true, which the view's /bin ->
-		// usr/bin link then reaches (a mount point cannot be made under
-		// a symlink).
-		visible := cmdPath
-		if d, err := filepath.EvalSymlinks(filepath.Dir(cmdPath)); err == nil {
-			visible = filepath.Join(d, filepath.Base(cmdPath))
-		}
-		view.Exec = append(execFiles, visible)
+		// What the command needs from outside the view, at its real path.
+		view.Exec = execMounts
 	}
-	for _, b := range c.roBinds {
-		bd, err := namespaces.ParseBind(b, true)
-		if err != nil {
-			return nil, err
-		}
-		view.Binds = append(view.Binds, bd)
-	}
-	for _, b := range c.binds {
-		bd, err := namespaces.ParseBind(b, false)
-		if err != nil {
-			return nil, err
-		}
-		view.Binds = append(view.Binds, bd)
-	}
+	view.Binds = binds
 	view.Tmpfs = c.tmpfs
 	mounts, links, err := namespaces.Mounts(view)
 	if err != nil {
@@ -305,7 +299,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if !c.userns {
 		user = specs.User{UID: 65534, GID: 65534} // nobody: never host root
 	}
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp"}
+	env := []string{"PATH=" + defaultPATH, "HOME=/tmp"}
 	if base != nil && base.Process != nil && len(base.Process.Env) > 0 {
 		env = base.Process.Env
 	}
@@ -414,20 +408,36 @@ func mergeMounts(base, ours []specs.Mount) []specs.Mount {
 	return out
 }
 
-// resolve finds the command on the host, or inside a root filesystem.
-func (l *launcher) resolve(root, cmd string) (string, []string, error) {
+// resolve finds the command in the sandbox's view (resolveInView), or
+// inside a root filesystem.
+func (l *launcher) resolve(root string, view namespaces.View, sandboxPATH, cmd string) (string, []string, []string, error) {
 	if root != "" {
 		p, files, err := resolveInRoot(root, cmd)
 		if err != nil {
-			return "", nil, &notFoundError{err}
+			return "", nil, nil, &notFoundError{err}
 		}
-		return p, files, nil
+		return p, files, nil, nil
 	}
-	p, files, err := resolveCommand(cmd)
+	p, files, mounts, err := resolveInView(view, sandboxPATH, cmd)
 	if err != nil {
-		return "", nil, &notFoundError{err}
+		return "", nil, nil, &notFoundError{err}
 	}
-	return p, files, nil
+	return p, files, mounts, nil
+}
+
+// defaultPATH is the agent's PATH unless --env sets one.
+const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// sandboxPATH is the PATH the agent gets: the last PATH of --env, or
+// defaultPATH.
+func sandboxPATH(env []string) string {
+	path := defaultPATH
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	return path
 }
 
 // runtime runs a prepared sandbox.
