@@ -48,17 +48,28 @@ type config struct {
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime, tty, complain, check               bool
 	learnFailed, force, version                                                       bool
-	envFile, chdir                                                                    string
+	envFile, chdir, logLevel                                                          string
+	quiet                                                                             bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
 
-func parseFlags(args []string, stderr io.Writer) (*config, error) {
+func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// --help is asked for: to stdout (exit 0); a usage error's to stderr.
+	usageOut := stderr
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			usageOut = stdout
+		}
+	}
+	fs.SetOutput(usageOut)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s [flags] -- CMD [ARGS...]\n\nRuns CMD as a confined ClawOS agent and exits with its status (128+N if it dies of signal N; 159 = killed by seccomp).\n\nflags:\n", progName)
+		fmt.Fprintf(usageOut, "usage: %s [flags] -- CMD [ARGS...]\n\nRuns CMD as a confined ClawOS agent and exits with its status (128+N if it dies of signal N; 159 = killed by seccomp).\n\nflags:\n", progName)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.whitelist, "whitelist", "", "P1.2 whitelist (required)")
@@ -79,6 +90,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir, "where bundles and runtime state live while agents run (for a non-root user: $XDG_RUNTIME_DIR/clawos or /tmp/clawos-UID)")
 	fs.StringVar(&c.id, "id", "", "container id (default: generated)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.quiet, "quiet", false, "log errors only (--log-level error)")
 	fs.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after forwarding SIGINT, SIGTERM or SIGHUP, kill the agent if it has not exited (an agent is pid 1 of its namespace: the kernel drops signals it has no handler for)")
 	fs.StringVar(&c.writeBundle, "write-bundle", "", "write the OCI bundle that would run to this new directory, and exit (for benchmarks and debugging)")
 	fs.BoolVar(&c.measureRuntime, "measure-runtime", false, "measurement mode for test/baseline/measure-runtime.sh: the container-level filter logs every call instead of killing (the agent's own filter stays exact)")
@@ -156,7 +169,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	log := logrus.New()
 	log.SetOutput(stderr)
 	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
-	c, err := parseFlags(args, stderr)
+	c, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -167,6 +180,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if c.logFormat == "json" {
 		log.SetFormatter(&logrus.JSONFormatter{})
 	}
+	level, err := logrus.ParseLevel(c.logLevel)
+	if err != nil || level > logrus.DebugLevel || level < logrus.ErrorLevel {
+		fmt.Fprintf(stderr, "%s: --log-level %q: want debug, info, warn or error\n", progName, c.logLevel)
+		return exitUsage
+	}
+	if c.quiet {
+		level = logrus.ErrorLevel
+	}
+	log.SetLevel(level)
 	if c.check {
 		return checkHost(c, stdout, stderr)
 	}

@@ -344,7 +344,9 @@ func (p *Plan) ApplyAppArmor(spec *specs.Spec, mode, preset string, execFiles []
 		if mode == AppArmorRequired {
 			return "", &clawerr.Error{Code: clawerr.EPerm, Message: "AppArmor is required, but the kernel has no AppArmor", Err: err}
 		}
-		log.WithError(err).Warn("no AppArmor profile applied (AppArmor mode auto)")
+		// Every run on such a kernel would say it: clawos-run --check does
+		// once, the audit record and --print-spec say it per sandbox.
+		log.WithError(err).Debug("no AppArmor profile applied (AppArmor mode auto)")
 		return AppArmorUnavailable, nil
 	}
 	parser, err := exec.LookPath("apparmor_parser")
