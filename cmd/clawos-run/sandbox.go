@@ -366,12 +366,31 @@ var auditSyscall = regexp.MustCompile(`type=1326 .* pid=(\d+) .* arch=([0-9a-f]+
 
 // killedSyscall names the syscall the kernel logged for a seccomp kill of
 // pid (needs CAP_SYSLOG; the kernel rate-limits these lines), or "unknown".
+// Without an audit daemon the kernel's audit thread prints the record
+// after the process has died, so a kill that is not in the log yet is
+// looked for again, for at most killLogWait.
 func killedSyscall(pid int, arch translate.Arch) string {
+	deadline := time.Now().Add(killLogWait)
+	for {
+		name, found := killedSyscallNow(pid, arch)
+		if found || time.Now().After(deadline) {
+			return name
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killLogWait bounds the wait for the kernel's record of a seccomp kill.
+const killLogWait = time.Second
+
+// killedSyscallNow is one read of the kernel log for killedSyscall.
+func killedSyscallNow(pid int, arch translate.Arch) (string, bool) {
 	buf := make([]byte, 1<<20)
 	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
 	if err != nil {
-		return "unknown (the kernel log is not readable)"
+		return "unknown (the kernel log is not readable)", true
 	}
+	found := false
 	name := "unknown (the kernel did not log it)"
 	sc := bufio.NewScanner(bytes.NewReader(buf[:n]))
 	for sc.Scan() {
@@ -379,6 +398,7 @@ func killedSyscall(pid int, arch translate.Arch) string {
 		if m == nil || m[1] != strconv.Itoa(pid) {
 			continue
 		}
+		found = true
 		nr, _ := strconv.Atoi(m[3])
 		if a, _ := strconv.ParseUint(m[2], 16, 32); uint32(a) != arch.Audit() {
 			name = fmt.Sprintf("syscall %d of another architecture (audit arch %s)", nr, m[2])
@@ -386,7 +406,7 @@ func killedSyscall(pid int, arch translate.Arch) string {
 		}
 		name = arch.SyscallName(nr)
 	}
-	return name
+	return name, found
 }
 
 // owner records who runs a sandbox: the clawos-run process, identified by
