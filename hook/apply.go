@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -28,8 +29,34 @@ import (
 const AnnotationRefusal = "io.clawos.refusal"
 
 // refusedCommand is the command of a refused container: no such file, so
-// that even a runtime that skipped the prestart hook cannot start it.
+// that even a runtime that skipped the prestart hook cannot start it. The
+// reason follows it in the same path (refusedPath): where the prestart
+// hook does not speak first (a runtime that looks the command up before
+// running hooks, or skips them), the error an engine prints ("exec: PATH:
+// no such file or directory", podman's "OCI runtime attempted to invoke a
+// command that was not found") still names it.
 const refusedCommand = confine.Dir + "/refused"
+
+// refusedPath is refusedCommand with the reason: " by clawos-hook: " and
+// the message, with '/' written as U+2215 (it looks the same and starts no
+// path component) and cut to fit one file name (255 bytes).
+func refusedPath(err error) string {
+	msg := strings.Map(func(r rune) rune {
+		switch {
+		case r == '/':
+			return '\u2215'
+		case r < ' ' || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, clawerr.PayloadOf("clawos-hook", err).ErrorMessage)
+	name := "refused by clawos-hook: " + msg
+	for len(name) > 250 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return confine.Dir + "/" + name
+}
 
 // Refuse turns spec into a container that cannot start and carries err:
 // its command does not exist, and the injected prestart hook fails with
@@ -45,7 +72,7 @@ func Refuse(spec *specs.Spec, cfg Config, err error) {
 	if spec.Process == nil {
 		spec.Process = &specs.Process{Cwd: "/"}
 	}
-	spec.Process.Args = []string{refusedCommand}
+	spec.Process.Args = []string{refusedPath(err)}
 	unapply(spec, cfg)
 	inject(spec, cfg)
 }

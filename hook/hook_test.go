@@ -186,7 +186,8 @@ func TestApplyRefusals(t *testing.T) {
 			// A deferred refusal: the config cannot start, and prestart
 			// reports the reason.
 			Refuse(s, cfg, err)
-			if s.Process.Args[0] != refusedCommand || len(s.Hooks.CreateRuntime) != 1 {
+			if !strings.HasPrefix(s.Process.Args[0], refusedCommand+" by clawos-hook: ") || strings.Count(s.Process.Args[0], "/") != strings.Count(refusedCommand, "/") ||
+				len(filepath.Base(s.Process.Args[0])) > 255 || len(s.Hooks.CreateRuntime) != 1 {
 				t.Errorf("refused config: args %v hooks %+v", s.Process.Args, s.Hooks)
 			}
 			if rerr := refusal(s); clawerr.CodeOf(rerr) != c.code || !strings.Contains(rerr.Error(), "refused at precreate") {

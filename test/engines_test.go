@@ -596,6 +596,17 @@ func TestHookPodman(t *testing.T) {
 		a = append(append(a, image, "/clawos-probe"), args...)
 		return runCmd(t, env, nil, "podman", a...)
 	})
+	// An unknown whitelist name: the first line podman prints says so, not
+	// only "a command that was not found" (the prestart hook's reason; the
+	// refused command's path carries it too, for a runtime that looks the
+	// command up first or skips the hook).
+	a := append(append([]string{}, podman...), "run", "--rm", "--network", "none", "--annotation", hook.AnnotationWhitelist+"=nope",
+		image, "/clawos-probe", "status")
+	code, out := runCmd(t, env, nil, "podman", a...)
+	first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	if code == 0 || !strings.Contains(strings.ReplaceAll(first, `\"`, `"`), `whitelist "nope" is not in the trusted directory`) {
+		t.Errorf("an unknown whitelist: exit %d, first line %q, want it to name the whitelist:\n%s", code, first, out)
+	}
 	if code, out := runCmd(t, env, nil, "podman", append(podman, "ps", "-a", "-q")...); code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("podman still lists containers: %s", out)
 	}
