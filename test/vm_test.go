@@ -92,6 +92,9 @@ var vmConfigs = []struct {
 		"noia32 int80-sandboxed":    "139",
 		"noia32 x32-sandboxed":      "159", // x32 is still killed by the filter
 		"noia32 getpid-sandboxed":   "0",
+		"noia32 modules":            "loaded",
+		"noia32 demo":               "0", // make demo: every row as predicted, int 0x80 refused by the platform
+		"noia32 demo-says-refused":  "1",
 	}},
 	// aarch64: everything built for it (a cross-compiled static clawos-init,
 	// probe and clawos-run; the seccomp kernel tests cross-compiled with
@@ -409,6 +412,18 @@ func buildInitramfs(t *testing.T, s sandboxTools, archName string, extra map[str
 		copyIn(testBin, "vmtest/test/test.test", 0o755)
 	}
 
+	if archName == "x86_64" {
+		// noia32's kernel (bookworm-backports) has nf_tables as modules:
+		// the ones the port policy needs, in load order, for make demo's
+		// reference whitelist (its port rules) under that kernel.
+		order := moduleClosure(t, "../.cache/vm/backports/modules", "nf_tables", "nft_ct", "nft_reject_inet")
+		for _, m := range order {
+			copyIn(filepath.Join("../.cache/vm/backports/modules", m+".ko"), "modules/"+m+".ko", 0o644)
+		}
+		writeIn("modules/order", []byte(strings.Join(order, "\n")+"\n"), 0o644)
+		copyIn("../examples/ironclaw.whitelist.json", "vmtest/demo/ironclaw.whitelist.json", 0o644)
+		withLibs(built(t, "../bin/clawos-demo"), "clawos-demo")
+	}
 	if native {
 		copyIn("/etc/apparmor.d/abi/3.0", "etc/apparmor.d/abi/3.0", 0o644)
 		parser, err := exec.LookPath("apparmor_parser")
@@ -446,6 +461,47 @@ func buildInitramfs(t *testing.T, s sandboxTools, archName string, extra map[str
 		t.Fatalf("cpio: %v %s", err, out)
 	}
 	return initrd
+}
+
+// moduleClosure is the load order of the kernel modules named and of what
+// they need first (each .ko's modinfo "depends=" and "softdep=pre:"; the
+// "crc32c" that libcrc32c asks for is crc32c_generic), from dir.
+func moduleClosure(t *testing.T, dir string, names ...string) []string {
+	var order []string
+	seen := map[string]bool{}
+	alias := map[string]string{"crc32c": "crc32c_generic"}
+	var add func(name string)
+	add = func(name string) {
+		name = strings.ReplaceAll(name, "-", "_")
+		if a, ok := alias[name]; ok {
+			name = a
+		}
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		b, err := os.ReadFile(filepath.Join(dir, name+".ko"))
+		if err != nil {
+			t.Fatalf("kernel module %s: %v (make vm-kernel)", name, err)
+		}
+		if m := regexp.MustCompile(`softdep=pre: ([^\x00]*)\x00`).FindSubmatch(b); m != nil {
+			for _, d := range strings.Fields(string(m[1])) {
+				add(d)
+			}
+		}
+		if m := regexp.MustCompile(`depends=([^\x00]*)\x00`).FindSubmatch(b); m != nil {
+			for _, d := range strings.Split(string(m[1]), ",") {
+				if d != "" {
+					add(d)
+				}
+			}
+		}
+		order = append(order, name)
+	}
+	for _, n := range names {
+		add(n)
+	}
+	return order
 }
 
 func mustRead(t *testing.T, p string) []byte {

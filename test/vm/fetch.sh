@@ -42,4 +42,17 @@ if [ "$arch" != "$(dpkg --print-architecture)" ]; then
 	dpkg-deb --fsys-tarfile runc_*.deb | tar -xO ./usr/sbin/runc >"$dir/runc"
 	chmod 0755 "$dir/busybox" "$dir/runc"
 fi
+if [ -n "$suite" ]; then
+	# The netfilter modules (nf_tables and what the port policy uses) and
+	# crc32c for libcrc32c, for a guest that loads them itself:
+	# uncompressed, since busybox's insmod hands the file to init_module.
+	mkdir -p m
+	dpkg-deb --fsys-tarfile linux-image-*.deb | tar -x -C m --wildcards './lib/modules/*/kernel/net/netfilter/*' \
+		'./lib/modules/*/kernel/net/ipv4/netfilter/*' './lib/modules/*/kernel/net/ipv6/netfilter/*' \
+		'./lib/modules/*/kernel/lib/libcrc32c.ko*' './lib/modules/*/kernel/crypto/crc32c_generic.ko*'
+	find m -name '*.ko.xz' -exec xz -d {} +
+	rm -rf "$dir/modules"
+	mkdir -p "$dir/modules"
+	find m -name '*.ko' -exec mv {} "$dir/modules/" \;
+fi
 mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"

@@ -122,6 +122,19 @@ noia32)
 	echo "CLAWOS noia32 x32-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe call $((NR_getpid | 0x40000000)))"
 	echo "CLAWOS noia32 getpid-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe call $NR_getpid)"
 	[ -s /tmp/run.log ] && tail -3 /tmp/run.log
+	# make demo, on this kernel: nf_tables for the reference whitelist's
+	# port rules, then the demo as the Makefile runs it.
+	stamp modules
+	loaded=loaded
+	for m in $(cat /modules/order); do
+		insmod /modules/$m.ko 2>/tmp/insmod.log || { loaded="failed:$m"; cat /tmp/insmod.log; }
+	done
+	echo "CLAWOS noia32 modules $loaded"
+	timeout 300 /clawos-demo --whitelist /vmtest/demo/ironclaw.whitelist.json --probe /clawos-probe --run /clawos-run >/tmp/demo.out 2>&1
+	echo "CLAWOS noia32 demo $?"
+	echo "CLAWOS noia32 demo-says-refused $(grep 'int 0x80' /tmp/demo.out | grep -c 'refused by the platform')"
+	grep -v '^$' /tmp/demo.out | tail -25
+	stamp demo
 	;;
 aarch64)
 	. /vmtest/nr.sh
