@@ -97,20 +97,15 @@ func measureBundle(t *testing.T, archName string) map[string][]byte {
 	}
 	getpid, _ := translate.Arch(archName).SyscallNumber("getpid")
 	call := []string{"/.clawos/clawos-probe", "call", strconv.Itoa(getpid)}
-	initArgs := func(extra ...string) []any {
-		args := append([]string{"/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/clawos-probe"}, extra...)
-		var out []any
-		for _, a := range args {
-			out = append(out, a)
-		}
-		return out
-	}
 	strs := func(a []string) []any {
 		var out []any
 		for _, s := range a {
 			out = append(out, s)
 		}
 		return out
+	}
+	initArgs := func(extra ...string) []any {
+		return strs(append([]string{"/.clawos/clawos-init", "/.clawos/allow.bpf", "--exec", "/.clawos/clawos-probe"}, extra...))
 	}
 	config := func(nnp bool, args []any) []byte {
 		var spec map[string]any

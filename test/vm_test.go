@@ -233,16 +233,16 @@ func runVMConfig(t *testing.T, arch vmArch, kernel, initrd, name, appendArgs str
 	fmt.Printf("vm %s: kernel %s arch %s cgroup %s landlock %s apparmor %s: %s\n", name, results["kernel"], results["arch"],
 		results["cgroup"], results["landlock"], apparmorOn, verdict)
 	var stamps []string
-	for k, v := range results {
+	for k := range results {
 		if strings.HasPrefix(k, "t-") {
-			stamps = append(stamps, v+"s "+k[2:])
+			stamps = append(stamps, k)
 		}
 	}
-	sort.Slice(stamps, func(i, j int) bool {
-		a, _ := strconv.ParseFloat(strings.Fields(stamps[i])[0][:len(strings.Fields(stamps[i])[0])-1], 64)
-		b, _ := strconv.ParseFloat(strings.Fields(stamps[j])[0][:len(strings.Fields(stamps[j])[0])-1], 64)
-		return a < b
-	})
+	uptime := func(k string) float64 { f, _ := strconv.ParseFloat(results[k], 64); return f }
+	sort.Slice(stamps, func(i, j int) bool { return uptime(stamps[i]) < uptime(stamps[j]) })
+	for i, k := range stamps {
+		stamps[i] = results[k] + "s " + k[2:]
+	}
 	t.Logf("booted and ran in %v; guest uptime at: %s", took.Round(time.Second), strings.Join(stamps, ", "))
 }
 
@@ -463,6 +463,12 @@ func buildInitramfs(t *testing.T, s sandboxTools, archName string, extra map[str
 	return initrd
 }
 
+// A kernel module's modinfo fields, NUL-terminated in its .modinfo section.
+var (
+	modDepends = regexp.MustCompile(`depends=([^\x00]*)\x00`)
+	modSoftdep = regexp.MustCompile(`softdep=pre: ([^\x00]*)\x00`)
+)
+
 // moduleClosure is the load order of the kernel modules named and of what
 // they need first (each .ko's modinfo "depends=" and "softdep=pre:"; the
 // "crc32c" that libcrc32c asks for is crc32c_generic), from dir.
@@ -484,12 +490,12 @@ func moduleClosure(t *testing.T, dir string, names ...string) []string {
 		if err != nil {
 			t.Fatalf("kernel module %s: %v (make vm-kernel)", name, err)
 		}
-		if m := regexp.MustCompile(`softdep=pre: ([^\x00]*)\x00`).FindSubmatch(b); m != nil {
+		if m := modSoftdep.FindSubmatch(b); m != nil {
 			for _, d := range strings.Fields(string(m[1])) {
 				add(d)
 			}
 		}
-		if m := regexp.MustCompile(`depends=([^\x00]*)\x00`).FindSubmatch(b); m != nil {
+		if m := modDepends.FindSubmatch(b); m != nil {
 			for _, d := range strings.Split(string(m[1]), ",") {
 				if d != "" {
 					add(d)

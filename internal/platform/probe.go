@@ -129,17 +129,23 @@ func probeUserNS() UserNS {
 	return u
 }
 
+// isCgroup2 reports whether a cgroup v2 (unified) hierarchy is mounted at p.
+func isCgroup2(p string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
 func probeCgroup(root string) Cgroup {
 	var st unix.Statfs_t
 	c := Cgroup{Mode: "v1"}
-	if unix.Statfs(root, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if isCgroup2(root) {
 		c.Mode = "v2"
 		if b, err := os.ReadFile(filepath.Join(root, "cgroup.controllers")); err == nil {
 			c.Controllers = strings.Fields(string(b))
 		}
 		return c
 	}
-	if unix.Statfs(filepath.Join(root, "unified"), &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if isCgroup2(filepath.Join(root, "unified")) {
 		c.Mode = "hybrid"
 	}
 	entries, _ := os.ReadDir(root)
@@ -175,8 +181,7 @@ func IOWeight(mount, sysBlock string) bool {
 		}
 		return false
 	}
-	var st unix.Statfs_t
-	if unix.Statfs(mount, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if isCgroup2(mount) {
 		b, _ := os.ReadFile(filepath.Join(mount, "cgroup.controllers"))
 		return slices.Contains(strings.Fields(string(b)), "io") && (exists(filepath.Join(mount, "io.cost.qos")) || bfq())
 	}
