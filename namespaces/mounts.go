@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -62,7 +63,8 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 	ro := []string{"rbind", "ro", "rro", "nosuid", "rnosuid", "nodev", "rnodev"}
 	ms := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		// The sandbox's root owns /dev: noexec, as every writable place.
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
@@ -129,6 +131,85 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		ms = append(ms, specs.Mount{Destination: t, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + TmpfsSize(v.Level)}})
 	}
 	return ms, links, nil
+}
+
+// MaxExecPlaces is how many places clawos-init accepts for its Landlock
+// execute rules (its MAX_EXEC).
+const MaxExecPlaces = 64
+
+// ExecPlaces are the places of the view whose programs the agent may
+// execute where its whitelist allows execve: the read-only ones, as paths
+// in the sandbox for clawos-init's Landlock rules. In the default view,
+// the system directories (a symlinked one, /bin -> usr/bin, is covered by
+// its target), the files of Exec (the agent and interpreters from outside
+// the view) and the read-only binds; with a root filesystem of the user's
+// (Custom, its host directory root), the entries at the top of that root
+// but the sandbox-managed ones (/dev, /proc, /sys, /tmp, /run) and
+// symlinks, plus the read-only binds. Never a writable bind or tmpfs, /tmp
+// or /dev. files (what execve opens to start the agent) are added. Places
+// under another place are left out; more than MaxExecPlaces is an error.
+func (v View) ExecPlaces(root string, files []string) ([]string, error) {
+	hostRoot := v.HostRoot
+	if hostRoot == "" {
+		hostRoot = "/"
+	}
+	var places []string
+	if v.Custom {
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			return nil, clawerr.Wrap(clawerr.EIO, err, "read the root filesystem")
+		}
+		for _, e := range entries {
+			p := "/" + e.Name()
+			if e.Type()&os.ModeSymlink != 0 || Managed(p) {
+				continue
+			}
+			places = append(places, p)
+		}
+	} else {
+		for _, d := range systemDirs {
+			if fi, err := os.Lstat(filepath.Join(hostRoot, d)); err == nil && fi.IsDir() {
+				places = append(places, d)
+			}
+		}
+		places = append(places, v.Exec...)
+	}
+	for _, b := range v.Binds {
+		if b.ReadOnly {
+			places = append(places, b.Dest)
+		}
+	}
+	places = append(places, files...)
+	sort.Strings(places)
+	var out []string
+	for _, p := range places {
+		if len(out) == 0 || !under(p, out) {
+			out = append(out, p)
+		}
+	}
+	if len(out) > MaxExecPlaces {
+		return nil, clawerr.New(clawerr.EProto, fmt.Sprintf("%d read-only places to allow execution in, at most %d: use fewer --ro-bind mounts", len(out), MaxExecPlaces))
+	}
+	return out, nil
+}
+
+// NoExecWritable makes every writable mount of ms noexec (and every mount
+// below a writable bind: rnoexec), a bundle's own mounts included: what the
+// agent writes never runs, whatever Landlock can express.
+func NoExecWritable(ms []specs.Mount) {
+	for i := range ms {
+		opts := ms[i].Options
+		if slices.Contains(opts, "ro") {
+			continue
+		}
+		if !slices.Contains(opts, "noexec") {
+			opts = append(opts, "noexec")
+		}
+		if slices.Contains(opts, "rbind") && !slices.Contains(opts, "rnoexec") {
+			opts = append(opts, "rnoexec")
+		}
+		ms[i].Options = opts
+	}
 }
 
 // HostPath is the host file that backs path p in the sandbox's view, for

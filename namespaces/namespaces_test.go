@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -396,5 +398,71 @@ func TestHostPath(t *testing.T) {
 	v.Custom = true
 	if _, ok := v.HostPath("/usr/bin/python3"); ok {
 		t.Error("a custom root shows no system directory of the host")
+	}
+}
+
+// TestExecPlaces checks where an agent whose whitelist allows execve may
+// execute: the read-only view only, never a writable bind, /tmp or /dev.
+func TestExecPlaces(t *testing.T) {
+	host := t.TempDir()
+	for _, d := range []string{"usr/bin", "lib64", "rootfs/opt", "rootfs/tmp", "rootfs/dev", "rootfs/proc"} {
+		if err := os.MkdirAll(filepath.Join(host, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("usr/bin", filepath.Join(host, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/tmp", filepath.Join(host, "rootfs/link")); err != nil {
+		t.Fatal(err)
+	}
+	binds := []namespaces.Bind{{Source: "/a", Dest: "/tools", ReadOnly: true}, {Source: "/b", Dest: "/tools/sub", ReadOnly: true},
+		{Source: "/c", Dest: "/ws", ReadOnly: false}}
+	many := make([]string, namespaces.MaxExecPlaces)
+	for i := range many {
+		many[i] = fmt.Sprintf("/x%d", i)
+	}
+	for _, c := range []struct {
+		name  string
+		view  namespaces.View
+		root  string
+		files []string
+		want  []string
+	}{
+		{"default view", namespaces.View{HostRoot: host, Exec: []string{"/opt/agent"}, Binds: binds}, "", []string{"/usr/bin/sh", "/opt/agent"},
+			[]string{"/lib64", "/opt/agent", "/tools", "/usr"}},
+		{"root filesystem", namespaces.View{Custom: true, Binds: binds}, filepath.Join(host, "rootfs"), []string{"/opt/agent"},
+			[]string{"/opt", "/tools"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.view.ExecPlaces(c.root, c.files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	if _, err := (namespaces.View{HostRoot: host}).ExecPlaces("", many); err == nil {
+		t.Errorf("%d places accepted", len(many)+2)
+	}
+}
+
+// TestNoExecWritable checks that every writable mount, a bundle's own
+// included, comes out noexec, and read-only ones are left alone.
+func TestNoExecWritable(t *testing.T) {
+	ms := []specs.Mount{
+		{Destination: "/data", Type: "bind", Options: []string{"rbind", "rw"}},
+		{Destination: "/cache", Type: "tmpfs", Options: []string{"nosuid"}},
+		{Destination: "/dev/pts", Type: "devpts", Options: []string{"nosuid", "noexec"}},
+		{Destination: "/usr", Type: "bind", Options: []string{"rbind", "ro"}},
+	}
+	namespaces.NoExecWritable(ms)
+	want := [][]string{{"rbind", "rw", "noexec", "rnoexec"}, {"nosuid", "noexec"}, {"nosuid", "noexec"}, {"rbind", "ro"}}
+	for i, m := range ms {
+		if !slices.Equal(m.Options, want[i]) {
+			t.Errorf("%s: %v, want %v", m.Destination, m.Options, want[i])
+		}
 	}
 }

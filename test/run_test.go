@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/seccomp"
@@ -1155,29 +1156,50 @@ func TestRunExecAttacks(t *testing.T) {
 				}
 			})
 		}
-		// Where the whitelist allows execve, nothing from a writable place
-		// runs: /tmp is noexec (the loader cannot map a payload from it), a
-		// memfd is not executable (vm.memfd_noexec 2, where the kernel has
-		// it), and another program of the view is not executable
-		// (Landlock).
+		// Where the whitelist allows execve, programs of the read-only view
+		// run and nothing from a writable place does: /tmp, /dev and a
+		// writable bind are noexec (the loader cannot map a payload from
+		// them either), a memfd is not executable (vm.memfd_noexec 2, where
+		// the kernel has it), and Landlock keeps execution to the
+		// read-only view: clawos-init's own directory (a read-only bind
+		// without noexec) is outside it.
 		const allowed = "testdata/exec-attacks-allowed.whitelist.json"
 		_, memfdErr := os.Stat("/proc/sys/vm/memfd_noexec")
+		ws := t.TempDir()
+		if err := os.Chmod(ws, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		const eacces = int(unix.EACCES)
 		for _, c := range []struct {
 			args []string
-			code int // 0: anything but an escape
+			code int // 0: anything but an escape; 66: the program runs
 		}{
+			{[]string{"direct", attack}, 66},
 			{[]string{"ldso-tmp", attack}, 0},
 			// Without vm.memfd_noexec clawos-run refuses this whitelist.
-			{[]string{"memfd", attack}, map[bool]int{true: int(unix.EACCES), false: 125}[memfdErr == nil]},
-			{[]string{"direct", "/bin/sh"}, int(unix.EACCES)},
-			{[]string{"guess"}, int(unix.EACCES)},
+			{[]string{"memfd", attack}, map[bool]int{true: eacces, false: 125}[memfdErr == nil]},
+			{[]string{"copy", attack, "/tmp/payload"}, eacces},
+			{[]string{"copy", attack, "/dev/payload"}, eacces},
+			{[]string{"copy", attack, "/ws/payload"}, eacces},
+			{[]string{"direct", confine.Init}, eacces},
+			// noexec alone, without Landlock's second layer.
+			{[]string{"--landlock", "off", "copy", attack, "/tmp/payload"}, eacces},
+			{[]string{"--landlock", "off", "copy", attack, "/dev/payload"}, eacces},
+			{[]string{"--landlock", "off", "copy", attack, "/ws/payload"}, eacces},
 		} {
 			t.Run("execve allowed: "+strings.Join(c.args, " "), func(t *testing.T) {
-				r := s.clawosRun(t, append([]string{"--whitelist", allowed, "--", attack}, c.args...)...)
-				if strings.Contains(r.stdout, "escaped") || r.code == 66 {
-					t.Fatalf("a program from a writable place or outside the agent's started: exit %d\n%s", r.code, r.stdout)
+				args := []string{"--whitelist", allowed, "--bind", ws + ":/ws"}
+				if c.args[0] == "--landlock" {
+					args, c.args = append(args, c.args[:2]...), c.args[2:]
 				}
-				if c.code != 0 && r.code != c.code {
+				r := s.clawosRun(t, append(append(args, "--", attack), c.args...)...)
+				escaped := strings.Contains(r.stdout, "escaped") || r.code == 66
+				switch {
+				case c.code == 66 && !escaped:
+					t.Errorf("a program of the read-only view did not run: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+				case c.code != 66 && escaped:
+					t.Fatalf("a program from a writable place or outside the read-only view started: exit %d\n%s", r.code, r.stdout)
+				case c.code != 0 && c.code != 66 && r.code != c.code:
 					t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
 				}
 			})
@@ -1222,9 +1244,10 @@ func TestRunBaselineNarrow(t *testing.T) {
 // TestRunLandlockModes checks --landlock on this kernel (which has
 // Landlock; the refusals without it are TestLandlockMode's and the VM
 // matrix's), under both runtimes: with a whitelist that allows execve,
-// auto and required restrict execution to the agent (another program:
-// EACCES) and off does not; --print-spec records the state and the exec
-// mode; with start-only exec the mode says so.
+// auto and required keep execution to the read-only view (clawos-init's
+// directory, a read-only bind outside it: EACCES; a system program runs)
+// and off does not; --print-spec records the state and the exec mode; with
+// start-only exec the mode says so.
 func TestRunLandlockModes(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {
 		const wl = "testdata/exec-allowed.whitelist.json"
@@ -1236,9 +1259,14 @@ func TestRunLandlockModes(t *testing.T) {
 			mode    string
 			blocked bool
 		}{{"auto", true}, {"required", true}, {"off", false}} {
-			r := s.clawosRun(t, "--landlock", c.mode, "--whitelist", wl, "--", s.probe, "exec", busybox)
+			r := s.clawosRun(t, "--landlock", c.mode, "--whitelist", wl, "--", s.probe, "exec", confine.Init)
 			if got := r.code == int(unix.EACCES); got != c.blocked {
-				t.Errorf("--landlock %s: exec of another program: exit %d (EACCES %v, want %v)\n%s", c.mode, r.code, got, c.blocked, r.stderr)
+				t.Errorf("--landlock %s: exec of a program outside the read-only view: exit %d (EACCES %v, want %v)\n%s", c.mode, r.code, got, c.blocked, r.stderr)
+			}
+			// busybox runs (and dies of its first call this whitelist does
+			// not list, getuid: it got past the execve).
+			if r := s.clawosRun(t, "--landlock", c.mode, "--whitelist", wl, "--", s.probe, "exec", busybox); r.code == int(unix.EACCES) || strings.Contains(r.stderr, "syscall=execve") || !strings.Contains(r.stderr, "syscall=") {
+				t.Errorf("--landlock %s: exec of a program of the read-only view: exit %d\n%s", c.mode, r.code, r.stderr)
 			}
 		}
 		spec := func(wl, mode string) map[string]any {
@@ -1394,6 +1422,49 @@ func TestRunCommandInSandboxView(t *testing.T) {
 		// The caller's PATH has clawos-probe; the sandbox's does not.
 		if code, stderr := run("clawos-probe", "cwd"); code != 127 || !strings.Contains(stderr, "not found in the sandbox's PATH") {
 			t.Errorf("a bare name only the caller's PATH has: exit %d, want 127 naming the sandbox's PATH: %s", code, stderr)
+		}
+	})
+}
+
+// TestRunTools checks an agent that runs tools, under both runtimes: with a
+// whitelist that allows execve, a shell agent runs an env #! script of a
+// read-only bind, which runs a subprocess (/usr/bin/id); the same script
+// copied to a writable place (/tmp, a writable bind) does not execute
+// (EACCES: the shell's 126); with the same whitelist without execve, the
+// shell is killed at the script's execve.
+func TestRunTools(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		tools, ws := t.TempDir(), t.TempDir()
+		if err := os.WriteFile(filepath.Join(tools, "tool.sh"), []byte("#!/usr/bin/env sh\necho \"tool: uid $(/usr/bin/id -u)\"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{tools, ws} {
+			if err := os.Chmod(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			name, wl, script string
+			code             int
+			out              string
+		}{
+			{"env script of a read-only bind runs a subprocess", "testdata/tools.whitelist.json", "/tools/tool.sh", 0, "tool: uid 0\n"},
+			{"copied to /tmp", "testdata/tools.whitelist.json", "cp /tools/tool.sh /tmp/t.sh && /tmp/t.sh", 126, ""},
+			{"copied to a writable bind", "testdata/tools.whitelist.json", "cp /tools/tool.sh /ws/t.sh && /ws/t.sh", 126, ""},
+			{"whitelist without execve", "testdata/tools-noexec.whitelist.json", "exec /tools/tool.sh", 128 + int(unix.SIGSYS), ""},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				r := s.clawosRun(t, "--whitelist", c.wl, "--ro-bind", tools+":/tools", "--bind", ws+":/ws", "--", "/bin/sh", "-c", c.script)
+				if r.code != c.code || r.stdout != c.out {
+					t.Fatalf("exit %d, stdout %q; want %d, %q\nstderr: %s", r.code, r.stdout, c.code, c.out, r.stderr)
+				}
+				switch {
+				case c.code == 126 && !strings.Contains(r.stderr, "Permission denied"):
+					t.Errorf("want the shell's EACCES message: %s", r.stderr)
+				case c.code == 128+int(unix.SIGSYS) && !strings.Contains(r.stderr, "syscall=execve"):
+					t.Errorf("want a kill at execve: %s", r.stderr)
+				}
+			})
 		}
 	})
 }

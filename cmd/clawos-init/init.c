@@ -70,7 +70,7 @@
 
 extern char **environ;
 
-#define MAX_EXEC 16
+#define MAX_EXEC 64 /* namespaces.MaxExecPlaces */
 #define MAX_PATH 4096
 
 static char resolved[MAX_EXEC][MAX_PATH];

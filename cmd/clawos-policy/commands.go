@@ -358,6 +358,7 @@ func explainCmd(fs *flag.FlagSet) func(*env, []string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		fmt.Fprintf(e.stdout, "\nexec (clawos-run): %s\n", p.ExecMode())
 		if p.Network.Restricted() {
 			fmt.Fprintf(e.stdout, "\nnetwork policy (enforced in the agent's network namespace, not by seccomp): connect ports %v, bind ports %v\n",
 				p.Network.ConnectPorts, p.Network.BindPorts)

@@ -288,7 +288,14 @@ func (l *launcher) prepare() (*sandbox, error) {
 			return nil, err
 		}
 		if use {
+			// Start-only: the agent's files, for its start. Exec allowed:
+			// the read-only view, never a writable place.
 			ex.Files = execFiles
+			if plan.ExecAllowed() {
+				if ex.Files, err = view.ExecPlaces(root, execFiles); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	// The filter goes inline: a file in the sandbox would let the agent
@@ -317,6 +324,9 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	spec.Mounts = append(mounts, specs.Mount{Destination: confine.Dir, Type: "bind", Source: filepath.Join(bundle, "clawos"),
 		Options: []string{"bind", "ro", "nosuid", "nodev"}})
+	// What the agent writes never runs: every writable mount is noexec,
+	// the bundle's own included.
+	namespaces.NoExecWritable(spec.Mounts)
 	hard, err := confine.HardLimits()
 	if err != nil {
 		return nil, err
@@ -496,21 +506,13 @@ func (l *launcher) printSpec(sb *sandbox) error {
 		RootSymlink map[string]string  `json:"rootfs_symlinks,omitempty"`
 		Exec        string             `json:"exec"`
 		Landlock    string             `json:"landlock"`
-	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, nftText(sb.ports), sb.links, execMode(sb.stages.Agent), sb.landlock}
+	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, nftText(sb.ports), sb.links, sb.stages.Agent.ExecMode(), sb.landlock}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "encode spec")
 	}
 	_, err = fmt.Fprintf(l.stdout, "%s\n", b)
 	return err
-}
-
-// execMode says in words what the agent may execute after its start.
-func execMode(agent *translate.Profile) string {
-	if agent.ExecStartOnly {
-		return "start-only: no program but the agent starts (seccomp)"
-	}
-	return "allowed by the whitelist's execve rule (Landlock limits it to the agent and its interpreters where applied)"
 }
 
 func nftText(p *namespaces.PortPolicy) string {

@@ -235,19 +235,8 @@ const (
 )
 
 // ExecAllowed reports whether the agent may execute programs after its
-// start: its stage allows execve or execveat beyond the start-only execve
-// (translate.Options.ExecStart).
-func (p *Plan) ExecAllowed() bool {
-	for _, o := range p.Stages.Agent.Origins {
-		if o.Syscall != "execve" && o.Syscall != "execveat" {
-			continue
-		}
-		if strings.HasPrefix(o.Verdict, "allow") && !(o.Syscall == "execve" && p.Stages.Agent.ExecStartOnly) {
-			return true
-		}
-	}
-	return false
-}
+// start (translate.Profile.ExecAllowed of its stage).
+func (p *Plan) ExecAllowed() bool { return p.Stages.Agent.ExecAllowed() }
 
 // Allows reports whether the agent stage allows call at all (under any
 // condition).

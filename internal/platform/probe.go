@@ -269,7 +269,7 @@ func (r Report) Guarantees(root bool) []Guarantee {
 		{"the agent runs under exactly its whitelist (two seccomp stages)", true, "seccomp-bpf with TSYNC"},
 		ia32,
 		{"no program but the agent starts where the whitelist does not allow execve", true, "seccomp: only clawos-init's execve, at a secret address"},
-		{"where the whitelist allows execve, only the agent and its interpreters execute", r.Landlock > 0,
+		{"where the whitelist allows execve, only programs of the read-only view execute (clawos-run; the hook: the agent and its interpreters)", r.Landlock > 0,
 			why(r.Landlock > 0, fmt.Sprintf("Landlock ABI %d", r.Landlock), "no Landlock: --landlock auto refuses such whitelists")},
 		{"port restrictions, default-deny for every protocol", r.Nftables, why(r.Nftables, "nftables", "no nftables: whitelists with port rules are refused")},
 		{"read-only views are read-only all the way down", r.MountSetattr, why(r.MountSetattr, "mount_setattr", "no mount_setattr: the runtime refuses rro")},

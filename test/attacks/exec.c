@@ -11,6 +11,7 @@
  *   clawos-attack-exec memfd PROG     copy PROG into a memfd, execve("/proc/self/fd/N")
  *   clawos-attack-exec guess          map "/bin/sh" at a random address, execve() it
  *   clawos-attack-exec direct PROG    execve(PROG)
+ *   clawos-attack-exec copy PROG DEST copy PROG to DEST (mode 0755), then execve(DEST)
  *   clawos-attack-exec escaped        print "escaped", exit 66 (the program the attacks start)
  */
 #define _GNU_SOURCE
@@ -32,6 +33,21 @@ static void report(long err) {
 	syscall(SYS_exit_group, (int)err);
 }
 
+/* copy_to copies the file at src to fd, reporting (and exiting) on error. */
+static void copy_to(const char *src, int fd) {
+	if (fd < 0)
+		report(errno);
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		report(errno);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(fd, buf, (size_t)n) != n)
+			report(errno);
+	close(in);
+}
+
 int main(int argc, char **argv) {
 	if (argc < 2)
 		return 125;
@@ -48,17 +64,8 @@ int main(int argc, char **argv) {
 		report(errno);
 	}
 	if (strcmp(op, "ldso-tmp") == 0 && argc > 2) {
-		int in = open(argv[2], O_RDONLY | O_CLOEXEC);
-		if (in < 0)
-			report(errno);
 		int out = open("/tmp/payload", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-		if (out < 0)
-			report(errno);
-		char buf[65536];
-		ssize_t n;
-		while ((n = read(in, buf, sizeof buf)) > 0)
-			if (write(out, buf, (size_t)n) != n)
-				report(errno);
+		copy_to(argv[2], out);
 		close(out);
 		const char *loader = access("/lib64/ld-linux-x86-64.so.2", F_OK) == 0 ? "/lib64/ld-linux-x86-64.so.2" : "/lib/ld-linux-aarch64.so.1";
 		char *args[] = { (char *)loader, "/tmp/payload", "escaped", NULL };
@@ -66,17 +73,8 @@ int main(int argc, char **argv) {
 		report(errno);
 	}
 	if (strcmp(op, "memfd") == 0 && argc > 2) {
-		int in = open(argv[2], O_RDONLY | O_CLOEXEC);
-		if (in < 0)
-			report(errno);
 		int fd = (int)syscall(SYS_memfd_create, "payload", 0);
-		if (fd < 0)
-			report(errno);
-		char buf[65536];
-		ssize_t n;
-		while ((n = read(in, buf, sizeof buf)) > 0)
-			if (write(fd, buf, (size_t)n) != n)
-				report(errno);
+		copy_to(argv[2], fd);
 		char path[64];
 		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 		char *args[] = { path, "escaped", NULL };
@@ -94,6 +92,14 @@ int main(int argc, char **argv) {
 		strcpy(p, "/bin/sh");
 		char *args[] = { p, "-c", "echo escaped; exit 66", NULL };
 		syscall(SYS_execve, p, args, environ);
+		report(errno);
+	}
+	if (strcmp(op, "copy") == 0 && argc > 3) {
+		int out = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+		copy_to(argv[2], out);
+		close(out);
+		char *args[] = { argv[3], "escaped", NULL };
+		syscall(SYS_execve, argv[3], args, environ);
 		report(errno);
 	}
 	if (strcmp(op, "direct") == 0 && argc > 2) {

@@ -145,7 +145,7 @@ aarch64)
 	echo "CLAWOS a64 runc-unlisted-kill $(run --runtime runc --apparmor off --whitelist /vmtest/minimal.json -- /clawos-probe call $NR_getgid)"
 	echo "CLAWOS a64 runc-exec-kill $(run --runtime runc --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
 	echo "CLAWOS a64 exec-kill $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
-	echo "CLAWOS a64 exec-allowed $(run --apparmor off --whitelist /vmtest/exec-allowed.json -- /clawos-probe exec /bin/busybox)"
+	echo "CLAWOS a64 exec-allowed $(run --apparmor off --whitelist /vmtest/exec-allowed.json -- /clawos-probe exec /dev/.clawos/clawos-init)"
 	echo "CLAWOS a64 forks-200 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 200)"
 	echo "CLAWOS a64 forks-100 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 100)"
 	echo "CLAWOS a64 bundles-left $(ls /run/clawos/bundles 2>/dev/null | wc -l)"
