@@ -29,6 +29,11 @@ var etcFiles = []string{
 type Bind struct {
 	Source, Dest string
 	ReadOnly     bool
+	// IDMap: idmapped (View.IDMap) even when read-only, as a workspace's
+	// git metadata, which git refuses to read when another user owns it.
+	// A read-only bind is otherwise not idmapped: the caller's files only
+	// it may read stay unreadable to the agent.
+	IDMap bool
 }
 
 // View describes a sandbox's filesystem.
@@ -47,6 +52,17 @@ type View struct {
 	Tmpfs   []string
 	// Custom is true for --rootfs: no system directories are added.
 	Custom bool
+	// IDMap, when set, makes writable binds idmapped mounts (Linux 5.12+
+	// and a filesystem that supports them): what the sandbox's root writes
+	// there belongs to UID and GID on disk, the caller, and the caller's
+	// files are the sandbox root's.
+	IDMap *IDMap
+}
+
+// IDMap maps a caller's ids on disk to the sandbox's root, host uid and
+// gid HostID (the first id of its user namespace's range).
+type IDMap struct {
+	UID, GID, HostID uint32
 }
 
 // Mounts returns the OCI mounts of a view and the symlinks to create in the
@@ -122,7 +138,12 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		} else {
 			opts = append(opts, "noexec", "rnoexec")
 		}
-		ms = append(ms, specs.Mount{Destination: b.Dest, Type: "bind", Source: b.Source, Options: opts})
+		m := specs.Mount{Destination: b.Dest, Type: "bind", Source: b.Source, Options: opts}
+		if v.IDMap != nil && (!b.ReadOnly || b.IDMap) {
+			m.UIDMappings = []specs.LinuxIDMapping{{ContainerID: v.IDMap.UID, HostID: v.IDMap.HostID, Size: 1}}
+			m.GIDMappings = []specs.LinuxIDMapping{{ContainerID: v.IDMap.GID, HostID: v.IDMap.HostID, Size: 1}}
+		}
+		ms = append(ms, m)
 	}
 	for _, t := range v.Tmpfs {
 		if !filepath.IsAbs(t) {

@@ -466,3 +466,53 @@ func TestNoExecWritable(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkspace checks the binds of --workspace: the directory writable,
+// its git metadata read-only and idmapped, and the refusals.
+func TestWorkspace(t *testing.T) {
+	repo, wt, gd, odd := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(repo, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: "+gd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(gd, filepath.Join(odd, ".git")); err != nil {
+		t.Fatal(err)
+	}
+	plain := t.TempDir()
+	for _, c := range []struct {
+		dir  string
+		want []namespaces.Bind // nil: refused
+	}{
+		{plain, []namespaces.Bind{{Source: plain, Dest: plain}}},
+		{repo, []namespaces.Bind{{Source: repo, Dest: repo}, {Source: repo + "/.git", Dest: repo + "/.git", ReadOnly: true, IDMap: true}}},
+		{wt, []namespaces.Bind{{Source: wt, Dest: wt}, {Source: wt + "/.git", Dest: wt + "/.git", ReadOnly: true, IDMap: true}, {Source: gd, Dest: gd, ReadOnly: true, IDMap: true}}},
+		{odd, nil}, // .git a symlink: it could not be kept read-only
+		{"/proc", nil},
+		{"/tmp", nil},
+		{"/", nil},
+	} {
+		got, err := namespaces.Workspace(c.dir)
+		switch {
+		case c.want == nil && err == nil:
+			t.Errorf("%s: accepted: %v", c.dir, got)
+		case c.want != nil && err != nil:
+			t.Errorf("%s: %v", c.dir, err)
+		case c.want != nil && !slices.Equal(got, c.want):
+			t.Errorf("%s: %v, want %v", c.dir, got, c.want)
+		}
+	}
+	// The view idmaps writable binds and those marked IDMap, never another
+	// read-only bind.
+	ms, _, err := namespaces.Mounts(namespaces.View{Custom: true, IDMap: &namespaces.IDMap{UID: 0, GID: 0, HostID: 100000},
+		Binds: []namespaces.Bind{{Source: "/a", Dest: "/a"}, {Source: "/b", Dest: "/b", ReadOnly: true}, {Source: "/c", Dest: "/c", ReadOnly: true, IDMap: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if want := m.Destination == "/a" || m.Destination == "/c"; (len(m.UIDMappings) == 1 && len(m.GIDMappings) == 1) != want {
+			t.Errorf("%s: idmapped %v, want %v", m.Destination, m.UIDMappings, want)
+		}
+	}
+}

@@ -674,7 +674,8 @@ func TestRunRootless(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []struct{ src, name string }{{s.run, "clawos-run"}, {filepath.Join(filepath.Dir(s.run), "clawos-init"), "clawos-init"}, {s.probe, "clawos-probe"}, {probeWhitelist, "wl.json"}} {
+	for _, f := range []struct{ src, name string }{{s.run, "clawos-run"}, {filepath.Join(filepath.Dir(s.run), "clawos-init"), "clawos-init"}, {s.probe, "clawos-probe"}, {probeWhitelist, "wl.json"},
+		{"testdata/tools.whitelist.json", "tools.json"}} {
 		b, err := os.ReadFile(f.src)
 		if err != nil {
 			t.Fatal(err)
@@ -738,6 +739,20 @@ func TestRunRootless(t *testing.T) {
 			if r := rootless(t, rt, "--complain", "--report", report, "--", probe, "call", sysnr(t, "getuid")); r.code != 0 ||
 				!regexp.MustCompile(`getuid\s+1\s+KILL_PROCESS`).MatchString(r.stderr) {
 				t.Errorf("rootless --complain: exit %d %s", r.code, r.stderr)
+			}
+			// A workspace: the caller's directory, written by the
+			// sandbox's root, which is the caller on the host.
+			ws := filepath.Join(dir, "ws-"+rt)
+			if err := os.Mkdir(ws, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(ws, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			if r := rootless(t, rt, "--whitelist", filepath.Join(dir, "tools.json"), "--workspace", ws, "--", "/bin/sh", "-c", "echo new > created"); r.code != 0 {
+				t.Errorf("rootless --workspace: exit %d %s", r.code, r.stderr)
+			} else if fi, err := os.Stat(filepath.Join(ws, "created")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+				t.Errorf("rootless --workspace: the agent's file on the host: %v %v, want owner 65534", fi, err)
 			}
 			if !namespaces.CgroupV2("/sys/fs/cgroup") {
 				if r := rootless(t, rt, "--slice", "agents", "--", probe, "status"); r.code != 125 || !strings.Contains(r.stderr, "cannot manage") {
@@ -1465,6 +1480,64 @@ func TestRunTools(t *testing.T) {
 					t.Errorf("want a kill at execve: %s", r.stderr)
 				}
 			})
+		}
+	})
+}
+
+// TestRunWorkspace checks --workspace as root, under both runtimes: the
+// agent starts in the workspace, writes there although the directory is
+// root's and not world-writable (an idmapped mount: the caller's files are
+// the sandbox root's), and what it writes belongs to the caller on the
+// host; the workspace's .git, and the git directory a .git file names, are
+// read-only (EROFS); a workspace over a sandbox-managed path is refused.
+func TestRunWorkspace(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		const wl = "testdata/tools.whitelist.json"
+		ws := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(ws, ".git"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"mine", ".git/config"} {
+			if err := os.WriteFile(filepath.Join(ws, f), []byte("original\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := s.clawosRun(t, "--whitelist", wl, "--workspace", ws, "--", "/bin/sh", "-c",
+			`pwd; echo new > created && echo more >> mine && echo ok; echo evil >> .git/config || echo git-refused`)
+		if r.code != 0 || r.stdout != ws+"\nok\ngit-refused\n" || !strings.Contains(r.stderr, "Read-only file system") {
+			t.Fatalf("exit %d, stdout %q, want %q\nstderr: %s", r.code, r.stdout, ws+"\nok\ngit-refused\n", r.stderr)
+		}
+		for f, want := range map[string]string{"created": "new\n", "mine": "original\nmore\n", ".git/config": "original\n"} {
+			b, err := os.ReadFile(filepath.Join(ws, f))
+			if err != nil || string(b) != want {
+				t.Errorf("%s on the host: %q (%v), want %q", f, b, err, want)
+			}
+			fi, err := os.Stat(filepath.Join(ws, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("%s on the host is owned by %d:%d, want the caller's 0:0", f, st.Uid, st.Gid)
+			}
+		}
+		// A worktree: .git is a file naming a git directory elsewhere,
+		// which is visible read-only at its own path.
+		wt, gd := t.TempDir(), t.TempDir()
+		if err := os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: "+gd+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(gd, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r = s.clawosRun(t, "--whitelist", wl, "--workspace", wt, "--", "/bin/sh", "-c",
+			`read h < `+gd+`/HEAD && echo "$h"; echo x > `+gd+`/HEAD || echo gitdir-refused; echo x > .git || echo gitfile-refused`)
+		if want := "ref: refs/heads/main\ngitdir-refused\ngitfile-refused\n"; r.code != 0 || r.stdout != want {
+			t.Errorf("worktree: exit %d, stdout %q, want %q\nstderr: %s", r.code, r.stdout, want, r.stderr)
+		}
+		for _, dir := range []string{"/proc", "/tmp", "/etc"} {
+			if r := s.clawosRun(t, "--whitelist", wl, "--workspace", dir, "--", "/bin/true"); r.code != 125 || !strings.Contains(r.stderr, "workspace") {
+				t.Errorf("--workspace %s: exit %d, %s", dir, r.code, r.stderr)
+			}
 		}
 	})
 }

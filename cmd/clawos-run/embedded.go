@@ -61,6 +61,8 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 	cleanStale(ctx, e.stateDir, e.log)
 	e.cleanOrphans()
 	dir := sb.bundle
+	sb.stageDir = e.stateDir
+	defer unstageAll(idmapDir(sb.stageDir, sb.id))
 	if err := e.writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err

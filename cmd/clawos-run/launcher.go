@@ -60,6 +60,12 @@ type sandbox struct {
 	// execAllowed: the whitelist lets the agent execute programs (not
 	// start-only exec).
 	execAllowed bool
+	// idmapped are the destinations of mounts staged as idmapped mounts
+	// (stageIDMaps), checked in the created sandbox; stageDir, when set,
+	// is the state directory where writeBundle stages them (a run, not
+	// --write-bundle).
+	idmapped []string
+	stageDir string
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -207,6 +213,15 @@ func (l *launcher) prepare() (*sandbox, error) {
 			binds = append(binds, bd)
 		}
 	}
+	workspace := ""
+	if c.workspace != "" {
+		ws, err := namespaces.Workspace(c.workspace)
+		if err != nil {
+			return nil, err
+		}
+		binds = append(binds, ws...)
+		workspace = ws[0].Dest
+	}
 	// The command as the sandbox sees it: in its own view and PATH.
 	cmdPath, execFiles, execMounts, err := l.resolve(root, namespaces.View{Binds: binds}, sandboxPATH(c.env), cmdArgs[0])
 	if err != nil {
@@ -221,10 +236,13 @@ func (l *launcher) prepare() (*sandbox, error) {
 			return nil, &usageError{fmt.Errorf("--workdir %s would bind the host's directory over the sandbox's own (/proc, /sys, /dev, /tmp, /run, /etc and below); use --chdir %s to start there inside the sandbox, or --ro-bind to share a host directory elsewhere", workdir, workdir)}
 		}
 	}
-	if c.chdir != "" {
+	switch {
+	case c.chdir != "":
 		// A directory of the sandbox's own view: nothing of the host's is
 		// bound for it.
 		workdir = c.chdir
+	case workspace != "":
+		workdir = workspace
 	}
 	if workdir == "" {
 		switch {
@@ -244,7 +262,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	view := namespaces.View{Level: confine.Level(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
 	if root == "" {
-		if c.chdir == "" {
+		if c.chdir == "" && workspace == "" {
 			view.Workdir = workdir
 		}
 		// What the command needs from outside the view, at its real path.
@@ -252,6 +270,15 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	view.Binds = binds
 	view.Tmpfs = c.tmpfs
+	if os.Geteuid() == 0 {
+		// Writable binds are idmapped: the caller's files are the
+		// sandbox root's, and what it writes is the caller's (a non-root
+		// caller's user namespace maps its own id to root already).
+		view.IDMap = &namespaces.IDMap{UID: 0, GID: uint32(os.Getegid()), HostID: idMapBase}
+		if !c.userns {
+			view.IDMap.HostID = 65534 // the agent runs as nobody
+		}
+	}
 	mounts, links, err := namespaces.Mounts(view)
 	if err != nil {
 		return nil, err

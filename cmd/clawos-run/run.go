@@ -48,7 +48,7 @@ type config struct {
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime, tty, complain, check               bool
 	learnFailed, force, version                                                       bool
-	envFile, chdir, logLevel                                                          string
+	envFile, chdir, logLevel, workspace                                               string
 	quiet                                                                             bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
@@ -104,6 +104,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.report, "report", "clawos-complain.json", "with --complain: where the JSON report of would-be violations is written")
 	fs.Var(&c.roBinds, "ro-bind", "bind SRC[:DST] read-only (repeatable)")
 	fs.Var(&c.binds, "bind", "bind SRC[:DST] writable (repeatable)")
+	fs.StringVar(&c.workspace, "workspace", "", "a host directory bound writable at the same path and made the working directory, its .git (and the git directory a .git file names) kept read-only; what the agent writes there belongs to the caller (an idmapped mount as root)")
 	fs.Var(&c.tmpfs, "tmpfs", "mount a private tmpfs at DST (repeatable)")
 	fs.Var(&c.env, "env", "set K=V in the agent's environment, or K to pass the caller's value (refused when unset); repeatable. Nothing else of the caller's environment reaches the agent")
 	fs.StringVar(&c.envFile, "env-file", "", "read K=V (or K, the caller's value) lines from this file into the agent's environment; # comments and blank lines are skipped")
@@ -132,6 +133,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	}
 	if len(c.cmd) == 0 && c.bundle == "" {
 		return nil, &usageError{errors.New("no command: want -- CMD [ARGS...]")}
+	}
+	if c.workspace != "" && (c.workdir != "" || c.rootfs != "" || c.bundle != "") {
+		return nil, &usageError{errors.New("--workspace excludes --workdir, --rootfs and --bundle")}
 	}
 	if c.chdir != "" && (c.workdir != "" || !filepath.IsAbs(c.chdir)) {
 		return nil, &usageError{errors.New("--chdir takes an absolute path inside the sandbox, and excludes --workdir")}

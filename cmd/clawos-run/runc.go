@@ -55,6 +55,8 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	cleanStale(ctx, r.stateDir, r.log)
 	dir := sb.bundle
+	sb.stageDir = r.stateDir
+	defer unstageAll(idmapDir(sb.stageDir, sb.id))
 	if err := r.writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err

@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,6 +60,13 @@ type fileOrErr struct {
 // no kill deadline, reaches the agent's pid after it) and reports the port
 // policy's refusals.
 func guard(ctx context.Context, agent *agentProc, sb *sandbox, killAfter time.Duration, log *logrus.Logger) (stop func(), err error) {
+	if err := checkIDMapped(agent.pid, sb.idmapped); err != nil {
+		return nil, err
+	}
+	if sb.stageDir != "" {
+		// The sandbox holds its own copies of the staged mounts now.
+		unstageAll(idmapDir(sb.stageDir, sb.id))
+	}
 	var held *heldNS
 	if sb.ports != nil {
 		if held, err = installPolicy(ctx, agent.pid, sb.ports, log); err != nil {
@@ -92,6 +101,49 @@ func guard(ctx context.Context, agent *agentProc, sb *sandbox, killAfter time.Du
 // agentProc is the sandbox's pid 1, signalled through a pidfd where the
 // kernel has them (5.3+), so that no signal reaches another process that
 // got its pid after it was reaped; kill(2) otherwise.
+// checkIDMapped verifies in the created sandbox (the agent's init, pid,
+// waits to be started) that every mount staged as an idmapped mount
+// (want) is one there: the caller's files are never handed to an agent
+// through a mount that would give what it writes to another owner.
+func checkIDMapped(pid int, want []string) error {
+	if len(want) == 0 {
+		return nil
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "read the sandbox's mounts")
+	}
+	defer f.Close()
+	got, err := idmappedMounts(f)
+	if err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "read the sandbox's mounts")
+	}
+	for _, d := range want {
+		if !got[d] {
+			return &clawerr.Error{Code: clawerr.EPerm,
+				Message: fmt.Sprintf("%s is not an idmapped mount in the sandbox: the agent's files there would not belong to the caller", d)}
+		}
+	}
+	return nil
+}
+
+// idmappedMounts reads a mountinfo file and says, for each mount point,
+// whether its topmost mount is idmapped.
+func idmappedMounts(r io.Reader) (map[string]bool, error) {
+	out := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 {
+			continue
+		}
+		out[unescape.Replace(f[4])] = slices.Contains(strings.Split(f[5], ","), "idmapped")
+	}
+	return out, sc.Err()
+}
+
 type agentProc struct {
 	pid   int
 	pidfd int // -1 without pidfds
@@ -314,6 +366,13 @@ func writeBundle(dir string, sb *sandbox) error {
 			}
 		}
 	}
+	if sb.stageDir != "" {
+		// After the owner record: a clawos-run killed from here on leaves
+		// a bundle by which cleanStale finds the staged mounts.
+		if err := stageIDMaps(sb.stageDir, sb); err != nil {
+			return err
+		}
+	}
 	cfg, err := translate.MarshalSpec(sb.spec)
 	if err != nil {
 		return err
@@ -522,6 +581,7 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 			l.WithError(err).Warn("a stale sandbox could not be confirmed stopped; its bundle is kept")
 			continue
 		}
+		unstageAll(idmapDir(stateDir, id))
 		os.RemoveAll(sb.dir)
 	}
 }
