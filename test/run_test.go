@@ -426,7 +426,9 @@ func TestRunCleanup(t *testing.T) {
 		assertClean(t, s)
 
 		id := "clawos-test-sigkill-" + s.runtime
-		cmd := s.start(t, "--id", id, "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		// With a writable bind: its idmapped mount, staged on the host
+		// while the sandbox is created, is not left behind either.
+		cmd := s.start(t, "--id", id, "--bind", t.TempDir()+":/ws", "--whitelist", probeWhitelist, "--", s.probe, "ready")
 		agent := agentOf(t, id)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
@@ -458,6 +460,9 @@ func assertClean(t *testing.T, s sandboxTools) {
 		if err != nil || strings.TrimSpace(string(out)) != "" {
 			t.Errorf("runc still lists containers: %q %v", out, err)
 		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.stateDir, "idmap", "*")); len(left) > 0 {
+		t.Errorf("staged idmapped mounts left behind: %v", left)
 	}
 	if left, _ := filepath.Glob(filepath.Join(s.stateDir, "libcontainer", "*")); len(left) > 0 {
 		t.Errorf("libcontainer state left behind: %v", left)
