@@ -1131,6 +1131,7 @@ func TestInitSanitized(t *testing.T) {
 			{"static probe, DENY", []string{"--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "kill"), "1", "0"}, int(unix.EPERM)},
 			{"dynamic program through its ELF interpreter", []string{"--whitelist", wl, "--", "/usr/bin/true"}, 0},
 			{"a #! script and its interpreter", []string{"--whitelist", wl, "--", "/usr/bin/ldd", "--version"}, -1},
+			{"--init: pid 1 reaps an orphan", []string{"--init", "--whitelist", "testdata/init.whitelist.json", "--", s.probe, "orphan"}, 0},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				r := san.clawosRun(t, append([]string{"--measure-runtime", "--baseline", "start"}, c.args...)...)
@@ -1543,6 +1544,66 @@ func TestRunWorkspace(t *testing.T) {
 			if r := s.clawosRun(t, "--whitelist", wl, "--workspace", dir, "--", "/bin/true"); r.code != 125 || !strings.Contains(r.stderr, "workspace") {
 				t.Errorf("--workspace %s: exit %d, %s", dir, r.code, r.stderr)
 			}
+		}
+	})
+}
+
+// TestRunInit checks --init under both runtimes: clawos-init stays as pid
+// 1 and reaps an orphan that, without --init, stays a zombie of the agent
+// (pid 1); a SIGTERM to clawos-run reaches an agent without handlers
+// through pid 1 and kills it (143: without --init the kernel drops it at
+// the agent, pid 1, and only --kill-after's SIGKILL ends it, 137); a
+// seccomp kill of the agent, pid 1's child, is still 159 and names the
+// syscall; the agent cannot open pid 1's memory, with or without Landlock.
+func TestRunInit(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		const wl = "testdata/init.whitelist.json"
+		for _, c := range []struct {
+			init bool
+			out  string
+			code int
+		}{{true, "reaped\n", 0}, {false, "zombie\n", 1}} {
+			args := []string{"--whitelist", wl, "--", s.probe, "orphan"}
+			if c.init {
+				args = append([]string{"--init"}, args...)
+			}
+			if r := s.clawosRun(t, args...); r.code != c.code || r.stdout != c.out {
+				t.Errorf("--init %v: orphan: exit %d %q, want %d %q\n%s", c.init, r.code, r.stdout, c.code, c.out, r.stderr)
+			}
+		}
+		for _, c := range []struct {
+			init bool
+			code int
+		}{{true, 128 + int(unix.SIGTERM)}, {false, 128 + int(unix.SIGKILL)}} {
+			args := []string{"--kill-after", "2s", "--whitelist", wl, "--", s.probe, "ready"}
+			if c.init {
+				args = append([]string{"--init", "--kill-after", "60s"}, args...)
+			}
+			cmd := s.start(t, args...)
+			if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != c.code {
+				t.Errorf("--init %v: SIGTERM to an agent without handlers: %v, want exit %d", c.init, err, c.code)
+			}
+		}
+		r := s.clawosRun(t, "--init", "--whitelist", wl, "--", s.probe, "call", sysnr(t, "getuid"))
+		if r.code != 128+int(unix.SIGSYS) || !strings.Contains(r.stderr, "syscall=getuid") {
+			t.Errorf("--init: a seccomp kill: exit %d, want 159 naming getuid\n%s", r.code, r.stderr)
+		}
+		// Pid 1 runs outside the agent's filter: the agent must not reach
+		// its memory (to write code there), by /proc/1/mem or ptrace. It
+		// is not dumpable; Landlock (a domain cannot trace a process
+		// outside it) is a second layer, off here to show the first.
+		for _, ll := range []string{"auto", "off"} {
+			if r := s.clawosRun(t, "--init", "--landlock", ll, "--whitelist", wl, "--", s.probe, "open", "/proc/1/mem", "0"); r.code != int(unix.EACCES) {
+				t.Errorf("--init --landlock %s: the agent opened pid 1's memory: exit %d %s", ll, r.code, r.stdout)
+			}
+		}
+		if r := s.clawosRun(t, "--init", "--learn", filepath.Join(t.TempDir(), "x.json"), "--", s.probe, "status"); r.code != 125 {
+			t.Errorf("--init --learn: exit %d, want a usage error\n%s", r.code, r.stderr)
 		}
 	})
 }

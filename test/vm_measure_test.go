@@ -23,7 +23,7 @@ const measureRuntimeEnv = "CLAWOS_MEASURE_RUNTIME"
 // measurement configuration, where the container filter's default is
 // SCMP_ACT_LOG, and reads back what libcontainer's init (embedded in
 // clawos-run, five runs), runc's init (run, exec, run without
-// no_new_privs) and clawos-init call under it. It writes the measurements,
+// no_new_privs), clawos-init and clawos-init --init call under it. It writes the measurements,
 // keyed by internal baseline, to $CLAWOS_MEASURE_RUNTIME as JSON. It is a
 // measuring tool, run by make baselines only: without the variable it does
 // nothing.
@@ -68,6 +68,7 @@ func TestVMMeasureRuntime(t *testing.T) {
 		},
 		"runtime-runc-privs": {measurement(runc+" init after loading the container filter (runc run, without no_new_privs)", "runc-privs")},
 		"clawos-init":        {measurement("clawos-init (static, glibc "+string(glibc)+", cross-compiled) before loading the exact filter", "clawos-init")},
+		"clawos-init-reaper": {measurement("clawos-init --init (static, glibc "+string(glibc)+", cross-compiled): the agent's start, and pid 1 reaping and forwarding a SIGTERM", "clawos-init-reaper")},
 	}
 	seen := map[string]bool{}
 	for i := 1; i <= 5; i++ {
@@ -141,6 +142,7 @@ func measureBundle(t *testing.T, archName string) map[string][]byte {
 		"measure/config-ready.json":       ready,
 		"measure/process.json":            process,
 		"measure/config-privs.json":       config(false, strs(call)),
+		"measure/config-reaper.json":      config(true, append(initArgs("--init", "--parent-fd", "3", "--"), "/.clawos/clawos-probe", "ready")),
 		"measure/bundle/clawos/allow.bpf": {0x06, 0, 0, 0, 0, 0, 0xff, 0x7f}, // ret SECCOMP_RET_ALLOW
 	}
 }

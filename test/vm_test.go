@@ -108,7 +108,10 @@ var vmConfigs = []struct {
 		"a64 runc-status":        "0",   // the same through Debian's arm64 runc
 		"a64 runc-unlisted-kill": "159",
 		"a64 runc-exec-kill":     "159",
-		"a64 exec-allowed":       "13", // execve allowed: Landlock allows the read-only view only (clawos-init's directory: EACCES)
+		"a64 exec-allowed":       "13",  // execve allowed: Landlock allows the read-only view only (clawos-init's directory: EACCES)
+		"a64 init-status":        "0",   // --init: pid 1 reaps, the agent its child
+		"a64 init-unlisted-kill": "159", // the agent's kill, through pid 1's status
+		"a64 runc-init-status":   "0",
 		"a64 forks-200":          "11", // EAGAIN: pids.max 128 of the wasm slice
 		"a64 forks-100":          "0",
 		"a64 bundles-left":       "0",

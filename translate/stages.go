@@ -15,6 +15,7 @@ import (
 const (
 	baselineRuntimePrefix = "runtime-"
 	baselineInit          = "clawos-init"
+	baselineInitReaper    = "clawos-init-reaper"
 )
 
 // RuntimeMeasure is the runtime name of measurement mode (clawos-run
@@ -70,6 +71,13 @@ func TwoStage(wl *Whitelist, opts Options, runtime string) (*Stages, error) {
 	ini, err := Baseline(arch, baselineInit)
 	if err != nil {
 		return nil, fmt.Errorf("clawos-init: %w", err)
+	}
+	if opts.InitReaper {
+		reaper, err := Baseline(arch, baselineInitReaper)
+		if err != nil {
+			return nil, fmt.Errorf("clawos-init --init: %w", err)
+		}
+		ini = append(ini, reaper...)
 	}
 	return &Stages{Container: widen(agent, false, runtime, rt, ini), Agent: agent}, nil
 }

@@ -1,6 +1,7 @@
 package translate_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -234,6 +235,43 @@ func TestTwoStageMeasure(t *testing.T) {
 			}
 			if !st.Agent.ExecStartOnly || st.Agent.Seccomp.DefaultAction != "SCMP_ACT_KILL_PROCESS" {
 				t.Errorf("agent stage: start-only %v, default %s", st.Agent.ExecStartOnly, st.Agent.Seccomp.DefaultAction)
+			}
+		})
+	}
+}
+
+// TestInitReaper checks clawos-run --init's plan on both architectures: the
+// container stage allows pid 1's measured calls (fork, the signal wait,
+// waitid, kill), the agent stage is the same as without --init.
+func TestInitReaper(t *testing.T) {
+	v := validator(t)
+	wl, rep := v.Validate(readFile(t, "../examples/ironclaw.whitelist.json"), translate.Options{})
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []translate.Arch{translate.ArchX8664, translate.ArchAArch64} {
+		t.Run(string(arch), func(t *testing.T) {
+			opts := translate.Options{Arch: arch, ExecStart: 0x5a5a_1234_5000, Baselines: []string{"start"}}
+			plain, err := translate.TwoStage(wl, opts, "embedded")
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts.InitReaper = true
+			reaper, err := translate.TwoStage(wl, opts, "embedded")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(plain.Agent, reaper.Agent) {
+				t.Error("--init changed the agent stage")
+			}
+			allowed := map[string]bool{}
+			for _, o := range reaper.Container.Origins {
+				allowed[o.Syscall] = strings.HasPrefix(o.Verdict, "allow")
+			}
+			for _, call := range []string{"clone", "rt_sigtimedwait", "waitid", "kill"} {
+				if !allowed[call] {
+					t.Errorf("the container stage of --init does not allow %s", call)
+				}
 			}
 		})
 	}

@@ -27,6 +27,11 @@ type Options struct {
 	// after the agent's first instruction, not through the dynamic loader
 	// nor a memfd. Choose it at random per sandbox and keep it secret.
 	ExecStart uint64
+	// InitReaper: clawos-init stays as the sandbox's pid 1, the agent's
+	// parent, to reap and forward signals (clawos-run --init). The
+	// container stage adds its measured calls (internal baseline
+	// clawos-init-reaper); the agent stage is unchanged.
+	InitReaper bool
 }
 
 func (o Options) arch() Arch {

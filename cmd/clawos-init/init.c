@@ -3,7 +3,7 @@
  * clawos-hook) mount it read-only into the container and prefix it to the
  * agent's command:
  *
- *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] [--exec-at ADDR] -- CMD [ARGS...]
+ *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]
  *
  * FILTER is a file holding the compiled filter, or "hex:" and the filter's
  * bytes in hexadecimal (clawos-hook: no file to create and clean up).
@@ -46,6 +46,20 @@
  * the request) and the agent is never started. Either way, no agent
  * outlives clawos-run. N is closed before the agent starts.
  *
+ * With --init (clawos-run --init, as docker run --init), this process stays
+ * as the sandbox's pid 1, a minimal init: it forks before step 1, the child
+ * goes on with steps 1 to 3 and becomes the agent (under exactly its
+ * filter, as without --init), and this process only reaps every process
+ * that ends up its child (orphans are re-parented to pid 1), forwards the
+ * signals sent to it (SIGTERM from the runtime) to the agent, and exits with
+ * the agent's status once the agent has exited: its exit status, or 128+N
+ * when it died of signal N (a pid namespace's init cannot die of its own
+ * signal); the kernel then kills what is left in the namespace. It never
+ * runs the agent's code and is not dumpable: the agent, the same user, can
+ * neither ptrace it nor write its memory through /proc. Its calls (fork,
+ * the signal wait, wait4, kill) are in the container-level filter, as
+ * measured (baseline clawos-init-reaper).
+ *
  * Errors before step 2 are reported on stderr and exit 127; so is a command
  * that does not exist (checked before the filter is loaded). After step 2
  * the only calls are (with --notify, getppid,) execve and, if it fails,
@@ -66,6 +80,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -315,15 +330,86 @@ static int resolve_cmd(const char *cmd) {
 	return -1;
 }
 
+/* reap is pid 1 of --init: it waits for signals only (all are blocked, but
+ * those of a fault of its own), reaps every child that ends, forwards a
+ * signal sent to it to the agent, and returns the agent's status once the
+ * agent is gone. A signal the terminal sent (si_code SI_KERNEL) went to the
+ * agent's process group as well, and is not sent twice. The agent itself
+ * is left a zombie (WNOWAIT) until the launcher, which holds the other end
+ * of ack_fd (--parent-fd), has read its pid from this process's children
+ * and written a byte, or is gone: the kernel logs a seccomp kill by pid,
+ * and a pid 1 that exits takes its zombies with it. */
+static int reap(pid_t agent, const sigset_t *set, int ack_fd) {
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail("wait for signals");
+		}
+		if (sig != SIGCHLD) {
+			if (si.si_code <= 0)
+				kill(agent, sig);
+			continue;
+		}
+		for (;;) {
+			siginfo_t ci = { 0 };
+			if (waitid(P_ALL, 0, &ci, WEXITED | WNOHANG | WNOWAIT) != 0 || ci.si_pid == 0)
+				break;
+			if (ci.si_pid != agent) {
+				/* An orphan: reaped (waitid, the call measured). */
+				siginfo_t gone;
+				waitid(P_PID, (id_t)ci.si_pid, &gone, WEXITED);
+				continue;
+			}
+			if (ack_fd >= 0) {
+				struct pollfd p = { .fd = ack_fd, .events = POLLIN };
+				poll(&p, 1, 5000);
+			}
+			return ci.si_code == CLD_EXITED ? ci.si_status : 128 + ci.si_status;
+		}
+	}
+}
+
+/* become_init forks for --init: it returns 0 in the child, which goes on to
+ * become the agent with the signal mask it had; the parent never returns
+ * from it but exits with the agent's status (see reap). ack_fd, when not
+ * -1, is the launcher's pipe (--parent-fd): the child closes it. */
+static int become_init(int ack_fd) {
+	sigset_t all, old;
+	sigfillset(&all);
+	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGSYS, SIGTRAP, SIGABRT };
+	for (size_t k = 0; k < sizeof faults / sizeof faults[0]; k++)
+		sigdelset(&all, faults[k]);
+	/* Not dumpable from before the fork: the child is reset by its execve,
+	 * the parent stays so. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return fail("not dumpable");
+	if (sigprocmask(SIG_SETMASK, &all, &old) != 0)
+		return fail("block signals");
+	pid_t child = fork();
+	if (child < 0)
+		return fail("fork");
+	if (child == 0) {
+		if (ack_fd >= 0)
+			close(ack_fd);
+		if (sigprocmask(SIG_SETMASK, &old, NULL) != 0)
+			return fail("unblock signals");
+		return 0;
+	}
+	exit(reap(child, &all, ack_fd));
+}
+
 #ifndef CLAWOS_INIT_NO_MAIN
 int main(int argc, char **argv) {
 	static struct sock_filter insns[BPF_MAXINSNS];
 	char *exec_paths[MAX_EXEC];
-	int nexec = 0, exec_cmd = 0, notify = 0, parent_fd = -1, i = 2;
+	int nexec = 0, exec_cmd = 0, notify = 0, init = 0, parent_fd = -1, i = 2;
 	unsigned long long exec_at = 0;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] -- CMD [ARGS...]\n");
+		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]\n");
 		return 127;
 	}
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -333,6 +419,10 @@ int main(int argc, char **argv) {
 		}
 		if (strcmp(argv[i], "--notify") == 0) {
 			notify = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--init") == 0) {
+			init = 1;
 			continue;
 		}
 		if (strcmp(argv[i], "--exec-at") == 0 && i + 1 < argc) {
@@ -380,7 +470,10 @@ int main(int argc, char **argv) {
 			fprintf(stderr, "clawos-init: the launcher is gone; the agent is not started\n");
 			return 127;
 		}
-		close(parent_fd);
+		if (!init) {
+			close(parent_fd);
+			parent_fd = -1;
+		}
 	}
 	/* A session of its own: the agent has no controlling terminal, so
 	 * /dev/tty cannot reach the caller's (clawos-run --tty and engines'
@@ -414,6 +507,8 @@ int main(int argc, char **argv) {
 		return fail(path);
 	close(cmd_fd);
 
+	if (init && become_init(parent_fd) != 0)
+		return 127;
 	if (nexec > 0 && restrict_exec(exec_paths, nexec) != 0) {
 		if (errno != ENOSYS && errno != EOPNOTSUPP)
 			return fail("landlock");

@@ -162,6 +162,7 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 		p.Wait()
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the agent")
 	}
+	sb.started(pid, pw)
 	if sb.super != nil {
 		if err := sb.super.start(pid); err != nil {
 			p.Signal(unix.SIGKILL)

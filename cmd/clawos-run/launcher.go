@@ -66,6 +66,10 @@ type sandbox struct {
 	// --write-bundle).
 	idmapped []string
 	stageDir string
+	// init: clawos-init stays as pid 1 (--init); agentPID is then the
+	// agent's host pid, its child, once seen (agentChild).
+	init     bool
+	agentPID int
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -297,7 +301,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	// The agent dies with clawos-run: clawos-init arms its parent-death
 	// signal and checks the launcher's pipe (fd 3, see launchPipe). A
 	// bundle written for another runtime to run has no launcher.
-	ex := confine.Exec{Notify: super != nil, ParentFD: launcherFD, ExecAt: execAt}
+	ex := confine.Exec{Notify: super != nil, ParentFD: launcherFD, ExecAt: execAt, Init: c.init}
 	if c.writeBundle != "" {
 		ex.ParentFD = 0
 	}
@@ -389,7 +393,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	return &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
 		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp, landlock: landlock,
-		execAllowed: plan.ExecAllowed()}, nil
+		execAllowed: plan.ExecAllowed(), init: c.init}, nil
 }
 
 // baseConfig reads --bundle's config.json, with its root made absolute; nil

@@ -47,7 +47,7 @@ type config struct {
 	learn, merge, report                                                              string
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime, tty, complain, check               bool
-	learnFailed, force, version                                                       bool
+	learnFailed, force, version, init                                                 bool
 	envFile, chdir, logLevel, workspace                                               string
 	quiet                                                                             bool
 	roBinds, binds, tmpfs, env                                                        listFlag
@@ -110,6 +110,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.envFile, "env-file", "", "read K=V (or K, the caller's value) lines from this file into the agent's environment; # comments and blank lines are skipped")
 	fs.BoolVar(&c.learnFailed, "learn-failed", false, "with --learn: write the whitelist even when the agent exits with a non-zero status")
 	fs.BoolVar(&c.force, "force", false, "with --learn: replace an existing OUT (without --merge)")
+	fs.BoolVar(&c.init, "init", false, "keep clawos-init as the sandbox's pid 1, a minimal init (docker run --init): it reaps orphaned processes and forwards signals to the agent, which runs as its child under exactly its filter")
 	fs.BoolVar(&c.version, "version", false, "print the version (clawos-run, commit, Go, libseccomp, runc's libcontainer) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, &usageError{err}
@@ -126,6 +127,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 		return nil, &usageError{errors.New("--learn records a new whitelist: not with --whitelist or --complain (use --merge to add to one)")}
 	case c.merge != "" && c.learn == "":
 		return nil, &usageError{errors.New("--merge goes with --learn")}
+	case c.init && (c.learn != "" || c.complain):
+		return nil, &usageError{errors.New("--init does not go with --learn or --complain: their supervisor takes the filter's listener from the sandbox's pid 1")}
 	case (c.learnFailed || c.force) && c.learn == "":
 		return nil, &usageError{errors.New("--learn-failed and --force go with --learn")}
 	case c.learn == "" && c.whitelist == "":
@@ -228,7 +231,7 @@ func (c *config) options() (translate.Options, error) {
 	if err != nil {
 		return translate.Options{}, err
 	}
-	return translate.Options{RequireSignature: c.requireSig, Baselines: bl}, nil
+	return translate.Options{RequireSignature: c.requireSig, Baselines: bl, InitReaper: c.init}, nil
 }
 
 func (c *config) netMode() (namespaces.Net, error) {

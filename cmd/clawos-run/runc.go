@@ -135,6 +135,7 @@ func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Durat
 		agent.signal(unix.SIGKILL)
 		return 0, err
 	}
+	sb.started(pid, pw)
 	if sb.super != nil {
 		if err := sb.super.start(pid); err != nil {
 			agent.signal(unix.SIGKILL)

@@ -144,6 +144,29 @@ func idmappedMounts(r io.Reader) (map[string]bool, error) {
 	return out, sc.Err()
 }
 
+// started is what both runtimes do once the agent is started: with --init,
+// learn the agent's host pid, pid 1's child (the kernel logs a seccomp kill
+// by pid), then tell pid 1 through the launcher pipe (ack) that it may
+// exit once the agent has: until then it keeps the agent's zombie, which
+// its children file lists.
+func (sb *sandbox) started(pid int, ack *os.File) {
+	if !sb.init {
+		return
+	}
+	defer ack.Write([]byte{1})
+	path := "/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children"
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return // pid 1 is gone
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			sb.agentPID, _ = strconv.Atoi(f[0])
+			return
+		}
+	}
+}
+
 type agentProc struct {
 	pid   int
 	pidfd int // -1 without pidfds
@@ -191,8 +214,17 @@ func (a *agentProc) close() {
 }
 
 // exitStatus is the agent's exit status, 128+N when it died of signal N; a
-// seccomp kill is logged with the syscall the kernel reported.
+// seccomp kill is logged with the syscall the kernel reported. With --init,
+// pid 1 exits with the agent's status, 128+N for a signal, and the agent
+// is its child, sb.agentPID.
 func exitStatus(ws unix.WaitStatus, pid int, sb *sandbox, log *logrus.Logger) int {
+	if sb.init && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
+		name := "unknown (the agent's pid was not seen)"
+		if sb.agentPID > 0 {
+			name = killedSyscall(sb.agentPID, sb.stages.Agent.Arch)
+		}
+		log.WithField("syscall", name).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
+	}
 	if !ws.Signaled() {
 		return ws.ExitStatus()
 	}

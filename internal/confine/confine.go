@@ -172,6 +172,10 @@ type Exec struct {
 	// places the pathname of the agent's execve (--exec-at); the plan must
 	// have been made with the same translate.Options.ExecStart.
 	ExecAt uint64
+	// Init: clawos-init stays as pid 1 to reap and forward signals, the
+	// agent its child (--init); the plan must have been made with
+	// translate.Options.InitReaper.
+	Init bool
 }
 
 // InitArgs is the container's process.args: clawos-init, which loads
@@ -192,6 +196,9 @@ func InitArgs(filter string, ex Exec, cmd []string) []string {
 	}
 	if ex.ExecAt != 0 {
 		args = append(args, "--exec-at", "0x"+strconv.FormatUint(ex.ExecAt, 16))
+	}
+	if ex.Init {
+		args = append(args, "--init")
 	}
 	return append(append(args, "--"), cmd...)
 }

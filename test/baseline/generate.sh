@@ -46,6 +46,8 @@ aarch64_runtime_baselines() {
 	make -C "$top" build vm-kernel >/dev/null
 	(cd "$top/test" && CLAWOS_INTEGRATION=1 CLAWOS_MEASURE_RUNTIME="$work/aarch64.json" go test -tags seccomp -count=1 -run '^TestVMMeasureRuntime$' .)
 	merge_runtime "$top/translate/baselines/aarch64.json" "$work/aarch64.json" "$work/goruntime-arm64.json"
+	jq -c '.["clawos-init-reaper"][0]' "$work/aarch64.json" >"$work/reaper-arm64.json"
+	merge_reaper "$top/translate/baselines/aarch64.json" "$work/reaper-arm64.json"
 }
 # merge_runtime FILE MEASURED GORUNTIME writes the internal baselines into
 # FILE: MEASURED holds the measurements of each ({"runtime-runc": [...],
@@ -72,6 +74,24 @@ merge_runtime() {
 	mv "$work/new.json" "$1"
 	echo "wrote runtime baselines into $1"
 }
+# reaper_baseline measures, as root with runc, what clawos-init --init calls
+# under the container-level filter (the agent's start, and pid 1 reaping and
+# forwarding a signal) and writes it as the native arch's internal baseline
+# clawos-init-reaper, which the container stage adds for clawos-run --init.
+reaper_baseline() {
+	make -C "$top" bin/clawos-init bin/clawos-probe >/dev/null
+	"$top/test/baseline/measure-runtime.sh" --reaper "$top/bin/clawos-init" "$top/bin/clawos-probe" >"$work/reaper.json"
+	merge_reaper "$top/translate/baselines/$(uname -m).json" "$work/reaper.json"
+}
+# merge_reaper FILE MEASUREMENT writes the clawos-init-reaper baseline.
+merge_reaper() {
+	jq --slurpfile r "$2" '.baselines["clawos-init-reaper"] = {
+		description: "what clawos-init --init calls under the container-level filter: the agent'"'"'s start, and pid 1 that stays to reap and forward signals (internal: part of the container-level filter of clawos-run --init only)",
+		measurements: $r
+	}' "$1" >"$work/new.json"
+	mv "$work/new.json" "$1"
+	echo "wrote the clawos-init-reaper baseline into $1"
+}
 # learn_baselines adds to the native arch's start and tokio baselines what
 # clawos-run --learn records of the programs they are measured on, 20 runs
 # each: the Go runtime's timing-dependent calls show at full speed only.
@@ -94,6 +114,11 @@ learn_baselines() {
 }
 if [ "${1:-}" = "--runtime-only" ]; then
 	runtime_baselines
+	reaper_baseline
+	exit 0
+fi
+if [ "${1:-}" = "--reaper-only" ]; then
+	reaper_baseline
 	exit 0
 fi
 if [ "${1:-}" = "--aarch64-runtime-only" ]; then
@@ -159,6 +184,7 @@ done
 echo "wrote $top/translate/baselines/x86_64.json and aarch64.json"
 if [ "$(id -u)" = 0 ] && command -v runc >/dev/null; then
 	runtime_baselines
+	reaper_baseline
 	learn_baselines
 	aarch64_runtime_baselines
 fi

@@ -26,6 +26,9 @@
  *   clawos-probe isatty                          report whether stdout is a terminal (ioctl TCGETS)
  *   clawos-probe ready                           print "ready", then pause forever (no handlers)
  *   clawos-probe sigwait                         exit 128+N when signal N (INT, TERM, HUP) arrives
+ *   clawos-probe orphan                          leave an orphan (a grandchild whose parent exits) that
+ *                                                exits 50 ms later; 300 ms on, print "reaped" (exit 0)
+ *                                                or "zombie" (exit 1): did the sandbox's pid 1 reap it?
  *
  * --bpf FILE loads a seccomp BPF program (struct sock_filter array, as
  * `clawos-policy compile -o` writes it) with no_new_privs, exactly as a
@@ -52,6 +55,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void load_bpf(const char *path) {
@@ -257,6 +261,44 @@ int main(int argc, char **argv) {
 		}
 		fflush(stdout);
 		report(0);
+	}
+	if (strcmp(op, "orphan") == 0) {
+		int p[2];
+		if (pipe(p) != 0)
+			report(errno);
+		pid_t child = fork();
+		if (child < 0)
+			report(errno);
+		if (child == 0) {
+			pid_t g = fork();
+			if (g == 0) {
+				struct timespec d = { 0, 50 * 1000 * 1000 };
+				nanosleep(&d, NULL);
+				_exit(0);
+			}
+			if (write(p[1], &g, sizeof g) != (ssize_t)sizeof g)
+				_exit(1);
+			_exit(0);
+		}
+		pid_t g = 0;
+		if (read(p[0], &g, sizeof g) != (ssize_t)sizeof g || g <= 0)
+			report(EIO);
+		waitpid(child, NULL, 0);
+		struct timespec d = { 0, 300 * 1000 * 1000 };
+		nanosleep(&d, NULL);
+		char path[64], stat[256] = { 0 };
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)g);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			printf("reaped\n");
+			fflush(stdout);
+			syscall(SYS_exit_group, 0);
+		}
+		ssize_t n = read(fd, stat, sizeof stat - 1);
+		char *e = n > 0 ? strrchr(stat, ')') : NULL;
+		printf("%s\n", e && e[1] == ' ' && e[2] == 'Z' ? "zombie" : "running");
+		fflush(stdout);
+		syscall(SYS_exit_group, 1);
 	}
 	if (strcmp(op, "isatty") == 0) {
 		char t[64];

@@ -146,6 +146,11 @@ aarch64)
 	echo "CLAWOS a64 runc-exec-kill $(run --runtime runc --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
 	echo "CLAWOS a64 exec-kill $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
 	echo "CLAWOS a64 exec-allowed $(run --apparmor off --whitelist /vmtest/exec-allowed.json -- /clawos-probe exec /dev/.clawos/clawos-init)"
+	# --init: pid 1 stays (its measured aarch64 calls in the container
+	# stage), the agent its child, under both runtimes.
+	echo "CLAWOS a64 init-status $(run --init --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe status)"
+	echo "CLAWOS a64 init-unlisted-kill $(run --init --apparmor off --whitelist /vmtest/minimal.json -- /clawos-probe call $NR_getgid)"
+	echo "CLAWOS a64 runc-init-status $(run --init --runtime runc --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe status)"
 	echo "CLAWOS a64 forks-200 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 200)"
 	echo "CLAWOS a64 forks-100 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 100)"
 	echo "CLAWOS a64 bundles-left $(ls /run/clawos/bundles 2>/dev/null | wc -l)"
@@ -211,6 +216,27 @@ measure)
 	echo "clawos-measure-privs" >/dev/kmsg
 	runc run clawos-measure </dev/null >/dev/null 2>/tmp/runc-privs.log || cat /tmp/runc-privs.log
 	calls runc-privs 'runc:[2:INIT]' clawos-measure-privs
+	runc delete -f clawos-measure >/dev/null 2>&1
+	# clawos-init --init: a SIGTERM to pid 1 is forwarded to the agent,
+	# which dies of it, and pid 1 exits with its status.
+	cp /measure/config-reaper.json config.json
+	dmesg -c >/dev/null
+	echo "clawos-measure-reaper" >/dev/kmsg
+	# fd 3: the launcher's pipe; pid 1 waits (5 s at most) for a byte or
+	# its hang-up once the agent is gone.
+	mkfifo /tmp/reaper-fd
+	sleep 60 >/tmp/reaper-fd &
+	writer=$!
+	runc run -d --preserve-fds 1 clawos-measure </dev/null >/dev/null 2>&1 3</tmp/reaper-fd
+	sleep 1
+	runc kill clawos-measure TERM
+	sleep 1
+	kill $writer
+	for _ in $(seq 100); do
+		runc state clawos-measure 2>/dev/null | grep -q '"status": "stopped"' && break
+		sleep 0.2
+	done
+	calls clawos-init-reaper clawos-init clawos-measure-reaper
 	runc delete -f clawos-measure >/dev/null 2>&1
 	echo "CLAWOS runc-version $(runc --version | sed -n 's/^runc version //p')"
 	echo "CLAWOS done"
