@@ -1,10 +1,12 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -115,4 +117,75 @@ func files(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestLauncherTasks runs the console blocks of docs/launcher.md's common
+// tasks in the directory they describe, as root, and checks that each
+// command prints what the page shows (its lines in any order: the agent's
+// output and clawos-run's log are two streams).
+func TestLauncherTasks(t *testing.T) {
+	s := requireSandbox(t)
+	const dir = "/var/tmp/clawos-docs"
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	for _, d := range []string{"app", "project"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]struct {
+		data string
+		mode os.FileMode
+	}{
+		"tools.json":   {string(mustRead(t, "testdata/tools.whitelist.json")), 0o644},
+		"app/hello.sh": {"#!/usr/bin/env sh\necho \"hello from $0, uid $(id -u)\"\n", 0o755},
+	}
+	for name, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(f.data), f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc := string(mustRead(t, "../docs/launcher.md"))
+	blocks := regexp.MustCompile("(?s)```console\n(.*?)```").FindAllStringSubmatch(doc, -1)
+	if len(blocks) < 3 {
+		t.Fatalf("docs/launcher.md has %d console blocks", len(blocks))
+	}
+	for _, b := range blocks {
+		var cmds, wants []string
+		for _, line := range strings.Split(strings.TrimSuffix(b[1], "\n"), "\n") {
+			if c, ok := strings.CutPrefix(line, "$ "); ok {
+				cmds, wants = append(cmds, c), append(wants, "")
+				continue
+			}
+			if len(wants) == 0 {
+				t.Fatalf("output before a command in:\n%s", b[1])
+			}
+			wants[len(wants)-1] += line + "\n"
+		}
+		// One shell runs the block, a marker before each command; $? is
+		// the previous command's status again after the marker.
+		script := "exec 2>&1\nrc=0\n"
+		for i, c := range cmds {
+			script += fmt.Sprintf("echo '@@ %d'; (exit $rc); %s\nrc=$?\n", i, c)
+		}
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + filepath.Dir(s.run) + ":/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
+		out, _ := cmd.Output()
+		parts := regexp.MustCompile(`(?m)^@@ \d+\n`).Split(string(out), -1)[1:]
+		if len(parts) != len(cmds) {
+			t.Fatalf("block ran %d of %d commands:\n%s", len(parts), len(cmds), out)
+		}
+		for i, c := range cmds {
+			if sortedLines(parts[i]) != sortedLines(wants[i]) {
+				t.Errorf("$ %s\nprinted:\n%s\ndocs/launcher.md shows:\n%s", c, parts[i], wants[i])
+			}
+		}
+	}
+}
+
+func sortedLines(s string) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	sort.Strings(l)
+	return strings.Join(l, "\n")
 }
