@@ -22,7 +22,8 @@ import (
 // BenchmarkStart measures start-to-exit of /usr/bin/true under clawos-run
 // (reference whitelist, start baseline, port rules, two filters, Landlock)
 // against bare `runc run` of the bundle clawos-run writes for the same
-// command, without its filter and init. Runs alternate, so drift hits both.
+// command, without its filter and init, and clawos-run --init against
+// clawos-run. Runs alternate, so drift hits all.
 func BenchmarkStart(b *testing.B) {
 	if os.Getenv(integrationEnv) == "" || os.Geteuid() != 0 {
 		b.Skipf("needs root, runc and %s=1", integrationEnv)
@@ -67,17 +68,21 @@ func BenchmarkStart(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	var bare, claw time.Duration
+	var bare, claw, init time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		bare += timeIt("runc", "--root", filepath.Join(state, "runc-bare"), "run", "--bundle", bundle, fmt.Sprintf("bench-%d-%d", os.Getpid(), i))
 		claw += timeIt(run, "--state-dir", state, "--whitelist", wl, "--", "/usr/bin/true")
+		init += timeIt(run, "--state-dir", state, "--init", "--whitelist", wl, "--", "/usr/bin/true")
 	}
 	b.StopTimer()
 	n := float64(b.N)
 	b.ReportMetric(float64(bare.Microseconds())/n, "bare-runc-µs/run")
 	b.ReportMetric(float64(claw.Microseconds())/n, "clawos-run-µs/run")
 	b.ReportMetric(float64(claw)/float64(bare), "ratio")
+	// --init: pid 1 forks the agent and stays to reap it.
+	b.ReportMetric(float64(init.Microseconds())/n, "clawos-run-init-µs/run")
+	b.ReportMetric(float64(init)/float64(claw), "init/plain")
 }
 
 // BenchmarkSyscallCost measures the cost of one syscall in a tight loop
