@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -188,4 +189,34 @@ func sortedLines(s string) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	sort.Strings(l)
 	return strings.Join(l, "\n")
+}
+
+// TestExitStatuses checks the exit statuses docs/errors.md's table gives
+// each program, for a usage error and a failure of its own.
+func TestExitStatuses(t *testing.T) {
+	bin := func(p string) string { return built(t, "../bin/"+p) }
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"clawos-policy usage", []string{bin("clawos-policy")}, 2},
+		{"clawos-policy failure: ENOENT is 10+3", []string{bin("clawos-policy"), "validate", "/nonexistent"}, 13},
+		{"clawos-run usage", []string{bin("clawos-run")}, 125},
+		{"clawos-run failure", []string{bin("clawos-run"), "--whitelist", "/nonexistent", "--", "/bin/true"}, 125},
+		{"clawos-run command not found", []string{bin("clawos-run"), "--whitelist", probeWhitelist, "--", "/nonexistent"}, 127},
+		{"clawos-hook usage", []string{bin("clawos-hook"), "--bogus"}, 2},
+		{"clawos-hook failure", []string{bin("clawos-hook"), "precreate"}, 1},
+		{"clawos-runc failure", []string{bin("clawos-runc"), "--bogus"}, 1},
+		{"clawos-init usage", []string{bin("clawos-init")}, 127},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(c.args[0], c.args[1:]...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != c.code {
+				t.Errorf("%v: %v, want exit %d\n%s", c.args, err, c.code, out)
+			}
+		})
+	}
 }
