@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -417,6 +418,9 @@ func TestHookRunc(t *testing.T) {
 		s.Root = &specs.Root{Path: rootfs, Readonly: true}
 		s.Process.Terminal = false
 		s.Process.Args = append([]string{"/clawos-probe"}, args...)
+		// As podman asks by default: an exec would inherit no_new_privs,
+		// which the hooks alone refuse (TestPodmanExec).
+		s.Process.NoNewPrivileges = false
 		s.Annotations = ann
 		return s
 	}
@@ -506,11 +510,14 @@ func TestHookRunc(t *testing.T) {
 	}
 	t.Run("precreate is idempotent", func(t *testing.T) {
 		s := confined(t)
+		once, _ := json.Marshal(s)
+		// Its no_new_privs is the hook's own; an engine's request is the
+		// one the exec guard judges (an exec inherits it).
+		s.Process.NoNewPrivileges = false
 		code, again, stderr := precreate(t, s)
 		if code != 0 {
 			t.Fatal(stderr)
 		}
-		once, _ := json.Marshal(s)
 		var s2 specs.Spec
 		json.Unmarshal(again, &s2)
 		twice, _ := json.Marshal(&s2)
@@ -826,4 +833,80 @@ func TestWrapperRuncForms(t *testing.T) {
 			t.Errorf("exit %d\n%s", code, out)
 		}
 	})
+}
+
+// TestPodmanExec checks `podman exec` into a confined container with
+// podman's default ulimits, under both setups. With the hooks alone (no
+// hook runs for an exec, so it cannot be confined) an exec never starts the
+// program, and a container into which one would start (no_new_privileges)
+// is refused at its run with the reason. With the wrapper as podman's
+// runtime (deploy/podman/containers.conf) an exec runs under the agent's
+// exact filter: two filters, an unlisted call killed, a DENY's errno.
+func TestPodmanExec(t *testing.T) {
+	f := newEngineFixture(t, "podman", "conmon")
+	env, podman, hooksDir, image := setupPodman(t, f)
+	// podman's defaults (no default_ulimits), and the shipped runtime entry
+	// with the fixture's wrapper.
+	wrapDir := filepath.Join(f.dir, "wrapper")
+	os.MkdirAll(wrapDir, 0o755)
+	wrapper := filepath.Join(wrapDir, "clawos-runc")
+	if err := os.Symlink(f.wrapper, wrapper); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(f.config())
+	os.WriteFile(filepath.Join(wrapDir, "clawos-runc.json"), cfg, 0o644)
+	shipped := strings.ReplaceAll(string(mustRead(t, "../deploy/podman/containers.conf")), "/usr/local/bin/clawos-runc", wrapper)
+	conf := map[string]string{
+		"hooks":   "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+		"wrapper": strings.Replace(shipped, "[engine]\n", "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n", 1),
+	}
+	for _, setup := range []string{"hooks", "wrapper"} {
+		t.Run(setup, func(t *testing.T) {
+			path := filepath.Join(f.dir, setup+".conf")
+			if err := os.WriteFile(path, []byte(conf[setup]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			env := append(append([]string{}, env...), "CONTAINERS_CONF="+path)
+			p := append([]string{}, podman...)
+			if setup == "hooks" {
+				p = append(p, "--hooks-dir", hooksDir)
+			}
+			pm := func(args ...string) (int, string) {
+				return runCmd(t, env, nil, "podman", append(append([]string{}, p...), args...)...)
+			}
+			for _, nnp := range []bool{false, true} {
+				name := fmt.Sprintf("exec-%s-%v", setup, nnp)
+				args := []string{"run", "-d", "--name", name, "--network", "none", "--annotation", hook.AnnotationWhitelist + "=probe"}
+				if nnp {
+					args = append(args, "--security-opt", "no-new-privileges")
+				}
+				code, out := pm(append(args, image, "/clawos-probe", "ready")...)
+				if setup == "hooks" && nnp {
+					if code == 0 || !strings.Contains(out, "an exec into this container would run under the container-level filter only") {
+						t.Errorf("hooks, no-new-privileges: run: exit %d, want the refusal\n%s", code, out)
+					}
+					continue
+				}
+				if code != 0 {
+					t.Fatalf("run %s: %d %s", name, code, out)
+				}
+				status, out := pm("exec", name, "/clawos-probe", "status")
+				if setup == "hooks" {
+					if status == 0 || strings.Contains(out, "pid ") {
+						t.Errorf("hooks: an exec started (exit %d):\n%s", status, out)
+					}
+					continue
+				}
+				if status != 0 || !regexp.MustCompile(`(?m)^Seccomp_filters:\s+2$`).MatchString(out) || !regexp.MustCompile(`(?m)^NoNewPrivs:\s+1$`).MatchString(out) {
+					t.Errorf("wrapper, nnp %v: exec status: exit %d, want two filters and no_new_privs:\n%s", nnp, status, out)
+				}
+				if code, out := pm("exec", name, "/clawos-probe", "call", sysnr(t, "getuid")); code != 128+int(unix.SIGSYS) {
+					t.Errorf("wrapper, nnp %v: exec of an unlisted call: exit %d, want 159\n%s", nnp, code, out)
+				}
+				if code, out := pm("exec", name, "/clawos-probe", "call", sysnr(t, "kill"), "1", "0"); code != int(unix.EPERM) {
+					t.Errorf("wrapper, nnp %v: exec of a DENY: exit %d, want EPERM\n%s", nnp, code, out)
+				}
+			}
+		})
+	}
 }

@@ -151,7 +151,12 @@ func precreate(cfg hook.Config, deferRefusal bool, stdin io.Reader, stdout, stde
 		hook.Append(cfg.AuditLog, hook.NewRecord("precreate", "", nil, err))
 		return fail(stderr, err)
 	}
+	requestedNNP := spec.Process != nil && spec.Process.NoNewPrivileges
 	out, err := hook.Apply(&spec, cfg, log)
+	if out != nil && err == nil {
+		// The hooks alone cannot confine an exec (no hook runs for one).
+		err = hook.GuardExec(requestedNNP, &spec)
+	}
 	if out == nil && err == nil {
 		_, err = io.Copy(stdout, bytes.NewReader(raw))
 		if err != nil {
