@@ -103,6 +103,7 @@ type Outcome struct {
 	AppArmor    string                   // confine.AppArmorApplied, ...
 	Landlock    string                   // the exec restriction's state (confine.Plan.Landlock)
 	Notes       []string                 // what was changed, in words (an update's clamped limits)
+	KilledBy    string                   // poststop: the syscall of the agent's seccomp kill
 }
 
 // Apply confines the container spec describes when its annotations ask for

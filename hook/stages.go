@@ -18,6 +18,7 @@ import (
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/atomicfile"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/killlog"
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
@@ -111,7 +112,7 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 		}
 	}
 	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
-	rec := record{ID: st.ID, Whitelist: name, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid}
+	rec := record{ID: st.ID, Whitelist: name, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid, Started: time.Now()}
 	if plan.Ports != nil {
 		if joined := netnsPath(spec); joined != "" {
 			// A pod's network namespace, shared with its other
@@ -143,6 +144,9 @@ type record struct {
 	WhitelistID string `json:"whitelist_id"`
 	Digest      string `json:"profile_digest"`
 	Pid         int    `json:"pid"`
+	// Started is when prestart ran: a seccomp kill of Pid logged before
+	// is another process's.
+	Started time.Time `json:"started"`
 	// NetNS and Table: the nftables table installed in a network
 	// namespace the container joined (and that outlives it).
 	NetNS string `json:"netns,omitempty"`
@@ -242,7 +246,12 @@ func installPorts(pid int, p *namespaces.PortPolicy) error {
 	return p.Install(f)
 }
 
-// Poststop removes what prestart left for the container.
+// killLogWait bounds poststop's wait for the kernel's record of a seccomp
+// kill; poststop runs for every container, killed or not.
+const killLogWait = 50 * time.Millisecond
+
+// Poststop removes what prestart left for the container, and names the
+// syscall of a seccomp kill of its agent (Outcome.KilledBy).
 func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 	out := &Outcome{}
 	b, err := os.ReadFile(statePath(cfg, st.ID))
@@ -250,6 +259,15 @@ func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 		var rec record
 		if json.Unmarshal(b, &rec) == nil {
 			out.Whitelist, out.WhitelistID, out.Digest = rec.Whitelist, rec.WhitelistID, rec.Digest
+			// A seccomp kill of the agent (the container's pid, which
+			// clawos-init became): the engine says only "Bad system
+			// call". The kernel has logged it by the time the engine
+			// runs poststop, but for its audit thread's lag.
+			if rec.Pid > 0 {
+				if name, found := killlog.Syscall(rec.Pid, rec.Started, translate.NativeArch(), killLogWait); found {
+					out.KilledBy = name
+				}
+			}
 			if err := removeTable(rec); err != nil {
 				return out, err
 			}
@@ -289,9 +307,12 @@ type Record struct {
 	AppArmor    string    `json:"apparmor,omitempty"`
 	Landlock    string    `json:"landlock,omitempty"`
 	Notes       []string  `json:"notes,omitempty"`
-	Decision    string    `json:"decision"`
-	Code        string    `json:"code,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
+	// KilledBy is the syscall for which seccomp killed the agent
+	// (poststop), from the kernel log.
+	KilledBy string `json:"killed_by_syscall,omitempty"`
+	Decision string `json:"decision"`
+	Code     string `json:"code,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // NewRecord builds the audit record of a stage from its outcome and error.
@@ -300,6 +321,7 @@ func NewRecord(stage, id string, out *Outcome, err error) Record {
 	if out != nil {
 		r.Whitelist, r.WhitelistID, r.Digest = out.Whitelist, out.WhitelistID, out.Digest
 		r.Signature, r.AppArmor, r.Landlock = string(out.Signature), out.AppArmor, out.Landlock
+		r.KilledBy = out.KilledBy
 		for i, n := range out.Notes {
 			if i == 16 {
 				break

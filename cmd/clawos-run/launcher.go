@@ -70,6 +70,9 @@ type sandbox struct {
 	// agent's host pid, its child, once seen (agentChild).
 	init     bool
 	agentPID int
+	// prepared is when the sandbox was planned: a kernel log record of a
+	// seccomp kill older than that is another process's.
+	prepared time.Time
 }
 
 func (l *launcher) launch(ctx context.Context) (int, error) {
@@ -393,7 +396,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	}
 	return &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
 		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp, landlock: landlock,
-		execAllowed: plan.ExecAllowed(), init: c.init}, nil
+		execAllowed: plan.ExecAllowed(), init: c.init, prepared: time.Now()}, nil
 }
 
 // baseConfig reads --bundle's config.json, with its root made absolute; nil

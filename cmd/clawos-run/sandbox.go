@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/atomicfile"
+	"github.com/clawos/clawos-security/internal/killlog"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
 	"github.com/sirupsen/logrus"
@@ -221,7 +221,7 @@ func exitStatus(ws unix.WaitStatus, pid int, sb *sandbox, log *logrus.Logger) in
 	if sb.init && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
 		name := "unknown (the agent's pid was not seen)"
 		if sb.agentPID > 0 {
-			name = killedSyscall(sb.agentPID, sb.stages.Agent.Arch)
+			name = killedSyscall(sb, sb.agentPID)
 		}
 		log.WithField("syscall", name).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
 	}
@@ -230,7 +230,7 @@ func exitStatus(ws unix.WaitStatus, pid int, sb *sandbox, log *logrus.Logger) in
 	}
 	sig := ws.Signal()
 	if sig == unix.SIGSYS {
-		log.WithField("syscall", killedSyscall(pid, sb.stages.Agent.Arch)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
+		log.WithField("syscall", killedSyscall(sb, pid)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
 	}
 	return 128 + int(sig)
 }
@@ -453,51 +453,16 @@ func installRules(ctx context.Context, pid int, ruleset string) error {
 	return nil
 }
 
-var auditSyscall = regexp.MustCompile(`type=1326 .* pid=(\d+) .* arch=([0-9a-f]+) syscall=(\d+)`)
-
-// killedSyscall names the syscall the kernel logged for a seccomp kill of
-// pid (needs CAP_SYSLOG; the kernel rate-limits these lines), or "unknown".
-// Without an audit daemon the kernel's audit thread prints the record
-// after the process has died, so a kill that is not in the log yet is
-// looked for again, for at most killLogWait.
-func killedSyscall(pid int, arch translate.Arch) string {
-	deadline := time.Now().Add(killLogWait)
-	for {
-		name, found := killedSyscallNow(pid, arch)
-		if found || time.Now().After(deadline) {
-			return name
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// killLogWait bounds the wait for the kernel's record of a seccomp kill.
+// killLogWait bounds the wait for the kernel's record of a seccomp kill:
+// without an audit daemon the kernel's audit thread prints it after the
+// agent has died.
 const killLogWait = time.Second
 
-// killedSyscallNow is one read of the kernel log for killedSyscall.
-func killedSyscallNow(pid int, arch translate.Arch) (string, bool) {
-	buf := make([]byte, 1<<20)
-	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
-	if err != nil {
-		return "unknown (the kernel log is not readable)", true
-	}
-	found := false
-	name := "unknown (the kernel did not log it)"
-	sc := bufio.NewScanner(bytes.NewReader(buf[:n]))
-	for sc.Scan() {
-		m := auditSyscall.FindStringSubmatch(sc.Text())
-		if m == nil || m[1] != strconv.Itoa(pid) {
-			continue
-		}
-		found = true
-		nr, _ := strconv.Atoi(m[3])
-		if a, _ := strconv.ParseUint(m[2], 16, 32); uint32(a) != arch.Audit() {
-			name = fmt.Sprintf("syscall %d of another architecture (audit arch %s)", nr, m[2])
-			continue
-		}
-		name = arch.SyscallName(nr)
-	}
-	return name, found
+// killedSyscall names the syscall of the agent's (pid's) seccomp kill, as
+// the kernel logged it after the sandbox was prepared.
+func killedSyscall(sb *sandbox, pid int) string {
+	name, _ := killlog.Syscall(pid, sb.prepared, sb.stages.Agent.Arch, killLogWait)
+	return name
 }
 
 // owner records who runs a sandbox: the clawos-run process, identified by

@@ -1,0 +1,39 @@
+package killlog
+
+import (
+	"testing"
+	"time"
+
+	"github.com/clawos/clawos-security/translate"
+)
+
+// TestParse reads kernel log lines as the kernel writes them: the last kill
+// of the pid at or after since, named for the architecture; a logged but
+// allowed call (SCMP_ACT_LOG, sig=0), another pid and an older kill are not
+// it.
+func TestParse(t *testing.T) {
+	const log = `[1.0] audit: type=1326 audit(1000.500:1): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=42 comm="a" exe="/a" sig=31 arch=c000003e syscall=62 compat=0 ip=0x1 code=0x80000000
+[2.0] audit: type=1326 audit(2000.250:2): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=42 comm="a" exe="/a" sig=0 arch=c000003e syscall=0 compat=0 ip=0x1 code=0x7ffc0000
+[3.0] audit: type=1326 audit(2000.300:3): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=43 comm="b" exe="/b" sig=31 arch=c000003e syscall=59 compat=0 ip=0x1 code=0x80000000
+[4.0] audit: type=1326 audit(2000.400:4): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=42 comm="a" exe="/a" sig=31 arch=c000003e syscall=102 compat=0 ip=0x1 code=0x80000000
+[5.0] audit: type=1326 audit(2000.500:5): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=44 comm="c" exe="/c" sig=31 arch=40000003 syscall=20 compat=1 ip=0x1 code=0x80000000
+`
+	for _, c := range []struct {
+		pid   int
+		since time.Time
+		name  string
+		found bool
+	}{
+		{42, time.Unix(1500, 0), "getuid", true},
+		{42, time.Unix(0, 0), "getuid", true},
+		{42, time.Unix(2001, 0), "unknown (the kernel did not log it)", false},
+		{43, time.Unix(1500, 0), "execve", true},
+		{44, time.Unix(1500, 0), "syscall 20 of another architecture (audit arch 40000003)", true},
+		{45, time.Unix(0, 0), "unknown (the kernel did not log it)", false},
+	} {
+		name, found := Parse([]byte(log), c.pid, c.since, translate.ArchX8664)
+		if name != c.name || found != c.found {
+			t.Errorf("pid %d since %v: %q %v, want %q %v", c.pid, c.since.Unix(), name, found, c.name, c.found)
+		}
+	}
+}
