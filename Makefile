@@ -12,8 +12,12 @@ export GOFLAGS := -tags=seccomp
 FUZZTIME  ?= 60000x
 # The release 2026.2.2 is served under its module version v0.8.2.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The node installer image (deploy/Containerfile), as deploy/installer.yaml
+# names it; PODMAN may carry global flags (--root, --runroot).
+IMAGE     ?= localhost/clawos/clawos-security-installer:0.1.0
+PODMAN    ?= podman
 
-.PHONY: install uninstall all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help
+.PHONY: install uninstall all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help image
 
 all: build
 
@@ -29,6 +33,7 @@ help:
 	@echo "make bench      run the benchmarks"
 	@echo "make lint       gofmt, go vet, staticcheck, no build outputs tracked"
 	@echo "make baselines  re-measure the start, tokio and runtime baselines (needs strace, qemu-user-static, cargo)"
+	@echo "make image      build the node installer image $(IMAGE) FROM scratch with podman (deploy/Containerfile)"
 	@echo "make install    install the programs, podman's hooks.d files and /etc/clawos (PREFIX, DESTDIR, HOOKS_DIR)"
 	@echo "make uninstall  remove what install installed, except /etc/clawos (the administrator's configuration and whitelists)"
 	@echo "make clean      remove $(BIN)/ and .cache/"
@@ -78,6 +83,9 @@ test: lint test-go fuzz
 
 test-go: build $(BIN)/clawos-init-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
+
+image: build
+	$(PODMAN) build -f deploy/Containerfile -t $(IMAGE) .
 
 # crictl, the CRI client of the Kubernetes tests (test/cri_test.go), built
 # once from the Go module proxy (about a minute here) into a cache that

@@ -40,18 +40,37 @@ type criCluster struct {
 	profiles string // kubelet Localhost seccomp profiles
 }
 
-// criHandlerConfig is the shipped containerd snippet with the wrapper's
-// path of this test.
-func criHandlerConfig(t testing.TB, wrapper string) string {
-	b, err := os.ReadFile("../deploy/containerd-clawos.toml")
+// installHandler runs the node installer (clawos-hook install-node
+// --containerd) on a scratch node root holding base as containerd's
+// config.toml, and returns the configuration containerd is started with:
+// the installed config.toml, its import pointed at the scratch root's
+// drop-in, whose handler names this test's wrapper.
+func installHandler(t testing.TB, dir, base, wrapper string) string {
+	node := filepath.Join(dir, "node")
+	os.MkdirAll(filepath.Join(node, "etc/containerd"), 0o755)
+	if err := os.WriteFile(filepath.Join(node, "etc/containerd/config.toml"), []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(built(t, "../bin/clawos-hook"), "install-node", "--host", node, "--from", "..", "--containerd").CombinedOutput(); err != nil {
+		t.Fatalf("clawos-hook install-node: %v\n%s", err, out)
+	}
+	drop := filepath.Join(node, "etc/containerd/conf.d/clawos.toml")
+	b, err := os.ReadFile(drop)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.Replace(string(b), `"/usr/local/bin/clawos-runc"`, strconv.Quote(wrapper), 1)
-	if s == string(b) {
-		t.Fatal("deploy/containerd-clawos.toml names no /usr/local/bin/clawos-runc")
+	// (TOML literal or basic string, as the encoder chose)
+	moved := strings.NewReplacer(strconv.Quote("/usr/local/bin/clawos-runc"), strconv.Quote(wrapper),
+		"'/usr/local/bin/clawos-runc'", strconv.Quote(wrapper)).Replace(string(b))
+	if moved == string(b) {
+		t.Fatalf("the installed drop-in names no /usr/local/bin/clawos-runc:\n%s", b)
 	}
-	return s
+	os.WriteFile(drop, []byte(moved), 0o644)
+	cfg, err := os.ReadFile(filepath.Join(node, "etc/containerd/config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(string(cfg), strconv.Quote("/etc/containerd/conf.d/*.toml"), strconv.Quote(filepath.Join(node, "etc/containerd/conf.d/*.toml")), 1)
 }
 
 func startCRI(t testing.TB, f *engineFixture) *criCluster {
@@ -120,9 +139,9 @@ state = %q
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-%s`, filepath.Join(f.dir, "containerd-root"), filepath.Join(f.dir, "containerd-state"), sock, c.pause, cniConf,
-		criHandlerConfig(t, wrapper))
-	os.WriteFile(filepath.Join(f.dir, "containerd.toml"), []byte(conf), 0o644)
+`, filepath.Join(f.dir, "containerd-root"), filepath.Join(f.dir, "containerd-state"), sock, c.pause, cniConf)
+	// The clawos handler as the installer DaemonSet installs it.
+	os.WriteFile(filepath.Join(f.dir, "containerd.toml"), []byte(installHandler(t, f.dir, conf, wrapper)), 0o644)
 	startContainerdConfig(t, f.dir, sock)
 	// containerd 1.6 ignores a conflist that was there before it started
 	// until the file is written again.

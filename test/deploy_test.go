@@ -3,20 +3,24 @@ package test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
 	"cel.dev/cel-go/cel"
+	"github.com/pelletier/go-toml/v2"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -65,6 +69,12 @@ func deployObjects(t *testing.T) map[string][]any {
 				obj = &admissionv1.ValidatingAdmissionPolicy{}
 			case "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding":
 				obj = &admissionv1.ValidatingAdmissionPolicyBinding{}
+			case "v1/ServiceAccount":
+				obj = &corev1.ServiceAccount{}
+			case "rbac.authorization.k8s.io/v1/ClusterRole":
+				obj = &rbacv1.ClusterRole{}
+			case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
+				obj = &rbacv1.ClusterRoleBinding{}
 			default:
 				t.Fatalf("%s document %d: unexpected kind %s %s", file, i, tm.APIVersion, tm.Kind)
 			}
@@ -178,117 +188,187 @@ func TestDeployManifests(t *testing.T) {
 		if err != nil || !sel.Matches(labels.Set(ds.Spec.Template.Labels)) {
 			t.Errorf("DaemonSet %s: its selector does not match its pods (%v)", ds.Name, err)
 		}
+		hostMounts := map[string]string{} // volume name -> hostPath
+		for _, v := range ds.Spec.Template.Spec.Volumes {
+			if v.HostPath != nil {
+				hostMounts[v.Name] = v.HostPath.Path
+			}
+		}
 		for _, c := range append(ds.Spec.Template.Spec.InitContainers, ds.Spec.Template.Spec.Containers...) {
-			// The installer's --prefix and the host directory it writes
-			// into must be the same place.
-			if i := slices.Index(c.Command, "--prefix"); i >= 0 && i+1 < len(c.Command) {
-				prefix := c.Command[i+1]
-				mounted := false
-				for _, m := range c.VolumeMounts {
-					for _, v := range ds.Spec.Template.Spec.Volumes {
-						if v.Name == m.Name && v.HostPath != nil && v.HostPath.Path == prefix+"/bin" && m.MountPath == "/host"+prefix+"/bin" {
-							mounted = true
-						}
-					}
-				}
-				if !mounted {
-					t.Errorf("DaemonSet %s: --prefix %s, but no hostPath %s/bin mounted at /host%s/bin", ds.Name, prefix, prefix, prefix)
+			// The installer's --host is the node's root, mounted there.
+			if i := slices.Index(c.Command, "--host"); i >= 0 && i+1 < len(c.Command) {
+				if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+					return m.MountPath == c.Command[i+1] && hostMounts[m.Name] == "/"
+				}) {
+					t.Errorf("DaemonSet %s, %s: --host %s is not the node's root mounted there", ds.Name, c.Name, c.Command[i+1])
 				}
 			}
-			if len(c.Command) > 0 && strings.HasPrefix(c.Command[0], "/opt/clawos/deploy/") {
-				if _, err := os.Stat(filepath.Join("../deploy", strings.TrimPrefix(c.Command[0], "/opt/clawos/deploy/"))); err != nil {
-					t.Errorf("DaemonSet %s runs %s, which deploy/ does not have", ds.Name, c.Command[0])
+			// It runs one of the image's programs, with flags it has.
+			prog, ok := strings.CutPrefix(strings.Join(c.Command[:min(1, len(c.Command))], ""), "/opt/clawos/bin/")
+			if !ok || len(c.Command) < 2 {
+				t.Errorf("DaemonSet %s, %s: runs %v, not a program of the image's /opt/clawos/bin", ds.Name, c.Name, c.Command)
+				continue
+			}
+			help, _ := exec.Command(built(t, "../bin/"+prog), c.Command[1], "-h").CombinedOutput()
+			for _, a := range c.Command[2:] {
+				if f, ok := strings.CutPrefix(a, "--"); ok && !regexp.MustCompile(`(?m)^\s+-`+regexp.QuoteMeta(f)+`\b`).Match(help) {
+					t.Errorf("DaemonSet %s, %s: %s %s has no flag --%s:\n%s", ds.Name, c.Name, prog, c.Command[1], f, help)
 				}
+			}
+		}
+		// It may label its node, and nothing more.
+		if sa := ds.Spec.Template.Spec.ServiceAccountName; sa == "" {
+			t.Errorf("DaemonSet %s has no service account to label its node with", ds.Name)
+		}
+	}
+	for _, o := range objs["ClusterRole"] {
+		r := o.(*rbacv1.ClusterRole)
+		for _, rule := range r.Rules {
+			if !slices.Equal(rule.Resources, []string{"nodes"}) || slices.ContainsFunc(rule.Verbs, func(v string) bool { return v != "get" && v != "patch" }) {
+				t.Errorf("ClusterRole %s grants more than get and patch on nodes: %+v", r.Name, rule)
 			}
 		}
 	}
 }
 
-// TestInstallNode runs the node installer script into a scratch root:
-// programs, configuration and whitelists land where the runtime wrapper
-// looks for them, and the configuration an operator edited is kept.
+// TestInstallNode runs the node installer (deploy/install-node.sh, which
+// runs clawos-hook install-node) against scratch node roots: the programs
+// and runtime.json (kept when present) installed atomically; the
+// ConfigMap's whitelists validated, with entries leading out of it,
+// directories and invalid whitelists refused by name and never installed,
+// and removals reaching the node; containerd 1.6's default configuration
+// given the clawos handler as a drop-in it imports, with the kubelet's
+// cgroup driver, which containerd 1.6 itself loads (containerd config dump,
+// in a mount namespace where the scratch root's /etc/containerd is the
+// node's); a second run changes nothing; a relative --prefix is refused.
 func TestInstallNode(t *testing.T) {
 	for _, p := range []string{"clawos-init", "clawos-hook", "clawos-runc"} {
 		built(t, "../bin/"+p)
 	}
-	host, wl := t.TempDir(), t.TempDir()
-	os.WriteFile(filepath.Join(wl, "ironclaw.json"), []byte(`{}`), 0o644)
-	run := func() string {
-		out, err := exec.Command("sh", "../deploy/install-node.sh", "--host", host, "--from", "..", "--whitelists", wl).CombinedOutput()
-		if err != nil {
-			t.Fatalf("install-node.sh: %v\n%s", err, out)
-		}
-		return string(out)
+	if _, err := exec.LookPath("containerd"); err != nil {
+		t.Fatalf("containerd is missing: .ci/setup installs it")
 	}
-	out := run()
-	if !strings.Contains(out, `runtimes.clawos]`) {
-		t.Errorf("the installer does not print the containerd snippet:\n%s", out)
+	host := t.TempDir()
+	def, err := exec.Command("containerd", "config", "default").Output()
+	if err != nil {
+		t.Fatalf("containerd config default: %v", err)
+	}
+	os.MkdirAll(filepath.Join(host, "etc/containerd"), 0o755)
+	os.WriteFile(filepath.Join(host, "etc/containerd/config.toml"), def, 0o644)
+	os.MkdirAll(filepath.Join(host, "var/lib/kubelet"), 0o755)
+	os.WriteFile(filepath.Join(host, "var/lib/kubelet/config.yaml"), []byte("kind: KubeletConfiguration\ncgroupDriver: systemd\n"), 0o644)
+
+	// A ConfigMap volume: entries are symlinks into ..data.
+	cm := t.TempDir()
+	data := filepath.Join(cm, "..2026_12_02")
+	os.MkdirAll(data, 0o755)
+	os.WriteFile(filepath.Join(data, "probe.json"), mustRead(t, probeWhitelist), 0o644)
+	os.WriteFile(filepath.Join(data, "broken.json"), []byte(`{"agent": 1}`), 0o644)
+	os.Symlink("..2026_12_02", filepath.Join(cm, "..data"))
+	for _, n := range []string{"probe.json", "broken.json"} {
+		os.Symlink("..data/"+n, filepath.Join(cm, n))
+	}
+	secret := filepath.Join(t.TempDir(), "shadow")
+	os.WriteFile(secret, []byte("root:secret"), 0o600)
+	os.Symlink(secret, filepath.Join(cm, "evil.json"))
+	os.Mkdir(filepath.Join(cm, "dir.json"), 0o755)
+	// A whitelist the ConfigMap no longer has.
+	os.MkdirAll(filepath.Join(host, "etc/clawos/whitelists"), 0o755)
+	os.WriteFile(filepath.Join(host, "etc/clawos/whitelists/old.json"), mustRead(t, probeWhitelist), 0o644)
+
+	install := func(args ...string) (string, error) {
+		out, err := exec.Command("sh", append([]string{"../deploy/install-node.sh", "--host", host}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := install("--whitelists", cm, "--containerd")
+	if err == nil {
+		t.Errorf("the installer accepted refused whitelists:\n%s", out)
+	}
+	for _, want := range []string{"refusing whitelist evil.json: it leads out", "refusing whitelist dir.json: not a regular file",
+		"refusing whitelist broken.json: not a valid whitelist", "removed: no longer in the ConfigMap",
+		"configuration version 2, cgroup driver systemd (from /var/lib/kubelet/config.yaml)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the installer does not say %q:\n%s", want, out)
+		}
 	}
 	for _, f := range []string{"usr/local/bin/clawos-runc", "usr/local/bin/clawos-hook", "usr/local/bin/clawos-init",
-		"etc/clawos/runtime.json", "etc/clawos/whitelists/ironclaw.json"} {
+		"etc/clawos/runtime.json", "etc/clawos/whitelists/probe.json", "etc/containerd/conf.d/clawos.toml"} {
 		if _, err := os.Stat(filepath.Join(host, f)); err != nil {
 			t.Errorf("not installed: %v", err)
 		}
 	}
+	for _, bad := range []string{"evil.json", "dir.json", "broken.json", "old.json"} {
+		if _, err := os.Lstat(filepath.Join(host, "etc/clawos/whitelists", bad)); err == nil {
+			t.Errorf("whitelists/%s is on the node", bad)
+		}
+	}
+	// containerd 1.6 loads the result: the handler, its wrapper and the
+	// node's cgroup driver.
+	dump, err := exec.Command("unshare", "-m", "sh", "-c",
+		"mount --make-rprivate / && mount --bind \"$0\"/etc/containerd /etc/containerd && containerd --config /etc/containerd/config.toml config dump", host).CombinedOutput()
+	if err != nil {
+		t.Fatalf("containerd config dump: %v\n%s", err, dump)
+	}
+	var conf struct {
+		Plugins map[string]struct {
+			Containerd struct {
+				Runtimes map[string]struct {
+					RuntimeType          string         `toml:"runtime_type"`
+					PodAnnotations       []string       `toml:"pod_annotations"`
+					ContainerAnnotations []string       `toml:"container_annotations"`
+					Options              map[string]any `toml:"options"`
+				} `toml:"runtimes"`
+			} `toml:"containerd"`
+		} `toml:"plugins"`
+	}
+	if err := toml.Unmarshal(dump, &conf); err != nil {
+		t.Fatalf("containerd config dump: %v\n%s", err, dump)
+	}
+	h, ok := conf.Plugins["io.containerd.grpc.v1.cri"].Containerd.Runtimes["clawos"]
+	if !ok || h.RuntimeType != "io.containerd.runc.v2" || h.Options["BinaryName"] != "/usr/local/bin/clawos-runc" || h.Options["SystemdCgroup"] != true ||
+		!slices.Contains(h.PodAnnotations, "whitelist.clawos.io/*") || !slices.Contains(h.ContainerAnnotations, "io.clawos.*") {
+		t.Errorf("containerd 1.6 does not load the clawos handler as written: %+v\n%s", h, dump)
+	}
+	// The handler is the one the by-hand snippet documents.
+	if !slices.Equal(h.PodAnnotations, handlerAnnotations(t)) {
+		t.Errorf("the drop-in passes pod annotations %v, deploy/containerd-clawos.toml %v", h.PodAnnotations, handlerAnnotations(t))
+	}
+	if _, ok := conf.Plugins["io.containerd.grpc.v1.cri"].Containerd.Runtimes["runc"]; !ok {
+		t.Errorf("the node's own runc handler is gone:\n%s", dump)
+	}
+	// A second run with a kept runtime.json and the same ConfigMap (the
+	// refused entries taken out) changes nothing.
 	cfg := filepath.Join(host, "etc/clawos/runtime.json")
 	os.WriteFile(cfg, []byte(`{"apparmor": "off"}`), 0o644)
-	run()
+	for _, n := range []string{"evil.json", "dir.json", "broken.json"} {
+		os.Remove(filepath.Join(cm, n))
+	}
+	before, _ := os.ReadFile(filepath.Join(host, "etc/containerd/config.toml"))
+	if out, err := install("--whitelists", cm, "--containerd"); err != nil || !strings.Contains(out, "conf.d/clawos.toml unchanged") {
+		t.Errorf("a second run: %v\n%s", err, out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(host, "etc/containerd/config.toml")); !bytes.Equal(before, after) {
+		t.Errorf("a second run changed containerd's config.toml")
+	}
 	if b, _ := os.ReadFile(cfg); string(b) != `{"apparmor": "off"}` {
 		t.Errorf("the installer overwrote the node's configuration: %s", b)
 	}
 	if _, err := hook.ReadConfig(filepath.Join("../deploy/runtime.json"), false); err != nil {
 		t.Errorf("deploy/runtime.json: %v", err)
 	}
-	left, _ := filepath.Glob(filepath.Join(host, "usr/local/bin/*.clawos-tmp.*"))
-	if len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(host, "usr/local/bin/.*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-
-	// Another prefix (a node whose /usr/local is read-only): the programs
-	// land there and the printed snippet names it.
+	// Another prefix (a node whose /usr/local is read-only).
 	other := t.TempDir()
-	out3, err := exec.Command("sh", "../deploy/install-node.sh", "--host", other, "--prefix", "/opt/clawos", "--from", "..").CombinedOutput()
-	if err != nil {
-		t.Fatalf("install-node.sh --prefix: %v\n%s", err, out3)
+	if out, err := exec.Command("sh", "../deploy/install-node.sh", "--host", other, "--prefix", "/opt/clawos").CombinedOutput(); err != nil {
+		t.Fatalf("--prefix /opt/clawos: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(other, "opt/clawos/bin/clawos-runc")); err != nil {
 		t.Errorf("--prefix /opt/clawos: %v", err)
 	}
-	if !strings.Contains(string(out3), `BinaryName = "/opt/clawos/bin/clawos-runc"`) || strings.Contains(string(out3), "/usr/local/bin") {
-		t.Errorf("--prefix /opt/clawos: the printed snippet does not name it:\n%s", out3)
-	}
-	if out, err := exec.Command("sh", "../deploy/install-node.sh", "--host", other, "--prefix", "opt", "--from", "..").CombinedOutput(); err == nil {
+	if out, err := exec.Command("sh", "../deploy/install-node.sh", "--host", other, "--prefix", "opt").CombinedOutput(); err == nil {
 		t.Errorf("a relative --prefix was accepted: %s", out)
-	}
-
-	// A ConfigMap volume (entries are symlinks into ..data) installs; an
-	// entry leading out of the source directory, or a directory, is
-	// refused by name, installs nothing, and fails the installer.
-	cm := t.TempDir()
-	os.MkdirAll(filepath.Join(cm, "..2026_12_02"), 0o755)
-	os.WriteFile(filepath.Join(cm, "..2026_12_02", "agent.json"), []byte(`{"agent": 1}`), 0o644)
-	os.Symlink("..2026_12_02", filepath.Join(cm, "..data"))
-	os.Symlink("..data/agent.json", filepath.Join(cm, "agent.json"))
-	secret := filepath.Join(t.TempDir(), "shadow")
-	os.WriteFile(secret, []byte("root:secret"), 0o600)
-	os.Symlink(secret, filepath.Join(cm, "evil.json"))
-	os.Mkdir(filepath.Join(cm, "dir.json"), 0o755)
-	out2, err := exec.Command("sh", "../deploy/install-node.sh", "--host", host, "--from", "..", "--whitelists", cm).CombinedOutput()
-	if err == nil {
-		t.Errorf("the installer accepted a whitelist leading out of its directory:\n%s", out2)
-	}
-	for _, want := range []string{"refusing whitelist evil.json", "refusing whitelist dir.json"} {
-		if !strings.Contains(string(out2), want) {
-			t.Errorf("the installer does not say %q:\n%s", want, out2)
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(host, "etc/clawos/whitelists/agent.json")); err != nil || string(b) != `{"agent": 1}` {
-		t.Errorf("the ConfigMap's whitelist was not installed: %q %v", b, err)
-	}
-	for _, bad := range []string{"evil.json", "dir.json"} {
-		if _, err := os.Lstat(filepath.Join(host, "etc/clawos/whitelists", bad)); err == nil {
-			t.Errorf("%s was installed", bad)
-		}
 	}
 }
 
@@ -379,5 +459,54 @@ func TestAdmissionPolicy(t *testing.T) {
 				t.Errorf("admitted %v, want %v", admit, tc.admit)
 			}
 		})
+	}
+}
+
+// TestImage builds the node installer image with `make image` (FROM
+// scratch, in private podman storage) and checks it holds exactly the
+// programs and configuration the installer DaemonSet runs, under the name
+// deploy/installer.yaml gives it.
+func TestImage(t *testing.T) {
+	if os.Getenv(integrationEnv) == "" {
+		t.Skipf("builds an image with podman; set %s=1 (make test does)", integrationEnv)
+	}
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Fatal("podman is missing: .ci/setup installs it")
+	}
+	dir := t.TempDir()
+	podman := fmt.Sprintf("podman --root %s --runroot %s --storage-driver vfs", filepath.Join(dir, "root"), filepath.Join(dir, "runroot"))
+	const image = "localhost/clawos/clawos-security-installer:0.1.0"
+	if out, err := exec.Command("make", "-C", "..", "image", "PODMAN="+podman, "IMAGE="+image).CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("sh", "-c", podman+" rmi -a -f >/dev/null 2>&1").Run() })
+	// Its files: a container's export, as a tar listing.
+	out, err := exec.Command("sh", "-c", "id=$("+podman+" create "+image+" /opt/clawos/bin/clawos-hook) && "+podman+" export $id | tar -t && "+podman+" rm $id >/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("export the image: %v\n%s", err, out)
+	}
+	var files []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !strings.HasSuffix(l, "/") && !strings.HasPrefix(l, "dev/") && !strings.HasPrefix(l, "etc/") && !strings.HasPrefix(l, "proc/") &&
+			!strings.HasPrefix(l, "run/") && !strings.HasPrefix(l, "sys/") {
+			files = append(files, l)
+		}
+	}
+	sort.Strings(files)
+	want := []string{"opt/clawos/bin/clawos-hook", "opt/clawos/bin/clawos-init", "opt/clawos/bin/clawos-runc", "opt/clawos/deploy/runtime.json"}
+	if !slices.Equal(files, want) {
+		t.Errorf("the image holds %v, want %v", files, want)
+	}
+	// The DaemonSet runs that image and programs of it.
+	for _, o := range deployObjects(t)["DaemonSet"] {
+		ds := o.(*appsv1.DaemonSet)
+		for _, c := range append(ds.Spec.Template.Spec.InitContainers, ds.Spec.Template.Spec.Containers...) {
+			if c.Image != image {
+				t.Errorf("DaemonSet %s, %s: image %s, want make image's %s", ds.Name, c.Name, c.Image, image)
+			}
+			if len(c.Command) == 0 || !slices.Contains(want, strings.TrimPrefix(c.Command[0], "/")) {
+				t.Errorf("DaemonSet %s, %s: runs %v, which the image does not hold", ds.Name, c.Name, c.Command)
+			}
+		}
 	}
 }
