@@ -75,6 +75,10 @@ func deployObjects(t *testing.T) map[string][]any {
 				obj = &rbacv1.ClusterRole{}
 			case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
 				obj = &rbacv1.ClusterRoleBinding{}
+			case "rbac.authorization.k8s.io/v1/Role":
+				obj = &rbacv1.Role{}
+			case "rbac.authorization.k8s.io/v1/RoleBinding":
+				obj = &rbacv1.RoleBinding{}
 			default:
 				t.Fatalf("%s document %d: unexpected kind %s %s", file, i, tm.APIVersion, tm.Kind)
 			}
@@ -219,6 +223,14 @@ func TestDeployManifests(t *testing.T) {
 		// It may label its node, and nothing more.
 		if sa := ds.Spec.Template.Spec.ServiceAccountName; sa == "" {
 			t.Errorf("DaemonSet %s has no service account to label its node with", ds.Name)
+		}
+	}
+	for _, o := range objs["Role"] {
+		r := o.(*rbacv1.Role)
+		for _, rule := range r.Rules {
+			if !slices.Equal(rule.Resources, []string{"events"}) || !slices.Equal(rule.Verbs, []string{"create"}) {
+				t.Errorf("Role %s grants more than creating events: %+v", r.Name, rule)
+			}
 		}
 	}
 	for _, o := range objs["ClusterRole"] {

@@ -80,7 +80,11 @@ func installNode(args []string, stdout, stderr io.Writer) int {
 		if res.Containerd == nil || !*restart {
 			return nodeFail(log, fmt.Errorf("--label-node needs --containerd --restart-containerd: a node is labelled ready only after its health check"))
 		}
-		if err := nodeinstall.LabelNode(ctx, *label); err != nil {
+		api, err := nodeinstall.InCluster()
+		if err != nil {
+			return nodeFail(log, err)
+		}
+		if err := api.LabelNode(ctx, *label); err != nil {
 			return nodeFail(log, err)
 		}
 		fmt.Fprintf(stdout, "node %s labelled %s=ready\n", *label, nodeinstall.ReadyLabel)
@@ -102,6 +106,7 @@ func syncWhitelists(args []string, stderr io.Writer) int {
 	to := fs.String("to", "/etc/clawos/whitelists", "the node's trusted whitelist directory")
 	interval := fs.Duration("interval", 10*time.Second, "how often to compare")
 	once := fs.Bool("once", false, "sync once and exit")
+	events := fs.String("events", "", "NAMESPACE/POD: also report a refused whitelist as a Warning event of that pod (the DaemonSet's own, from the downward API), once per new refusal")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -111,10 +116,38 @@ func syncWhitelists(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 	defer stop()
+	var api *nodeinstall.API
+	var ns, pod string
+	if *events != "" {
+		var ok bool
+		if ns, pod, ok = strings.Cut(*events, "/"); !ok || ns == "" || pod == "" {
+			fmt.Fprintln(stderr, "clawos-hook sync-whitelists: --events wants NAMESPACE/POD")
+			return 2
+		}
+		var err error
+		if api, err = nodeinstall.InCluster(); err != nil {
+			return nodeFail(log, err)
+		}
+	}
+	reported := map[string]string{} // refused name -> the reason already reported
 	for {
 		res, err := nodeinstall.SyncWhitelists(*from, *to, log)
 		if res != nil {
 			reportSync(log, res)
+			for name, why := range res.Refused {
+				if api != nil && reported[name] != why {
+					if err := api.Event(ctx, ns, pod, "Warning", "WhitelistRefused", "whitelist "+name+" was not installed: "+why); err != nil {
+						log.WithError(err).Warn("could not record the refusal as an event")
+					} else {
+						reported[name] = why
+					}
+				}
+			}
+			for name := range reported {
+				if _, still := res.Refused[name]; !still {
+					delete(reported, name)
+				}
+			}
 		}
 		if err != nil {
 			log.WithError(err).Error("whitelist sync failed")

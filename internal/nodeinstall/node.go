@@ -64,43 +64,85 @@ func HealthCheck(ctx context.Context, host, prefix string) error {
 // selects: set once the handler is installed and healthy.
 const ReadyLabel = "clawos.io/runtime"
 
-// LabelNode sets ReadyLabel=ready on node through the Kubernetes API, with
-// the pod's service account (in-cluster: its token and CA, the API's
-// address from KUBERNETES_SERVICE_HOST and _PORT).
-func LabelNode(ctx context.Context, node string) error {
+// API is the Kubernetes API as a pod reaches it (in-cluster): its service
+// account's token and CA, the address from KUBERNETES_SERVICE_HOST and
+// _PORT. Only what the installer needs: a node label, an event.
+type API struct {
+	base   string
+	token  string
+	client *http.Client
+}
+
+// InCluster returns the API of the pod this process runs in.
+func InCluster() (*API, error) {
 	const sa = "/var/run/secrets/kubernetes.io/serviceaccount"
 	token, err := os.ReadFile(filepath.Join(sa, "token"))
 	if err != nil {
-		return fmt.Errorf("label the node: no service account token: %w", err)
+		return nil, fmt.Errorf("the Kubernetes API: no service account token: %w", err)
 	}
 	ca, err := os.ReadFile(filepath.Join(sa, "ca.crt"))
 	if err != nil {
-		return fmt.Errorf("label the node: %w", err)
+		return nil, fmt.Errorf("the Kubernetes API: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
-		return fmt.Errorf("label the node: no certificate in %s/ca.crt", sa)
+		return nil, fmt.Errorf("the Kubernetes API: no certificate in %s/ca.crt", sa)
 	}
 	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
-	if host == "" || port == "" || node == "" {
-		return fmt.Errorf("label the node: not in a cluster (KUBERNETES_SERVICE_HOST, _PORT) or no node name")
+	if host == "" || port == "" {
+		return nil, fmt.Errorf("the Kubernetes API: not in a cluster (KUBERNETES_SERVICE_HOST, _PORT unset)")
 	}
-	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{ReadyLabel: "ready"}}})
-	url := "https://" + net.JoinHostPort(host, port) + "/api/v1/nodes/" + node
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, url, bytes.NewReader(body))
+	return NewAPI("https://"+net.JoinHostPort(host, port), string(bytes.TrimSpace(token)), pool), nil
+}
+
+// NewAPI is the API at base (https://HOST:PORT), authenticated by token,
+// its certificate checked against pool.
+func NewAPI(base, token string, pool *x509.CertPool) *API {
+	return &API{base: base, token: token,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}
+}
+
+func (a *API) do(ctx context.Context, method, path, contentType string, body any) error {
+	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+string(bytes.TrimSpace(token)))
-	req.Header.Set("Content-Type", "application/strategic-merge-patch+json")
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := client.Do(req)
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, bytes.NewReader(b))
 	if err != nil {
-		return fmt.Errorf("label the node: %w", err)
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("label the node: the API answered %s", resp.Status)
+		return fmt.Errorf("%s %s: the API answered %s", method, path, resp.Status)
 	}
 	return nil
+}
+
+// LabelNode sets ReadyLabel=ready on node.
+func (a *API) LabelNode(ctx context.Context, node string) error {
+	if node == "" {
+		return fmt.Errorf("label the node: no node name")
+	}
+	return a.do(ctx, http.MethodPatch, "/api/v1/nodes/"+node, "application/strategic-merge-patch+json",
+		map[string]any{"metadata": map[string]any{"labels": map[string]string{ReadyLabel: "ready"}}})
+}
+
+// Event records an event of type ("Normal", "Warning") about pod in
+// namespace, as kubectl describe pod shows it.
+func (a *API) Event(ctx context.Context, namespace, pod, typ, reason, message string) error {
+	now := time.Now().UTC().Format(time.RFC3339)
+	return a.do(ctx, http.MethodPost, "/api/v1/namespaces/"+namespace+"/events", "application/json", map[string]any{
+		"apiVersion": "v1", "kind": "Event",
+		"metadata":       map[string]any{"generateName": pod + ".", "namespace": namespace},
+		"involvedObject": map[string]any{"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": namespace},
+		"type":           typ, "reason": reason, "message": message,
+		"source":         map[string]any{"component": "clawos-installer"},
+		"firstTimestamp": now, "lastTimestamp": now, "count": 1,
+	})
 }

@@ -1,6 +1,11 @@
 package nodeinstall
 
 import (
+	"context"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,5 +126,44 @@ func TestSyncWhitelists(t *testing.T) {
 	}
 	if res, _ := SyncWhitelists(src, dst, logrus.New()); len(res.Installed) != 0 || strings.Join(res.Unchanged, ",") != "good.json" {
 		t.Errorf("a second sync: %+v", res)
+	}
+}
+
+// TestAPI checks the two API calls the installer makes against a TLS
+// server that checks them: the node's label as a strategic merge patch,
+// a pod's Warning event; both with the bearer token, over verified TLS.
+func TestAPI(t *testing.T) {
+	var got []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type")+" "+string(body))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	api := NewAPI(srv.URL, "tok", pool)
+	ctx := context.Background()
+	if err := api.LabelNode(ctx, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Event(ctx, "clawos-system", "clawos-installer-x", "Warning", "WhitelistRefused", "whitelist a.json was not installed"); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != `PATCH /api/v1/nodes/node-1 application/strategic-merge-patch+json {"metadata":{"labels":{"clawos.io/runtime":"ready"}}}` ||
+		!strings.HasPrefix(got[1], "POST /api/v1/namespaces/clawos-system/events application/json ") ||
+		!strings.Contains(got[1], `"involvedObject":{"apiVersion":"v1","kind":"Pod","name":"clawos-installer-x","namespace":"clawos-system"}`) ||
+		!strings.Contains(got[1], `"reason":"WhitelistRefused"`) {
+		t.Errorf("requests:\n%s", strings.Join(got, "\n"))
+	}
+	if err := NewAPI(srv.URL, "wrong", pool).LabelNode(ctx, "node-1"); err == nil {
+		t.Error("an API refusal was not an error")
+	}
+	if err := NewAPI(srv.URL, "tok", x509.NewCertPool()).LabelNode(ctx, "node-1"); err == nil {
+		t.Error("an unverified certificate was accepted")
 	}
 }
