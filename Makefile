@@ -34,7 +34,7 @@ help:
 	@echo "make lint       gofmt, go vet, staticcheck, no build outputs tracked"
 	@echo "make baselines  re-measure the start, tokio and runtime baselines (needs strace, qemu-user-static, cargo)"
 	@echo "make image      build the node installer image $(IMAGE) FROM scratch with podman (deploy/Containerfile)"
-	@echo "make install    install the programs, podman's hooks.d files and /etc/clawos (PREFIX, DESTDIR, HOOKS_DIR)"
+	@echo "make install    install the programs, their manual pages and bash completions, podman's hooks.d files and /etc/clawos (PREFIX, DESTDIR, HOOKS_DIR)"
 	@echo "make uninstall  remove what install installed, except /etc/clawos (the administrator's configuration and whitelists)"
 	@echo "make clean      remove $(BIN)/ and .cache/"
 	@echo "make help       this list"
@@ -122,16 +122,25 @@ test-vm: build vm-kernel
 # usual; HOOKS_DIR is where podman and CRI-O look for hooks.
 PREFIX    ?= /usr/local
 HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
+# The programs whose manual page and bash completion install generates from
+# their flags (--generate man|bash).
+DOCUMENTED := clawos-run clawos-policy clawos-hook
+
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/clawos/whitelists
 	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-init $(DESTDIR)$(PREFIX)/bin/
 	for f in hook/hooks.d/*.json; do \
 		sed 's#/usr/local/bin/clawos-hook#$(PREFIX)/bin/clawos-hook#' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); done
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	for p in $(DOCUMENTED); do \
+		$(BIN)/$$p --generate man > $(DESTDIR)$(PREFIX)/share/man/man1/$$p.1 && \
+		$(BIN)/$$p --generate bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$p || exit 1; done
 	test -e $(DESTDIR)/etc/clawos/runtime.json || \
 		sed -e 's#/usr/local/bin#$(PREFIX)/bin#' -e '/"cri": true/d' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-init)
+	rm -f $(foreach p,$(DOCUMENTED),$(DESTDIR)$(PREFIX)/share/man/man1/$(p).1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$(p))
 	rm -f $(addprefix $(DESTDIR)$(HOOKS_DIR)/,$(notdir $(wildcard hook/hooks.d/*.json)))
 
 # clawos-init's ELF and #! reader and filter decoder, a fixed count of

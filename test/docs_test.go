@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -218,5 +219,54 @@ func TestExitStatuses(t *testing.T) {
 				t.Errorf("%v: %v, want exit %d\n%s", c.args, err, c.code, out)
 			}
 		})
+	}
+}
+
+// TestGeneratedDocs checks each documented program's manual page and bash
+// completion (--generate man|bash, what make install writes): every flag
+// its --help lists is in both, the completion is valid bash and completes
+// a flag prefix to the flag; and make install puts them under PREFIX.
+func TestGeneratedDocs(t *testing.T) {
+	flagRe := regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`)
+	for _, p := range []string{"clawos-run", "clawos-policy", "clawos-hook"} {
+		bin := built(t, "../bin/"+p)
+		help, _ := exec.Command(bin, "--help").CombinedOutput()
+		man, err := exec.Command(bin, "--generate", "man").Output()
+		if err != nil || !bytes.HasPrefix(man, []byte(".TH ")) {
+			t.Fatalf("%s --generate man: %v\n%s", p, err, man)
+		}
+		bash, err := exec.Command(bin, "--generate", "bash").Output()
+		if err != nil {
+			t.Fatalf("%s --generate bash: %v", p, err)
+		}
+		if out, err := exec.Command("bash", "-n", "-c", string(bash)).CombinedOutput(); err != nil {
+			t.Errorf("%s's completion: bash -n: %v\n%s", p, err, out)
+		}
+		flags := flagRe.FindAllStringSubmatch(string(help), -1)
+		if len(flags) < 3 {
+			t.Fatalf("%s --help lists %d flags:\n%s", p, len(flags), help)
+		}
+		for _, f := range flags {
+			if !bytes.Contains(man, []byte(`.B \-\-`+strings.ReplaceAll(f[1], "-", `\-`))) {
+				t.Errorf("%s's manual page lacks --%s", p, f[1])
+			}
+			if !regexp.MustCompile(`[" ]--` + regexp.QuoteMeta(f[1]) + `[" ]`).Match(bash) {
+				t.Errorf("%s's completion lacks --%s", p, f[1])
+			}
+		}
+		fn := "_" + strings.ReplaceAll(p, "-", "_")
+		out, err := exec.Command("bash", "-c", string(bash)+"\nCOMP_WORDS=("+p+" --vers); COMP_CWORD=1; "+fn+"; echo \"${COMPREPLY[*]}\"").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "--version" {
+			t.Errorf("%s's completion of --vers: %q %v", p, out, err)
+		}
+	}
+	dest := t.TempDir()
+	if out, err := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/usr", "HOOKS_DIR=/usr/share/containers/oci/hooks.d").CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for _, f := range []string{"usr/share/man/man1/clawos-run.1", "usr/share/bash-completion/completions/clawos-run", "usr/share/man/man1/clawos-hook.1"} {
+		if fi, err := os.Stat(filepath.Join(dest, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("make install: %s: %v", f, err)
+		}
 	}
 }

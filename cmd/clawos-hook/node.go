@@ -24,21 +24,39 @@ const (
 	syncCmd        = "sync-whitelists"
 )
 
-// installNode is `clawos-hook install-node`: nodeinstall.Install, then,
-// where containerd's configuration changed and --restart-containerd asks,
-// a restart; then a health check through the wrapper and the node's label.
-func installNode(args []string, stdout, stderr io.Writer) int {
-	log := nodeLog(stderr)
-	fs := flag.NewFlagSet("clawos-hook "+installNodeCmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o nodeinstall.Options
+// installFlags defines install-node's flags.
+func installFlags(out io.Writer) (fs *flag.FlagSet, o *nodeinstall.Options, restart *bool, label *string) {
+	fs = flag.NewFlagSet("clawos-hook "+installNodeCmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	o = &nodeinstall.Options{}
 	fs.StringVar(&o.Host, "host", "/", "the node's root as seen here (/host in the DaemonSet)")
 	fs.StringVar(&o.Prefix, "prefix", "/usr/local", "where the programs go on the node, PREFIX/bin (absolute; /opt/clawos where /usr/local is read-only: COS, Bottlerocket, Flatcar, Talos)")
 	fs.StringVar(&o.From, "from", "", "where bin/ and deploy/runtime.json are (default: the directory above this program's)")
 	fs.StringVar(&o.Whitelists, "whitelists", "", "a directory of NAME.json whitelists to install (a ConfigMap volume)")
 	fs.BoolVar(&o.Containerd, "containerd", false, "configure containerd's clawos runtime handler: a drop-in for its configuration version (2 or 3) with the node's cgroup driver, imported by its config.toml")
-	restart := fs.Bool("restart-containerd", false, "with --containerd: restart containerd (systemctl on the node) when its configuration changed, and health-check it through the wrapper")
-	label := fs.String("label-node", "", "after a healthy check, label this node (usually $NODE_NAME) "+nodeinstall.ReadyLabel+"=ready through the Kubernetes API")
+	restart = fs.Bool("restart-containerd", false, "with --containerd: restart containerd (systemctl on the node) when its configuration changed, and health-check it through the wrapper")
+	label = fs.String("label-node", "", "after a healthy check, label this node (usually $NODE_NAME) "+nodeinstall.ReadyLabel+"=ready through the Kubernetes API")
+	return fs, o, restart, label
+}
+
+// syncFlags defines sync-whitelists' flags.
+func syncFlags(out io.Writer) (fs *flag.FlagSet, from, to *string, interval *time.Duration, once *bool, events *string) {
+	fs = flag.NewFlagSet("clawos-hook "+syncCmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	from = fs.String("from", "", "the ConfigMap volume of NAME.json whitelists")
+	to = fs.String("to", "/etc/clawos/whitelists", "the node's trusted whitelist directory")
+	interval = fs.Duration("interval", 10*time.Second, "how often to compare")
+	once = fs.Bool("once", false, "sync once and exit")
+	events = fs.String("events", "", "NAMESPACE/POD: also report a refused whitelist as a Warning event of that pod (the DaemonSet's own, from the downward API), once per new refusal")
+	return fs, from, to, interval, once, events
+}
+
+// installNode is `clawos-hook install-node`: nodeinstall.Install, then,
+// where containerd's configuration changed and --restart-containerd asks,
+// a restart; then a health check through the wrapper and the node's label.
+func installNode(args []string, stdout, stderr io.Writer) int {
+	log := nodeLog(stderr)
+	fs, o, restart, label := installFlags(stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,7 +67,7 @@ func installNode(args []string, stdout, stderr io.Writer) int {
 		}
 		o.From = filepath.Dir(filepath.Dir(self))
 	}
-	res, err := nodeinstall.Install(o, log)
+	res, err := nodeinstall.Install(*o, log)
 	if res != nil && res.Whitelists != nil {
 		reportSync(log, res.Whitelists)
 	}
@@ -100,13 +118,7 @@ func installNode(args []string, stdout, stderr io.Writer) int {
 // ConfigMap, every --interval until SIGTERM.
 func syncWhitelists(args []string, stderr io.Writer) int {
 	log := nodeLog(stderr)
-	fs := flag.NewFlagSet("clawos-hook "+syncCmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	from := fs.String("from", "", "the ConfigMap volume of NAME.json whitelists")
-	to := fs.String("to", "/etc/clawos/whitelists", "the node's trusted whitelist directory")
-	interval := fs.Duration("interval", 10*time.Second, "how often to compare")
-	once := fs.Bool("once", false, "sync once and exit")
-	events := fs.String("events", "", "NAMESPACE/POD: also report a refused whitelist as a Warning event of that pod (the DaemonSet's own, from the downward API), once per new refusal")
+	fs, from, to, interval, once, events := syncFlags(stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

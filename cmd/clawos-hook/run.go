@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -14,6 +15,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/internal/cli"
 	"github.com/clawos/clawos-security/internal/version"
 	"github.com/clawos/clawos-security/translate"
 )
@@ -50,12 +52,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Timeout, "timeout", "", "bound on the stage's run time (default 10s)")
 	configPath := fs.String("config", hook.DefaultConfigFile, "the runtime configuration (runtime.json) every entry point reads, the runtime wrapper included; a missing file is an empty one. Flags given here override it")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	generate := fs.String("generate", "", "print the manual page (man) or bash completion (bash), generated from the flags, and exit")
 	deferRefusal := fs.Bool("defer-refusal", false, "precreate: report a refusal through the container's prestart hook (exit 0 with a config that cannot start), for engines that discard a precreate hook's stderr (podman 4.3)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, version.String("clawos-hook"))
+		return 0
+	}
+	if *generate != "" {
+		install, _, _, _ := installFlags(io.Discard)
+		sync, _, _, _, _, _ := syncFlags(io.Discard)
+		c := cli.Command{Name: "clawos-hook", Summary: "the ClawOS OCI hook, runtime wrapper back end and node installer",
+			Synopsis: "[flags] precreate|prestart|createRuntime|poststop", Description: strings.TrimSpace(usage), Flags: fs,
+			Sub: []cli.Command{
+				{Name: installNodeCmd, Synopsis: "[flags]", Summary: "install the node side of clawos-security (the Kubernetes installer's init container)", Flags: install},
+				{Name: syncCmd, Synopsis: "[flags]", Summary: "keep the node's whitelists equal to a ConfigMap (the installer's main container)", Flags: sync},
+			}}
+		if err := cli.Generate(stdout, c, *generate, version.Module()); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
 		return 0
 	}
 	if fs.NArg() != 1 {

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/cli"
 	"github.com/clawos/clawos-security/internal/version"
 )
 
@@ -53,6 +54,20 @@ var commands = []command{
 	{"diff", "OLD NEW", "show what NEW allows that OLD does not and the reverse: added, removed and changed rules", diffCmd},
 }
 
+// cliCommand is clawos-policy as package cli documents it: the global
+// flags and every command's, from the same definitions.
+func cliCommand(global *flag.FlagSet) cli.Command {
+	c := cli.Command{Name: progName, Summary: "validate, sign, translate, explain and compile P1.2 whitelists", Synopsis: "[flags] COMMAND [flags] ARGS",
+		Description: "Exit status: 0 success, 2 usage error, 10+N failure with P1.7 code N (14 = EPERM, policy refused). See docs/.", Flags: global}
+	for _, cmd := range commands {
+		fs := flag.NewFlagSet(progName+" "+cmd.name, flag.ContinueOnError)
+		fs.Bool("json", false, "machine-readable JSON output")
+		cmd.flags(fs)
+		c.Sub = append(c.Sub, cli.Command{Name: cmd.name, Synopsis: "[flags] " + cmd.args, Summary: cmd.summary, Flags: fs})
+	}
+	return c
+}
+
 // usageError is a mistake on the command line (exit 2).
 type usageError struct{ msg string }
 
@@ -68,6 +83,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	logFormat := global.String("log-format", "text", "log format: text or json")
 	logLevel := global.String("log-level", "warning", "log level: debug, info, warning, error")
 	showVersion := global.Bool("version", false, "print the version and exit")
+	generate := global.String("generate", "", "print the manual page (man) or bash completion (bash), generated from the flags, and exit")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout, global)
@@ -77,6 +93,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, version.String(progName))
+		return exitOK
+	}
+	if *generate != "" {
+		if err := cli.Generate(stdout, cliCommand(global), *generate, version.Module()); err != nil {
+			return e.fail(&usageError{err.Error()})
+		}
 		return exitOK
 	}
 	switch *logFormat {
@@ -181,10 +203,14 @@ func (e *env) fail(err error) int {
 }
 
 func printUsage(w io.Writer, global *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: %s [--log-format text|json] COMMAND [flags] ARGS\n\ncommands:\n", progName)
+	fmt.Fprintf(w, "usage: %s [flags] COMMAND [flags] ARGS\n\ncommands:\n", progName)
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "\nflags:\n")
+	global.SetOutput(w)
+	global.PrintDefaults()
+	global.SetOutput(io.Discard)
 	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", progName)
 	fmt.Fprintf(w, "Exit status: 0 success, 2 usage error, 10+N failure with P1.7 code N (14 = EPERM, policy refused).\n")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/cli"
 	"github.com/clawos/clawos-security/internal/version"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
@@ -48,30 +49,16 @@ type config struct {
 	killAfter                                                                         time.Duration
 	userns, printSpec, requireSig, measureRuntime, tty, complain, check               bool
 	learnFailed, force, version, init                                                 bool
+	generate                                                                          string
 	envFile, chdir, logLevel, workspace                                               string
 	quiet                                                                             bool
 	roBinds, binds, tmpfs, env                                                        listFlag
 	cmd                                                                               []string
 }
 
-func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
-	c := &config{}
-	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
-	// --help is asked for: to stdout (exit 0); a usage error's to stderr.
-	usageOut := stderr
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "-h" || a == "-help" || a == "--help" {
-			usageOut = stdout
-		}
-	}
-	fs.SetOutput(usageOut)
-	fs.Usage = func() {
-		fmt.Fprintf(usageOut, "usage: %s [flags] -- CMD [ARGS...]\n\nRuns CMD as a confined ClawOS agent and exits with its status (128+N if it dies of signal N; 159 = killed by seccomp).\n\nflags:\n", progName)
-		fs.PrintDefaults()
-	}
+// defineFlags defines clawos-run's flags on fs, into c: the one
+// definition --help, the manual page and the completion are made from.
+func defineFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.whitelist, "whitelist", "", "P1.2 whitelist (required)")
 	fs.StringVar(&c.runtime, "runtime", "embedded", "OCI runtime: embedded (runc's libcontainer inside this binary), runc, or the path of a runc-compatible binary")
 	fs.StringVar(&c.rootfs, "rootfs", "", "root filesystem directory (default: a read-only view of the host's system directories)")
@@ -111,7 +98,38 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.learnFailed, "learn-failed", false, "with --learn: write the whitelist even when the agent exits with a non-zero status")
 	fs.BoolVar(&c.force, "force", false, "with --learn: replace an existing OUT (without --merge)")
 	fs.BoolVar(&c.init, "init", false, "keep clawos-init as the sandbox's pid 1, a minimal init (docker run --init): it reaps orphaned processes and forwards signals to the agent, which runs as its child under exactly its filter")
+	fs.StringVar(&c.generate, "generate", "", "print clawos-run's manual page (man) or bash completion (bash), generated from these flags, and exit")
 	fs.BoolVar(&c.version, "version", false, "print the version (clawos-run, commit, Go, libseccomp, runc's libcontainer) and exit")
+}
+
+// command is clawos-run as package cli documents it.
+func command() cli.Command {
+	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
+	defineFlags(fs, &config{})
+	return cli.Command{Name: progName, Summary: "run a command as a confined ClawOS agent", Synopsis: "[flags] -- CMD [ARGS...]",
+		Description: "Runs CMD as a confined ClawOS agent and exits with its status (128+N if it dies of signal N; 159 = killed by seccomp). See docs/launcher.md and docs/security.md.",
+		Flags:       fs}
+}
+
+func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
+	// --help is asked for: to stdout (exit 0); a usage error's to stderr.
+	usageOut := stderr
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			usageOut = stdout
+		}
+	}
+	fs.SetOutput(usageOut)
+	fs.Usage = func() {
+		fmt.Fprintf(usageOut, "usage: %s [flags] -- CMD [ARGS...]\n\nRuns CMD as a confined ClawOS agent and exits with its status (128+N if it dies of signal N; 159 = killed by seccomp).\n\nflags:\n", progName)
+		fs.PrintDefaults()
+	}
+	defineFlags(fs, c)
 	if err := fs.Parse(args); err != nil {
 		return nil, &usageError{err}
 	}
@@ -119,7 +137,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 	if c.stateDir == defaultStateDir && os.Geteuid() != 0 {
 		c.stateDir = rootlessStateDir()
 	}
-	if c.check || c.version {
+	if c.check || c.version || c.generate != "" {
 		return c, nil
 	}
 	switch {
@@ -198,6 +216,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	log.SetLevel(level)
 	if c.check {
 		return checkHost(c, stdout, stderr)
+	}
+	if c.generate != "" {
+		if err := cli.Generate(stdout, command(), c.generate, version.Module()); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", progName, err)
+			return exitFailure
+		}
+		return 0
 	}
 	if c.version {
 		fmt.Fprintln(stdout, version.String(progName))

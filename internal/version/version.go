@@ -33,3 +33,12 @@ func String(prog string) string {
 	return fmt.Sprintf("%s %s commit %s %s libseccomp %d.%d.%d runc/libcontainer %s",
 		prog, version, commit, goruntime.Version(), major, minor, micro, runc)
 }
+
+// Module is this build's module version, "(devel)" for a build from a
+// checkout.
+func Module() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
