@@ -48,15 +48,18 @@ func nftRuleset(connect, bind []int, complain bool) string {
 	chain := func(name, hook string, ports []int) {
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy accept;\n", name, hook)
 		b.WriteString("\t\tct state established,related accept\n")
+		// One rule per ICMPv6 type and per port, in the order Install
+		// adds them over netlink: the kernel holds the same ruleset either
+		// way (TestPortPolicyRenderings).
 		if len(ports) > 0 {
-			nd := make([]string, len(ndTypes[name]))
-			for i, t := range ndTypes[name] {
-				nd[i] = fmt.Sprint(t)
+			for _, t := range ndTypes[name] {
+				fmt.Fprintf(&b, "\t\ticmpv6 type %d accept\n", t)
 			}
-			fmt.Fprintf(&b, "\t\ticmpv6 type { %s } accept\n", strings.Join(nd, ", "))
-			set := joinPorts(ports)
-			fmt.Fprintf(&b, "\t\ttcp dport { %s } accept\n", set)
-			fmt.Fprintf(&b, "\t\tudp dport { %s } accept\n", set)
+		}
+		for _, proto := range []string{"tcp", "udp"} {
+			for _, p := range ports {
+				fmt.Fprintf(&b, "\t\t%s dport %d accept\n", proto, p)
+			}
 		}
 		fmt.Fprintf(&b, "\t\tmeta l4proto tcp counter%s\n", refuse("reject with tcp reset"))
 		fmt.Fprintf(&b, "\t\tmeta l4proto udp counter%s\n", refuse("reject"))
@@ -72,14 +75,6 @@ func nftRuleset(connect, bind []int, complain bool) string {
 	}
 	b.WriteString("}\n")
 	return b.String()
-}
-
-func joinPorts(ports []int) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = fmt.Sprint(p)
-	}
-	return strings.Join(s, ", ")
 }
 
 var counterRe = regexp.MustCompile(`counter packets (\d+) bytes \d+`)
