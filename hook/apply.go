@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/annotations"
 	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/internal/runcargs"
@@ -26,7 +27,7 @@ import (
 
 // AnnotationRefusal carries a refusal from precreate to prestart (see
 // Refuse).
-const AnnotationRefusal = "io.clawos.refusal"
+const AnnotationRefusal = annotations.Refusal
 
 // refusedCommand is the command of a refused container: no such file, so
 // that even a runtime that skipped the prestart hook cannot start it. The

@@ -8,19 +8,21 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/annotations"
 )
 
-// Annotations ClawOS writes into an OCI config.
+// Annotations ClawOS writes into an OCI config (package annotations is
+// the table).
 const (
 	// AnnotationWhitelistID is the whitelist_id of the applied whitelist.
-	AnnotationWhitelistID = "io.clawos.whitelist-id"
+	AnnotationWhitelistID = annotations.WhitelistID
 	// AnnotationProfileDigest is "sha256:" and the hex SHA-256 of the
 	// linux.seccomp section as SeccompJSON writes it; later stages compare
 	// it with the config they are given.
-	AnnotationProfileDigest = "io.clawos.profile-digest"
+	AnnotationProfileDigest = annotations.ProfileDigest
 	// AnnotationNetworkPolicy is the NetworkPolicy as JSON: the port
 	// restrictions that seccomp cannot enforce.
-	AnnotationNetworkPolicy = "io.clawos.network-policy"
+	AnnotationNetworkPolicy = annotations.NetworkPolicy
 )
 
 // ProfileDigest returns "sha256:<hex>" of the seccomp section's JSON.

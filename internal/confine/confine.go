@@ -22,6 +22,7 @@ import (
 
 	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/annotations"
 	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
@@ -56,7 +57,7 @@ func ExecAddress(r io.Reader) (uint64, error) {
 // Annotations written on a confined container's config.
 const (
 	AnnotationAgentDigest = runcargs.AnnotationAgentDigest
-	AnnotationRuntime     = "io.clawos.runtime"
+	AnnotationRuntime     = annotations.Runtime
 )
 
 // Load reads, validates and (when signed) verifies the whitelist at path

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/clawos/clawos-security/internal/annotations"
 	"github.com/clawos/clawos-security/internal/atomicfile"
 )
 
@@ -124,8 +125,8 @@ func dropIn(doc map[string]any, version int, bin string, systemd bool) ([]byte, 
 	}
 	runtimes["clawos"] = map[string]any{
 		"runtime_type":          "io.containerd.runc.v2",
-		"pod_annotations":       []string{"io.clawos.*", "whitelist.clawos.io/*", "slice.clawos.io/*", "baseline.clawos.io/*"},
-		"container_annotations": []string{"io.clawos.*"},
+		"pod_annotations":       annotations.PodPatterns,
+		"container_annotations": annotations.ContainerPatterns,
 		"options":               map[string]any{"BinaryName": bin, "SystemdCgroup": systemd},
 	}
 	body, err := toml.Marshal(map[string]any{"version": version, "plugins": map[string]any{criPlugin(version): section}})

@@ -20,21 +20,22 @@ import (
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/annotations"
 )
 
 // Annotations a container's creator sets to ask for confinement.
 const (
 	// AnnotationWhitelist names a whitelist in the operator's trusted
 	// directory: NAME reads WhitelistDir/NAME.json.
-	AnnotationWhitelist = "io.clawos.whitelist"
+	AnnotationWhitelist = annotations.Whitelist
 	// AnnotationSlice names a P1.5 slice (memory, cpu, pids quotas).
-	AnnotationSlice = "io.clawos.slice"
+	AnnotationSlice = annotations.Slice
 	// AnnotationBaseline lists the baselines to add (start, tokio, none;
 	// comma separated); "start" when absent, as in clawos-run.
-	AnnotationBaseline = "io.clawos.baseline"
+	AnnotationBaseline = annotations.Baseline
 	// AnnotationAgentDigest marks a config ClawOS confined: the digest of
 	// the agent's filter, which clawos-init loads.
-	AnnotationAgentDigest = "io.clawos.agent-profile-digest"
+	AnnotationAgentDigest = annotations.AgentDigest
 )
 
 // Annotations containerd's CRI plugin sets on every container's config
@@ -53,9 +54,9 @@ const (
 // the pod-wide io.clawos.* annotation for it. A prefixed key leaves the
 // container name its full 63 characters.
 const (
-	ContainerWhitelistPrefix = "whitelist.clawos.io/"
-	ContainerSlicePrefix     = "slice.clawos.io/"
-	ContainerBaselinePrefix  = "baseline.clawos.io/"
+	ContainerWhitelistPrefix = annotations.ContainerWhitelistPrefix
+	ContainerSlicePrefix     = annotations.ContainerSlicePrefix
+	ContainerBaselinePrefix  = annotations.ContainerBaselinePrefix
 )
 
 // Request is what a container's annotations ask of ClawOS. Each value
