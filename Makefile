@@ -17,7 +17,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 IMAGE     ?= localhost/clawos/clawos-security-installer:0.1.0
 PODMAN    ?= podman
 
-.PHONY: install uninstall all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help image
+.PHONY: install uninstall all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help image cover
 
 all: build
 
@@ -31,6 +31,7 @@ help:
 	@echo "make fuzz       fuzz clawos-init's parsers (ASan, UBSan) and the whitelist translator"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
 	@echo "make bench      run the benchmarks"
+	@echo "make cover      unit-test coverage of the libraries and the programs' logic, per package and in total ($(BIN)/cover.out)"
 	@echo "make lint       gofmt, go vet, staticcheck, no build outputs tracked"
 	@echo "make baselines  re-measure the start, tokio and runtime baselines (needs strace, qemu-user-static, cargo)"
 	@echo "make image      build the node installer image $(IMAGE) FROM scratch with podman (deploy/Containerfile)"
@@ -83,6 +84,13 @@ test: lint test-go fuzz
 
 test-go: build $(BIN)/clawos-init-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
+
+# Unit tests only (no kernel, engine or VM tests): what the launcher's,
+# the hook's and the libraries' logic is covered by without a sandbox.
+cover:
+	@mkdir -p $(BIN)
+	$(GO) test -count=1 -coverprofile=$(BIN)/cover.out $$($(GO) list ./... | grep -v /test$$) | sed 's/^ok *//'
+	$(GO) tool cover -func=$(BIN)/cover.out | tail -1
 
 image: build
 	$(PODMAN) build -f deploy/Containerfile -t $(IMAGE) .
