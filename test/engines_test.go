@@ -880,6 +880,10 @@ func TestPodmanExec(t *testing.T) {
 			pm := func(args ...string) (int, string) {
 				return runCmd(t, env, nil, "podman", append(append([]string{}, p...), args...)...)
 			}
+			// Removed with this setup's configuration: setupPodman's own
+			// cleanup does not know the wrapper's runtime entry, and a
+			// container it cannot stop would outlive the test.
+			t.Cleanup(func() { pm("rm", "-a", "-f", "-t", "0") })
 			for _, nnp := range []bool{false, true} {
 				name := fmt.Sprintf("exec-%s-%v", setup, nnp)
 				args := []string{"run", "-d", "--name", name, "--network", "none", "--annotation", hook.AnnotationWhitelist + "=probe"}
