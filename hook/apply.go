@@ -172,8 +172,16 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	if filepath.IsAbs(cmd[0]) {
 		execFiles = []string{cmd[0]}
 	}
-	if out.AppArmor, err = plan.ApplyAppArmor(spec, cfg.AppArmor, "", execFiles, log); err != nil {
+	var prof *confine.AppArmorProfile
+	if out.AppArmor, prof, err = plan.ApplyAppArmor(spec, cfg.AppArmor, "", execFiles, log); err != nil {
 		return out, err
+	}
+	// The engine creates the container next: loaded now (a profile of
+	// the same name has the same text).
+	if prof != nil {
+		if err := confine.LoadAppArmor(prof); err != nil {
+			return out, err
+		}
 	}
 	inject(spec, cfg)
 	return out, nil

@@ -1508,7 +1508,12 @@ func TestRunWorkspace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r := s.clawosRun(t, "--whitelist", wl, "--workspace", ws, "--", "/bin/sh", "-c",
+		// A state directory that does not exist yet (a fresh machine's
+		// first run): what is staged in it must leave it traversable.
+		fresh := s
+		fresh.stateDir = filepath.Join(s.stateDir, fmt.Sprintf("fresh-%d-%s", os.Getpid(), s.runtime))
+		defer os.RemoveAll(fresh.stateDir)
+		r := fresh.clawosRun(t, "--whitelist", wl, "--workspace", ws, "--", "/bin/sh", "-c",
 			`pwd; echo new > created && echo more >> mine && echo ok; echo evil >> .git/config || echo git-refused`)
 		if r.code != 0 || r.stdout != ws+"\nok\ngit-refused\n" || !strings.Contains(r.stderr, "Read-only file system") {
 			t.Fatalf("exit %d, stdout %q, want %q\nstderr: %s", r.code, r.stdout, ws+"\nok\ngit-refused\n", r.stderr)

@@ -59,6 +59,11 @@ var vmConfigs = []struct {
 		// clawos-run --apparmor required: the agent under its profile
 		"run-required": "0",
 		"run-label":    "clawos-ID:enforce",
+		// named by a digest of their text, loaded per sandbox start,
+		// removed after the last user
+		"aa-after-run":  "0",
+		"aa-two-loaded": "2",
+		"aa-unloaded":   "0",
 	}},
 	{"cgroupv2", "", "", "", map[string]string{
 		"cgroup":           "v2",

@@ -70,6 +70,9 @@ type sandbox struct {
 	// agent's host pid, its child, once seen (agentChild).
 	init     bool
 	agentPID int
+	// apparmor is the profile the spec names, loaded when the sandbox
+	// starts (loadAppArmor); nil without one.
+	apparmor *confine.AppArmorProfile
 	// prepared is when the sandbox was planned: a kernel log record of a
 	// seccomp kill older than that is another process's.
 	prepared time.Time
@@ -391,10 +394,11 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err := plan.Annotate(spec, runtimeName); err != nil {
 		return nil, err
 	}
-	if _, err := plan.ApplyAppArmor(spec, c.apparmorMode, c.apparmorPreset, append(execFiles, cmdPath), l.log); err != nil {
+	_, prof, err := plan.ApplyAppArmor(spec, c.apparmorMode, c.apparmorPreset, append(execFiles, cmdPath), l.log)
+	if err != nil {
 		return nil, err
 	}
-	return &sandbox{id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
+	return &sandbox{apparmor: prof, id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
 		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp, landlock: landlock,
 		execAllowed: plan.ExecAllowed(), init: c.init, prepared: time.Now()}, nil
 }

@@ -21,8 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/atomicfile"
+	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/internal/killlog"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
@@ -125,6 +127,25 @@ func checkIDMapped(pid int, want []string) error {
 		}
 	}
 	return nil
+}
+
+// appArmorUsers counts the sandboxes using each loaded profile.
+func appArmorUsers(stateDir string) apparmor.Users {
+	return apparmor.Users{Dir: filepath.Join(stateDir, "apparmor")}
+}
+
+// loadAppArmor loads the sandbox's profile when it starts, unless another
+// sandbox already uses it (same name, same text: the name is a digest of
+// it); release removes it from the kernel after its last user.
+func (sb *sandbox) loadAppArmor(stateDir string) (release func(), err error) {
+	if sb.apparmor == nil {
+		return func() {}, nil
+	}
+	users, name := appArmorUsers(stateDir), sb.apparmor.Name
+	if err := users.Acquire(name, sb.id, func() error { return confine.LoadAppArmor(sb.apparmor) }); err != nil {
+		return nil, err
+	}
+	return func() { users.Release(name, sb.id, func() error { return apparmor.Unload(confine.AppArmorFS, name) }) }, nil
 }
 
 // idmappedMounts reads a mountinfo file and says, for each mount point,
@@ -579,6 +600,10 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 			continue
 		}
 		unstageAll(idmapDir(stateDir, id))
+		users := appArmorUsers(stateDir)
+		for _, name := range users.HeldBy(id) {
+			users.Release(name, id, func() error { return apparmor.Unload(confine.AppArmorFS, name) })
+		}
 		os.RemoveAll(sb.dir)
 	}
 }

@@ -7,6 +7,7 @@
 package confine
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -314,47 +315,72 @@ const (
 	AppArmorDisabled    = "off"
 )
 
+// AppArmorProfile is a sandbox's generated profile: Name is what the spec
+// names, Text what the kernel must have loaded under it.
+type AppArmorProfile struct {
+	Name, Text string
+}
+
 // ApplyAppArmor generates the sandbox's AppArmor profile from the agent
-// stage and spec's mounts, compiles it, loads it in enforce mode and names
-// it in spec. It returns what happened (AppArmorApplied, ...).
-func (p *Plan) ApplyAppArmor(spec *specs.Spec, mode, preset string, execFiles []string, log logrus.FieldLogger) (string, error) {
+// stage, the mounts of spec and the agent's files, and names it in spec
+// (process.apparmorProfile) where the kernel has AppArmor (mode auto) or
+// must have it (required: refused without). It does not load it: the
+// caller does when the sandbox starts (LoadAppArmor), so that printing a
+// spec changes nothing in the kernel. The profile's name ends in a digest
+// of its text: two sandboxes of one whitelist with different mounts have
+// two profiles, and one that replaced the other in the kernel would confine
+// the first by the second's rules. A P1.6 preset keeps its name. It returns
+// the state to record and the profile (nil unless applied).
+func (p *Plan) ApplyAppArmor(spec *specs.Spec, mode, preset string, execFiles []string, log logrus.FieldLogger) (string, *AppArmorProfile, error) {
 	switch mode {
 	case AppArmorOff:
-		return AppArmorDisabled, nil
+		return AppArmorDisabled, nil, nil
 	case AppArmorAuto, AppArmorRequired:
 	default:
-		return "", &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("AppArmor mode %q: want auto, required or off", mode)}
+		return "", nil, &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("AppArmor mode %q: want auto, required or off", mode)}
 	}
-	name := "clawos-" + strings.SplitN(p.Whitelist.WhitelistID, "-", 2)[0]
+	base := "clawos-" + strings.SplitN(p.Whitelist.WhitelistID, "-", 2)[0]
 	if preset != "" {
-		name = preset
+		base = preset
 	}
-	prof, err := apparmor.Generate(apparmor.Input{Name: name, Preset: preset, Agent: p.Stages.Agent, Mounts: spec.Mounts, Exec: execFiles})
+	prof, err := apparmor.Generate(apparmor.Input{Name: base, Preset: preset, Agent: p.Stages.Agent, Mounts: spec.Mounts, Exec: execFiles})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	text, err := prof.Render()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := apparmor.Enabled("/sys/module/apparmor/parameters/enabled", "/sys/kernel/security/apparmor"); err != nil {
+	if preset == "" {
+		sum := sha256.Sum256([]byte(text))
+		prof.Name = base + "-" + hex.EncodeToString(sum[:6])
+		if text, err = prof.Render(); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := apparmor.Enabled("/sys/module/apparmor/parameters/enabled", AppArmorFS); err != nil {
 		if mode == AppArmorRequired {
-			return "", &clawerr.Error{Code: clawerr.EPerm, Message: "AppArmor is required, but the kernel has no AppArmor", Err: err}
+			return "", nil, &clawerr.Error{Code: clawerr.EPerm, Message: "AppArmor is required, but the kernel has no AppArmor", Err: err}
 		}
 		// Every run on such a kernel would say it: clawos-run --check does
 		// once, the audit record and --print-spec say it per sandbox.
 		log.WithError(err).Debug("no AppArmor profile applied (AppArmor mode auto)")
-		return AppArmorUnavailable, nil
-	}
-	parser, err := exec.LookPath("apparmor_parser")
-	if err != nil {
-		return "", &clawerr.Error{Code: clawerr.ENoEnt, Message: "apparmor_parser not found", Err: err, Hint: "apt-get install apparmor, or AppArmor mode off"}
-	}
-	if err := apparmor.Load(parser, text, false); err != nil {
-		return "", err
+		return AppArmorUnavailable, nil, nil
 	}
 	spec.Process.ApparmorProfile = prof.Name
-	return AppArmorApplied, nil
+	return AppArmorApplied, &AppArmorProfile{Name: prof.Name, Text: text}, nil
+}
+
+// AppArmorFS is the kernel's AppArmor policy interface.
+const AppArmorFS = "/sys/kernel/security/apparmor"
+
+// LoadAppArmor loads (or replaces) the profile in the kernel.
+func LoadAppArmor(p *AppArmorProfile) error {
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		return &clawerr.Error{Code: clawerr.ENoEnt, Message: "apparmor_parser not found", Err: err, Hint: "apt-get install apparmor, or AppArmor mode off"}
+	}
+	return apparmor.Load(parser, p.Text, false)
 }
 
 // NoIOWeight tells whether the io.weight of P1.5 slice must be left out on

@@ -2,11 +2,17 @@ package confine
 
 import (
 	"crypto/rand"
+	"errors"
 	"os"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
+	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -77,5 +83,131 @@ func TestLandlockMode(t *testing.T) {
 		if err == nil && state == "" {
 			t.Errorf("%s: no state to record", c.name)
 		}
+	}
+}
+
+func ironclaw(t *testing.T) *translate.Whitelist {
+	t.Helper()
+	wl, state, err := Load("../../examples/ironclaw.whitelist.json", nil, translate.Options{}, logrus.New())
+	if err != nil || state != translate.SignatureValid {
+		t.Fatalf("Load: %v (signature %q)", err, state)
+	}
+	return wl
+}
+
+// TestNewPlan checks the port policy a plan carries in each network mode:
+// the whitelist's ports in a namespace of its own, none at all with
+// --net none (an empty, default-deny policy), and a refusal in the host's
+// namespace, naming the rule.
+func TestNewPlan(t *testing.T) {
+	wl := ironclaw(t)
+	opts := translate.Options{Baselines: []string{"start"}}
+	p, err := NewPlan(wl, opts, "embedded", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Ports == nil || len(p.Ports.Connect) == 0 || p.AgentBPF == nil || p.Stages.Container == nil {
+		t.Errorf("plan: %+v", p)
+	}
+	if !p.Allows("read") || p.Allows("ptrace") {
+		t.Errorf("Allows: read %v, ptrace %v", p.Allows("read"), p.Allows("ptrace"))
+	}
+	none, err := NewPlan(wl, opts, "embedded", true, true)
+	if err != nil || none.Ports == nil || len(none.Ports.Connect) != 0 || len(none.Ports.Bind) != 0 {
+		t.Errorf("--net none: %+v %v", none.Ports, err)
+	}
+	_, err = NewPlan(wl, opts, "embedded", false, false)
+	var ce *clawerr.Error
+	if !errors.As(err, &ce) || ce.Code != clawerr.EPerm || ce.Path == "" {
+		t.Errorf("host network with port rules: %v", err)
+	}
+	if _, err := NewPlan(wl, opts, "no-such-runtime", true, false); err == nil {
+		t.Error("an unmeasured runtime was accepted")
+	}
+}
+
+// TestInitArgs checks clawos-init's command line for each option, the
+// filter inline and the command after "--".
+func TestInitArgs(t *testing.T) {
+	p, err := NewPlan(ironclaw(t), translate.Options{Baselines: []string{"start"}}, "runc", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := p.InlineFilter()
+	if !strings.HasPrefix(filter, "hex:") || len(filter) != 4+2*len(p.AgentBPF.Bytes()) {
+		t.Fatalf("inline filter %.20s... of %d bytes", filter, len(p.AgentBPF.Bytes()))
+	}
+	got := InitArgs("F", Exec{Files: []string{"/usr", "/app"}, Cmd: true, Notify: true, ParentFD: 3, ExecAt: 0x2000_0000_1008, Init: true}, []string{"/app/agent", "-v"})
+	want := []string{Init, "F", "--exec", "/usr", "--exec", "/app", "--exec-cmd", "--notify", "--parent-fd", "3", "--exec-at", "0x200000001008", "--init", "--", "/app/agent", "-v"}
+	if !slices.Equal(got, want) {
+		t.Errorf("InitArgs:\n got %q\nwant %q", got, want)
+	}
+	if got := InitArgs("F", Exec{}, []string{"a"}); !slices.Equal(got, []string{Init, "F", "--", "a"}) {
+		t.Errorf("InitArgs without options: %q", got)
+	}
+	if m := InitMount("/usr/local/bin/clawos-init"); m.Destination != Init || !slices.Contains(m.Options, "ro") {
+		t.Errorf("InitMount: %+v", m)
+	}
+}
+
+// TestAnnotate checks what a confined spec carries: the container stage as
+// linux.seccomp, no_new_privs, both digests and the runtime.
+func TestAnnotate(t *testing.T) {
+	wl := ironclaw(t)
+	p, err := NewPlan(wl, translate.Options{Baselines: []string{"start"}}, "runc", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{}, Annotations: map[string]string{}}
+	if err := p.Annotate(spec, "runc"); err != nil {
+		t.Fatal(err)
+	}
+	agent, _ := translate.ProfileDigest(p.Stages.Agent.Seccomp)
+	if spec.Linux.Seccomp == nil || !spec.Process.NoNewPrivileges || spec.Annotations[AnnotationAgentDigest] != agent ||
+		spec.Annotations[AnnotationRuntime] != "runc" || spec.Annotations[translate.AnnotationProfileDigest] == "" {
+		t.Errorf("annotated spec: %+v %v", spec.Process, spec.Annotations)
+	}
+	if Level(wl) != wl.Metadata.SecurityLevel || Level(&translate.Whitelist{}) != "" {
+		t.Errorf("Level: %q", Level(wl))
+	}
+}
+
+// TestApplyAppArmor checks the modes on this kernel: off applies nothing;
+// auto names no profile where the kernel has no AppArmor and says so;
+// required refuses there; an unknown mode is refused. Where the kernel has
+// AppArmor, the profile is named by its whitelist and a digest of its
+// text (the VM matrix's AppArmor guest loads and unloads it).
+func TestApplyAppArmor(t *testing.T) {
+	p, err := NewPlan(ironclaw(t), translate.Options{Baselines: []string{"start"}}, "runc", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := func() *specs.Spec { return &specs.Spec{Process: &specs.Process{}} }
+	if state, prof, err := p.ApplyAppArmor(spec(), AppArmorOff, "", nil, logrus.New()); state != AppArmorDisabled || prof != nil || err != nil {
+		t.Errorf("off: %q %v %v", state, prof, err)
+	}
+	if _, _, err := p.ApplyAppArmor(spec(), "maybe", "", nil, logrus.New()); err == nil {
+		t.Error("an unknown mode was accepted")
+	}
+	s := spec()
+	state, prof, err := p.ApplyAppArmor(s, AppArmorAuto, "", []string{"/usr/bin/true"}, logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch state {
+	case AppArmorUnavailable:
+		if prof != nil || s.Process.ApparmorProfile != "" {
+			t.Errorf("no AppArmor, but a profile is named: %q", s.Process.ApparmorProfile)
+		}
+		if _, _, err := p.ApplyAppArmor(spec(), AppArmorRequired, "", nil, logrus.New()); err == nil {
+			t.Error("required was met on a kernel without AppArmor")
+		}
+	case AppArmorApplied:
+		if !regexp.MustCompile(`^clawos-[0-9a-f]{8}-[0-9a-f]{12}$`).MatchString(prof.Name) || s.Process.ApparmorProfile != prof.Name ||
+			!strings.Contains(prof.Text, "profile "+prof.Name) {
+			t.Errorf("profile %q named %q", prof.Name, s.Process.ApparmorProfile)
+		}
+	default:
+		t.Errorf("auto: state %q", state)
 	}
 }

@@ -88,8 +88,26 @@ apparmor)
 	echo "CLAWOS run-required $(run --apparmor required --whitelist /vmtest/vmprobe.json -- /clawos-probe status)"
 	label=$(grep '^AppArmor ' /tmp/run.out | head -1)
 	echo "CLAWOS run-label-raw ${label:-none}" | tr ' ' '_' | sed 's/^CLAWOS_run-label-raw_/CLAWOS run-label-raw /'
-	echo "CLAWOS run-label $(echo "$label" | sed -e 's/^AppArmor //' -e 's/clawos-[0-9a-f]*/clawos-ID/' -e 's/ (/:/' -e 's/)$//')"
+	echo "CLAWOS run-label $(echo "$label" | sed -e 's/^AppArmor //' -e 's/clawos-[0-9a-f]\{8\}-[0-9a-f]\{12\}/clawos-ID/' -e 's/ (/:/' -e 's/)$//')"
 	[ -s /tmp/run.log ] && tail -3 /tmp/run.log
+	# Profiles are named by a digest of their text, loaded when a sandbox
+	# starts and removed after their last user: none left after that run;
+	# two sandboxes of one whitelist with different mounts have two, both
+	# loaded while they run, none after.
+	loaded() { grep -cE '^clawos-[0-9a-f]{8}-[0-9a-f]{12} ' /sys/kernel/security/apparmor/profiles; }
+	echo "CLAWOS aa-after-run $(loaded)"
+	/clawos-run --state-dir /run/clawos --apparmor required --init --whitelist /vmtest/vmprobe.json -- /clawos-probe ready >/dev/null 2>/tmp/aa1.log &
+	p1=$!
+	/clawos-run --state-dir /run/clawos --apparmor required --init --ro-bind /etc:/mnt --whitelist /vmtest/vmprobe.json -- /clawos-probe ready >/dev/null 2>/tmp/aa2.log &
+	p2=$!
+	# Both agents running (their clawos-run forwards SIGTERM from then on).
+	for _ in $(seq 120); do [ "$(pidof clawos-probe | wc -w)" -ge 2 ] && break; sleep 0.5; done
+	echo "CLAWOS aa-two-loaded $(loaded)"
+	kill -TERM $p1 $p2
+	wait $p1
+	wait $p2
+	echo "CLAWOS aa-unloaded $(loaded)"
+	cat /tmp/aa1.log /tmp/aa2.log | tail -4
 	;;
 cgroupv2)
 	echo "CLAWOS v2 forks-200 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 200)"
