@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path"
@@ -520,5 +521,96 @@ func TestImage(t *testing.T) {
 				t.Errorf("DaemonSet %s, %s: runs %v, which the image does not hold", ds.Name, c.Name, c.Command)
 			}
 		}
+	}
+}
+
+// TestInstallNodeRestart runs install-node's whole node path in a scratch
+// node root that chroot can run in: runc (Debian's, at its Debian path,
+// with its libraries), a systemctl that records what it is asked, and a
+// listener on containerd's socket. The installer finds the node's runc for
+// runtime.json, restarts containerd because its configuration changed,
+// checks the socket and the wrapper (clawos-runc --version runs the node's
+// runc through the installed configuration) and says so; a second run
+// restarts nothing and checks again; without runc the check fails.
+func TestInstallNodeRestart(t *testing.T) {
+	if os.Getenv(integrationEnv) == "" || os.Geteuid() != 0 {
+		if os.Getenv(integrationEnv) != "" {
+			t.Fatal("chroot needs root")
+		}
+		t.Skipf("chroots into a scratch node root; set %s=1 as root (make test does)", integrationEnv)
+	}
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatal("runc is missing: .ci/setup installs it")
+	}
+	if runc, err = filepath.EvalSymlinks(runc); err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	put := func(src, dst string, mode os.FileMode) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(host, filepath.Dir(dst)), 0o755)
+		if err := os.WriteFile(filepath.Join(host, dst), b, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(runc, "/usr/sbin/runc", 0o755)
+	libs, err := exec.Command("ldd", runc).Output()
+	if err != nil {
+		t.Fatalf("ldd runc: %v", err)
+	}
+	for _, m := range regexp.MustCompile(`(/\S+\.so[.\d]*)`).FindAllString(string(libs), -1) {
+		put(m, m, 0o755)
+	}
+	put("/bin/busybox", "/bin/sh", 0o755)
+	os.MkdirAll(filepath.Join(host, "usr/bin"), 0o755)
+	if err := os.WriteFile(filepath.Join(host, "usr/bin/systemctl"), []byte("#!/bin/sh\necho \"$@\" >> /systemctl.log\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	def, err := exec.Command("containerd", "config", "default").Output()
+	if err != nil {
+		t.Fatalf("containerd config default: %v", err)
+	}
+	os.MkdirAll(filepath.Join(host, "etc/containerd"), 0o755)
+	os.WriteFile(filepath.Join(host, "etc/containerd/config.toml"), def, 0o644)
+	os.MkdirAll(filepath.Join(host, "run/containerd"), 0o755)
+	l, err := net.Listen("unix", filepath.Join(host, "run/containerd/containerd.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	install := func() (string, error) {
+		out, err := exec.Command(built(t, "../bin/clawos-hook"), "install-node", "--host", host, "--from", "..", "--containerd", "--restart-containerd").CombinedOutput()
+		return string(out), err
+	}
+	out, err := install()
+	if err != nil || !strings.Contains(out, "containerd restarted") || !strings.Contains(out, "health check passed") {
+		t.Fatalf("install-node: %v\n%s", err, out)
+	}
+	var rt map[string]any
+	if err := json.Unmarshal(mustRead(t, filepath.Join(host, "etc/clawos/runtime.json")), &rt); err != nil || rt["runc"] != "/usr/sbin/runc" {
+		t.Errorf("runtime.json names runc %v, want the node's /usr/sbin/runc (%v)", rt["runc"], err)
+	}
+	if out, err := install(); err != nil || strings.Contains(out, "containerd restarted") || !strings.Contains(out, "health check passed") {
+		t.Errorf("a second run: %v\n%s", err, out)
+	}
+	if log := string(mustRead(t, filepath.Join(host, "systemctl.log"))); log != "restart containerd\n" {
+		t.Errorf("systemctl was asked %q, want one restart", log)
+	}
+	os.Remove(filepath.Join(host, "usr/sbin/runc"))
+	if out, err := install(); err == nil || !strings.Contains(out, "the wrapper does not run runc on the node") {
+		t.Errorf("without runc: %v\n%s", err, out)
 	}
 }

@@ -9,6 +9,7 @@
 package nodeinstall
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,6 +44,34 @@ type Result struct {
 	Containerd *Containerd
 }
 
+// runcPaths are where distributions put runc: containerd.io's packages
+// and upstream releases /usr/bin or /usr/local, Debian's and Ubuntu's
+// /usr/sbin.
+var runcPaths = []string{"/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc", "/usr/local/sbin/runc"}
+
+// withNodeRunc sets the default runtime configuration's "runc" to the
+// node's runc where the default path has none and another has (Debian's
+// is /usr/sbin/runc): the wrapper execs exactly that path.
+func withNodeRunc(host string, data []byte) ([]byte, error) {
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("deploy/runtime.json: %w", err)
+	}
+	want, _ := cfg["runc"].(string)
+	if want != "" {
+		if _, err := os.Stat(filepath.Join(host, want)); err == nil {
+			return data, nil
+		}
+	}
+	for _, p := range runcPaths {
+		if fi, err := os.Stat(filepath.Join(host, p)); err == nil && fi.Mode().IsRegular() {
+			cfg["runc"] = p
+			return json.MarshalIndent(cfg, "", "  ")
+		}
+	}
+	return data, nil // no runc found: the health check says so
+}
+
 // Install puts the programs under Host/Prefix/bin, the runtime
 // configuration at Host/etc/clawos/runtime.json unless one is there, the
 // whitelists in Host/etc/clawos/whitelists, and, with Containerd, the
@@ -69,6 +98,9 @@ func Install(o Options, log logrus.FieldLogger) (*Result, error) {
 	if _, err := os.Stat(rt); os.IsNotExist(err) {
 		data, err := os.ReadFile(filepath.Join(o.From, "deploy/runtime.json"))
 		if err != nil {
+			return nil, err
+		}
+		if data, err = withNodeRunc(o.Host, data); err != nil {
 			return nil, err
 		}
 		if err := os.MkdirAll(etc, 0o755); err != nil {
