@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -53,16 +54,16 @@ type View struct {
 	// Custom is true for --rootfs: no system directories are added.
 	Custom bool
 	// IDMap, when set, makes writable binds idmapped mounts (Linux 5.12+
-	// and a filesystem that supports them): what the sandbox's root writes
-	// there belongs to UID and GID on disk, the caller, and the caller's
-	// files are the sandbox root's.
+	// and a filesystem that supports them): the owner of a bind's source
+	// on disk is the sandbox's root there, and what the sandbox's root
+	// writes belongs to that owner.
 	IDMap *IDMap
 }
 
-// IDMap maps a caller's ids on disk to the sandbox's root, host uid and
-// gid HostID (the first id of its user namespace's range).
+// IDMap maps the owner of a bind's source on disk to the sandbox's root,
+// host uid and gid HostID (the first id of its user namespace's range).
 type IDMap struct {
-	UID, GID, HostID uint32
+	HostID uint32
 }
 
 // Mounts returns the OCI mounts of a view and the symlinks to create in the
@@ -140,8 +141,18 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		}
 		m := specs.Mount{Destination: b.Dest, Type: "bind", Source: b.Source, Options: opts}
 		if v.IDMap != nil && (!b.ReadOnly || b.IDMap) {
-			m.UIDMappings = []specs.LinuxIDMapping{{ContainerID: v.IDMap.UID, HostID: v.IDMap.HostID, Size: 1}}
-			m.GIDMappings = []specs.LinuxIDMapping{{ContainerID: v.IDMap.GID, HostID: v.IDMap.HostID, Size: 1}}
+			uid, gid, err := Owner(b.Source)
+			if err != nil {
+				return nil, nil, err
+			}
+			// The agent owns what it writes, so it may set S_ISUID on it:
+			// as root's, such a file would be setuid root on the host.
+			if uid == 0 && !b.ReadOnly {
+				return nil, nil, &clawerr.Error{Code: clawerr.EPerm, Message: fmt.Sprintf("the writable bind %s is owned by root: what the agent writes there would be root's on the host, and it could leave a setuid-root program there", b.Source),
+					Hint: "give the directory to an unprivileged owner (chown USER DIR: the agent then writes as that user), or run clawos-run as that user"}
+			}
+			m.UIDMappings = []specs.LinuxIDMapping{{ContainerID: uid, HostID: v.IDMap.HostID, Size: 1}}
+			m.GIDMappings = []specs.LinuxIDMapping{{ContainerID: gid, HostID: v.IDMap.HostID, Size: 1}}
 		}
 		ms = append(ms, m)
 	}
@@ -152,6 +163,15 @@ func Mounts(v View) ([]specs.Mount, map[string]string, error) {
 		ms = append(ms, specs.Mount{Destination: t, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + TmpfsSize(v.Level)}})
 	}
 	return ms, links, nil
+}
+
+// Owner is the owner and group of path on disk.
+func Owner(path string) (uid, gid uint32, err error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, 0, clawerr.Wrap(clawerr.ENoEnt, err, "bind "+path)
+	}
+	return st.Uid, st.Gid, nil
 }
 
 // MaxExecPlaces is how many places clawos-init accepts for its Landlock

@@ -504,15 +504,36 @@ func TestWorkspace(t *testing.T) {
 		}
 	}
 	// The view idmaps writable binds and those marked IDMap, never another
-	// read-only bind.
-	ms, _, err := namespaces.Mounts(namespaces.View{Custom: true, IDMap: &namespaces.IDMap{UID: 0, GID: 0, HostID: 100000},
-		Binds: []namespaces.Bind{{Source: "/a", Dest: "/a"}, {Source: "/b", Dest: "/b", ReadOnly: true}, {Source: "/c", Dest: "/c", ReadOnly: true, IDMap: true}}})
+	// read-only bind, mapping each source's owner to the sandbox's root; a
+	// writable bind of a root-owned directory is refused (the agent could
+	// leave a setuid-root file there).
+	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
+	if os.Geteuid() == 0 {
+		if err := os.Chown(a, 1000, 1001); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, gid, _ := namespaces.Owner(a)
+	view := func(binds ...namespaces.Bind) namespaces.View {
+		return namespaces.View{Custom: true, IDMap: &namespaces.IDMap{HostID: 100000}, Binds: binds}
+	}
+	ms, _, err := namespaces.Mounts(view(namespaces.Bind{Source: a, Dest: "/a"}, namespaces.Bind{Source: b, Dest: "/b", ReadOnly: true},
+		namespaces.Bind{Source: c, Dest: "/c", ReadOnly: true, IDMap: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
 		if want := m.Destination == "/a" || m.Destination == "/c"; (len(m.UIDMappings) == 1 && len(m.GIDMappings) == 1) != want {
 			t.Errorf("%s: idmapped %v, want %v", m.Destination, m.UIDMappings, want)
+		}
+		if m.Destination == "/a" && (m.UIDMappings[0] != specs.LinuxIDMapping{ContainerID: uid, HostID: 100000, Size: 1} ||
+			m.GIDMappings[0] != specs.LinuxIDMapping{ContainerID: gid, HostID: 100000, Size: 1}) {
+			t.Errorf("/a: %v %v, want its owner %d:%d as the sandbox's root", m.UIDMappings, m.GIDMappings, uid, gid)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if _, _, err := namespaces.Mounts(view(namespaces.Bind{Source: b, Dest: "/b"})); err == nil || !strings.Contains(err.Error(), "setuid-root") {
+			t.Errorf("a writable bind of a root-owned directory: %v", err)
 		}
 	}
 }

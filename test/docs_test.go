@@ -135,6 +135,7 @@ func TestLauncherTasks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	chownUser(t, filepath.Join(dir, "project"))
 	files := map[string]struct {
 		data string
 		mode os.FileMode

@@ -428,7 +428,7 @@ func TestRunCleanup(t *testing.T) {
 		id := "clawos-test-sigkill-" + s.runtime
 		// With a writable bind: its idmapped mount, staged on the host
 		// while the sandbox is created, is not left behind either.
-		cmd := s.start(t, "--id", id, "--bind", t.TempDir()+":/ws", "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		cmd := s.start(t, "--id", id, "--bind", ownedDir(t)+":/ws", "--whitelist", probeWhitelist, "--", s.probe, "ready")
 		agent := agentOf(t, id)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
@@ -492,6 +492,7 @@ func TestRunFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Chmod(host, 0o777)                       // writable by the sandbox's mapped root
+		chownUser(t, host)                          // a writable bind of a root-owned directory is refused
 		wl := "../examples/ironclaw.whitelist.json" // allows write opens
 		for _, c := range []struct {
 			name string
@@ -1032,14 +1033,17 @@ func TestRunOwnerUnderAnotherName(t *testing.T) {
 // sandbox too (EROFS).
 func TestRunReadOnlyRecursive(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {
-		src := t.TempDir()
+		src := ownedDir(t)
 		sub := filepath.Join(src, "sub")
 		sys := "/usr/local/lib/clawos-rro-test-" + s.runtime
 		for _, d := range []string{sub, sys} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := unix.Mount("tmpfs", d, "tmpfs", 0, "size=1m"); err != nil {
+			// The bind's owner's, as what is under a writable bind must be
+			// to be written through its idmapped mount (a root-owned 1777
+			// tmpfs there gave EACCES).
+			if err := unix.Mount("tmpfs", d, "tmpfs", 0, fmt.Sprintf("size=1m,uid=%d,gid=%d", testUser, testUser)); err != nil {
 				t.Fatal(err)
 			}
 			defer func(d string) {
@@ -1186,10 +1190,7 @@ func TestRunExecAttacks(t *testing.T) {
 		// without noexec) is outside it.
 		const allowed = "testdata/exec-attacks-allowed.whitelist.json"
 		_, memfdErr := os.Stat("/proc/sys/vm/memfd_noexec")
-		ws := t.TempDir()
-		if err := os.Chmod(ws, 0o777); err != nil {
-			t.Fatal(err)
-		}
+		ws := ownedDir(t)
 		const eacces = int(unix.EACCES)
 		for _, c := range []struct {
 			args []string
@@ -1455,7 +1456,7 @@ func TestRunCommandInSandboxView(t *testing.T) {
 // shell is killed at the script's execve.
 func TestRunTools(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {
-		tools, ws := t.TempDir(), t.TempDir()
+		tools, ws := t.TempDir(), ownedDir(t)
 		if err := os.WriteFile(filepath.Join(tools, "tool.sh"), []byte("#!/usr/bin/env sh\necho \"tool: uid $(/usr/bin/id -u)\"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -1492,10 +1493,12 @@ func TestRunTools(t *testing.T) {
 
 // TestRunWorkspace checks --workspace as root, under both runtimes: the
 // agent starts in the workspace, writes there although the directory is
-// root's and not world-writable (an idmapped mount: the caller's files are
-// the sandbox root's), and what it writes belongs to the caller on the
-// host; the workspace's .git, and the git directory a .git file names, are
-// read-only (EROFS); a workspace over a sandbox-managed path is refused.
+// an unprivileged user's and not world-writable (an idmapped mount: the
+// owner's files are the sandbox root's), and what it writes belongs to that
+// owner on the host; a root-owned workspace is refused (the agent could
+// leave a setuid-root program there); the workspace's .git, and the git
+// directory a .git file names, are read-only (EROFS); a workspace over a
+// sandbox-managed path is refused.
 func TestRunWorkspace(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {
 		const wl = "testdata/tools.whitelist.json"
@@ -1508,6 +1511,12 @@ func TestRunWorkspace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Root's workspace is refused: the agent, owning what it writes,
+		// could leave a setuid-root program there for the host.
+		if r := s.clawosRun(t, "--whitelist", wl, "--workspace", ws, "--", "/bin/true"); r.code != 125 || !strings.Contains(r.stderr, "setuid-root") {
+			t.Errorf("a root-owned workspace: exit %d\n%s", r.code, r.stderr)
+		}
+		chownUser(t, ws, filepath.Join(ws, ".git"), filepath.Join(ws, "mine"), filepath.Join(ws, ".git/config"))
 		// A state directory that does not exist yet (a fresh machine's
 		// first run): what is staged in it must leave it traversable.
 		fresh := s
@@ -1527,16 +1536,17 @@ func TestRunWorkspace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
-				t.Errorf("%s on the host is owned by %d:%d, want the caller's 0:0", f, st.Uid, st.Gid)
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != testUser || st.Gid != testUser {
+				t.Errorf("%s on the host is owned by %d:%d, want the workspace owner's %d:%d", f, st.Uid, st.Gid, testUser, testUser)
 			}
 		}
 		// A worktree: .git is a file naming a git directory elsewhere,
 		// which is visible read-only at its own path.
-		wt, gd := t.TempDir(), t.TempDir()
+		wt, gd := ownedDir(t), t.TempDir()
 		if err := os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: "+gd+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		chownUser(t, filepath.Join(wt, ".git"))
 		if err := os.WriteFile(filepath.Join(gd, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -1611,4 +1621,26 @@ func TestRunInit(t *testing.T) {
 			t.Errorf("--init --learn: exit %d, want a usage error\n%s", r.code, r.stderr)
 		}
 	})
+}
+
+// testUser owns the directories the tests bind writable as root: a
+// writable bind of a root-owned directory is refused.
+const testUser = 1000
+
+// chownUser gives paths to testUser.
+func chownUser(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.Chown(p, testUser, testUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ownedDir is a temporary directory of testUser's.
+func ownedDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	chownUser(t, d)
+	return d
 }

@@ -281,10 +281,11 @@ func (l *launcher) prepare() (*sandbox, error) {
 	view.Binds = binds
 	view.Tmpfs = c.tmpfs
 	if os.Geteuid() == 0 {
-		// Writable binds are idmapped: the caller's files are the
-		// sandbox root's, and what it writes is the caller's (a non-root
-		// caller's user namespace maps its own id to root already).
-		view.IDMap = &namespaces.IDMap{UID: 0, GID: uint32(os.Getegid()), HostID: idMapBase}
+		// Writable binds are idmapped: the files of the bind's owner are
+		// the sandbox root's, and what it writes is that owner's (never
+		// root: refused); a non-root caller's user namespace maps its own
+		// id to root already.
+		view.IDMap = &namespaces.IDMap{HostID: idMapBase}
 		if !c.userns {
 			view.IDMap.HostID = 65534 // the agent runs as nobody
 		}
