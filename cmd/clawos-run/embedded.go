@@ -61,19 +61,11 @@ func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.D
 	cleanStale(ctx, e.stateDir, e.log)
 	e.cleanOrphans()
 	dir := sb.bundle
-	// The state directory first, traversable (0711) as writeBundle makes
-	// it: what is staged under it below must not create it 0700 (the
-	// sandbox's root could not reach its bundle then).
-	if err := mkdirCreated(e.stateDir, 0o711); err != nil {
-		return 0, clawerr.Wrap(clawerr.EIO, err, "state directory")
-	}
-	sb.stageDir = e.stateDir
-	defer unstageAll(idmapDir(sb.stageDir, sb.id))
-	releaseAppArmor, err := sb.loadAppArmor(e.stateDir)
+	release, err := sb.hold(e.stateDir)
 	if err != nil {
 		return 0, err
 	}
-	defer releaseAppArmor()
+	defer release()
 	if err := e.writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err

@@ -55,19 +55,11 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	cleanStale(ctx, r.stateDir, r.log)
 	dir := sb.bundle
-	// The state directory first, traversable (0711) as writeBundle makes
-	// it: what is staged under it below must not create it 0700 (the
-	// sandbox's root could not reach its bundle then).
-	if err := mkdirCreated(r.stateDir, 0o711); err != nil {
-		return 0, clawerr.Wrap(clawerr.EIO, err, "state directory")
-	}
-	sb.stageDir = r.stateDir
-	defer unstageAll(idmapDir(sb.stageDir, sb.id))
-	releaseAppArmor, err := sb.loadAppArmor(r.stateDir)
+	release, err := sb.hold(r.stateDir)
 	if err != nil {
 		return 0, err
 	}
-	defer releaseAppArmor()
+	defer release()
 	if err := r.writeBundle(dir, sb); err != nil {
 		os.RemoveAll(dir)
 		return 0, err

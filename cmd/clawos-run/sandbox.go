@@ -134,18 +134,37 @@ func appArmorUsers(stateDir string) apparmor.Users {
 	return apparmor.Users{Dir: filepath.Join(stateDir, "apparmor")}
 }
 
-// loadAppArmor loads the sandbox's profile when it starts, unless another
-// sandbox already uses it (same name, same text: the name is a digest of
-// it); release removes it from the kernel after its last user.
-func (sb *sandbox) loadAppArmor(stateDir string) (release func(), err error) {
-	if sb.apparmor == nil {
-		return func() {}, nil
+// releaseAppArmor ends holder's use of profile name, which leaves the
+// kernel with its last user.
+func releaseAppArmor(stateDir, name, holder string) {
+	appArmorUsers(stateDir).Release(name, holder, func() error { return apparmor.Unload(confine.AppArmorFS, name) })
+}
+
+// hold prepares what a run of the sandbox holds on the host outside its
+// bundle, before the bundle is written: the state directory, traversable
+// (0711) as writeBundle makes it (what is staged under it must not create
+// it 0700: the sandbox's root could not reach its bundle then); the
+// staging of its idmapped mounts (stageDir, which writeBundle uses); and
+// its AppArmor profile, loaded unless another sandbox already uses it
+// (same name, same text: the name is a digest of it). release undoes
+// both: the profile leaves the kernel after its last user.
+func (sb *sandbox) hold(stateDir string) (release func(), err error) {
+	if err := mkdirCreated(stateDir, 0o711); err != nil {
+		return nil, clawerr.Wrap(clawerr.EIO, err, "state directory")
 	}
-	users, name := appArmorUsers(stateDir), sb.apparmor.Name
-	if err := users.Acquire(name, sb.id, func() error { return confine.LoadAppArmor(sb.apparmor) }); err != nil {
+	sb.stageDir = stateDir
+	unstage := func() { unstageAll(idmapDir(stateDir, sb.id)) }
+	if sb.apparmor == nil {
+		return unstage, nil
+	}
+	name := sb.apparmor.Name
+	if err := appArmorUsers(stateDir).Acquire(name, sb.id, func() error { return confine.LoadAppArmor(sb.apparmor) }); err != nil {
 		return nil, err
 	}
-	return func() { users.Release(name, sb.id, func() error { return apparmor.Unload(confine.AppArmorFS, name) }) }, nil
+	return func() {
+		releaseAppArmor(stateDir, name, sb.id)
+		unstage()
+	}, nil
 }
 
 // idmappedMounts reads a mountinfo file and says, for each mount point,
@@ -600,9 +619,8 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 			continue
 		}
 		unstageAll(idmapDir(stateDir, id))
-		users := appArmorUsers(stateDir)
-		for _, name := range users.HeldBy(id) {
-			users.Release(name, id, func() error { return apparmor.Unload(confine.AppArmorFS, name) })
+		for _, name := range appArmorUsers(stateDir).HeldBy(id) {
+			releaseAppArmor(stateDir, name, id)
 		}
 		os.RemoveAll(sb.dir)
 	}
