@@ -47,19 +47,8 @@ func ReadState(r io.Reader) (*specs.State, error) {
 	return &st, nil
 }
 
-// ReadBundleConfig reads bundle/config.json without following a symlink
-// in its last component.
-func ReadBundleConfig(bundle string) (*specs.Spec, error) {
-	b, err := runcargs.ReadLimited(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read the bundle's config.json")
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "the bundle's config.json is not an OCI config", Err: err}
-	}
-	return &s, nil
-}
+// ReadBundleConfig reads bundle/config.json (runcargs.ReadConfig).
+func ReadBundleConfig(bundle string) (*specs.Spec, error) { return runcargs.ReadConfig(bundle) }
 
 // Prestart checks that the container about to start carries the profile
 // its whitelist demands, and installs the port rules in its network

@@ -34,11 +34,11 @@ func checkHost(c *config, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	status := 0
-	if c.apparmorMode == confine.AppArmorRequired && !r.AppArmor {
+	if c.sb.AppArmor == confine.AppArmorRequired && !r.AppArmor {
 		fmt.Fprintf(stderr, "%s: --apparmor required cannot be met: this kernel has no AppArmor\n", progName)
 		status = exitFailure
 	}
-	if c.landlockMode == confine.LandlockRequired && r.Landlock == 0 {
+	if c.sb.Landlock == confine.LandlockRequired && r.Landlock == 0 {
 		fmt.Fprintf(stderr, "%s: --landlock required cannot be met: this kernel has no Landlock\n", progName)
 		status = exitFailure
 	}

@@ -8,7 +8,14 @@ import (
 	"os"
 
 	"github.com/clawos/clawos-security/internal/platform"
+	"github.com/clawos/clawos-security/sandbox"
 )
+
+func init() {
+	// The container's init, when libcontainer re-executes this binary as
+	// one: it never returns then.
+	sandbox.Reexec()
+}
 
 func main() {
 	platform.RunChild() // a platform probe of --check, in a process of its own

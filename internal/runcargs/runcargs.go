@@ -1,11 +1,11 @@
 // Package runcargs is what the runtime wrapper (clawos-runc) decides before
 // anything heavy is loaded: runc's command line, and whether a container
 // asks for ClawOS (its annotations) or was confined by it (runc's state
-// and the bundle's config). It imports nothing beyond the standard library
-// and x/sys, so that the wrapper's pass-through of every other runc call
-// (start, state, kill, delete, and the pod sandbox's create) costs a small
-// static binary's start and no more. The confinement itself is the hook
-// package's.
+// and the bundle's config). It imports nothing beyond the standard library,
+// x/sys and runtime-spec's types, so that the wrapper's pass-through of
+// every other runc call (start, state, kill, delete, and the pod sandbox's
+// create) costs a small static binary's start and no more. The
+// confinement itself is the hook package's.
 package runcargs
 
 import (
@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
@@ -287,6 +288,21 @@ func Concerns(c Command) bool {
 
 // MaxConfig bounds the OCI config, state and process documents read.
 const MaxConfig = 16 << 20
+
+// ReadConfig reads bundle/config.json, at most MaxConfig bytes, without
+// following a symlink in its last component: the hook's stages, the
+// wrapper and clawos-run --bundle read a bundle's config alike.
+func ReadConfig(bundle string) (*specs.Spec, error) {
+	b, err := ReadLimited(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read the bundle's config.json")
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "the bundle's config.json is not an OCI config", Err: err}
+	}
+	return &s, nil
+}
 
 // BundleAnnotations reads the annotations of bundle/config.json.
 func BundleAnnotations(bundle string) (map[string]string, error) {

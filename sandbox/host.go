@@ -1,7 +1,7 @@
 // Helpers both runtimes use: the bundle on disk, the port rules and the
 // signal guard around the agent, its exit status, and stale sandboxes.
 
-package main
+package sandbox
 
 import (
 	"bufio"
@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -57,44 +56,39 @@ type fileOrErr struct {
 }
 
 // guard does what both runtimes do between creating the sandbox and
-// starting its agent: install the port rules in its network namespace, and
-// forward signals to the agent. stop undoes the forwarding (no signal, and
-// no kill deadline, reaches the agent's pid after it) and reports the port
-// policy's refusals.
-func guard(ctx context.Context, agent *agentProc, sb *sandbox, killAfter time.Duration, log *logrus.Logger) (stop func(), err error) {
-	if err := checkIDMapped(agent.pid, sb.idmapped); err != nil {
+// starting its agent: check its idmapped mounts, install the port rules in
+// its network namespace and make its memfds non-executable. The returned
+// stop reports the port policy's refusals and lets its namespaces go.
+func (s *Sandbox) guard(ctx context.Context) (stop func(), err error) {
+	pid := s.agent.pid
+	if err := checkIDMapped(pid, s.idmapped); err != nil {
 		return nil, err
 	}
-	if sb.stageDir != "" {
+	if s.stageDir != "" {
 		// The sandbox holds its own copies of the staged mounts now.
-		unstageAll(idmapDir(sb.stageDir, sb.id))
+		unstageAll(idmapDir(s.stageDir, s.plan.ID))
 	}
 	var held *heldNS
-	if sb.ports != nil {
-		if held, err = installPolicy(ctx, agent.pid, sb.ports, log); err != nil {
+	ports := s.plan.Ports
+	if ports != nil {
+		if held, err = installPolicy(ctx, pid, ports, s.log); err != nil {
 			return nil, err
 		}
 	}
 	// Only where the agent may execute programs: with start-only exec the
 	// filter already kills the execve of a memfd (and this costs a
 	// process per start).
-	if sb.execAllowed {
-		if err := noexecMemfds(ctx, agent.pid); err != nil {
+	if s.plan.ExecAllowed {
+		if err := noexecMemfds(ctx, pid); err != nil {
 			if held != nil {
 				held.Close()
 			}
 			return nil, err
 		}
 	}
-	sigs := make(chan os.Signal, 4)
-	done := make(chan struct{})
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	go forwardSignals(sigs, done, agent, killAfter, log)
 	return func() {
-		signal.Stop(sigs)
-		close(done)
 		if held != nil {
-			sb.refused = reportRefusals(held, sb.ports.Complain, log)
+			s.refused = reportRefusals(held, ports.Complain, s.log)
 			held.Close()
 		}
 	}, nil
@@ -148,21 +142,22 @@ func releaseAppArmor(stateDir, name, holder string) {
 // its AppArmor profile, loaded unless another sandbox already uses it
 // (same name, same text: the name is a digest of it). release undoes
 // both: the profile leaves the kernel after its last user.
-func (sb *sandbox) hold(stateDir string) (release func(), err error) {
+func (s *Sandbox) hold(stateDir string) (release func(), err error) {
 	if err := mkdirCreated(stateDir, 0o711); err != nil {
 		return nil, clawerr.Wrap(clawerr.EIO, err, "state directory")
 	}
-	sb.stageDir = stateDir
-	unstage := func() { unstageAll(idmapDir(stateDir, sb.id)) }
-	if sb.apparmor == nil {
+	s.stageDir = stateDir
+	id := s.plan.ID
+	unstage := func() { unstageAll(idmapDir(stateDir, id)) }
+	prof := s.plan.AppArmor
+	if prof == nil {
 		return unstage, nil
 	}
-	name := sb.apparmor.Name
-	if err := appArmorUsers(stateDir).Acquire(name, sb.id, func() error { return confine.LoadAppArmor(sb.apparmor) }); err != nil {
+	if err := appArmorUsers(stateDir).Acquire(prof.Name, id, func() error { return confine.LoadAppArmor(prof) }); err != nil {
 		return nil, err
 	}
 	return func() {
-		releaseAppArmor(stateDir, name, sb.id)
+		releaseAppArmor(stateDir, prof.Name, id)
 		unstage()
 	}, nil
 }
@@ -189,8 +184,8 @@ func idmappedMounts(r io.Reader) (map[string]bool, error) {
 // by pid), then tell pid 1 through the launcher pipe (ack) that it may
 // exit once the agent has: until then it keeps the agent's zombie, which
 // its children file lists.
-func (sb *sandbox) started(pid int, ack *os.File) {
-	if !sb.init {
+func (s *Sandbox) started(pid int, ack *os.File) {
+	if !s.plan.PIDOneInit {
 		return
 	}
 	defer ack.Write([]byte{1})
@@ -201,7 +196,7 @@ func (sb *sandbox) started(pid int, ack *os.File) {
 			return // pid 1 is gone
 		}
 		if f := strings.Fields(string(b)); len(f) > 0 {
-			sb.agentPID, _ = strconv.Atoi(f[0])
+			s.agentPID, _ = strconv.Atoi(f[0])
 			return
 		}
 	}
@@ -256,12 +251,13 @@ func (a *agentProc) close() {
 // exitStatus is the agent's exit status, 128+N when it died of signal N; a
 // seccomp kill is logged with the syscall the kernel reported. With --init,
 // pid 1 exits with the agent's status, 128+N for a signal, and the agent
-// is its child, sb.agentPID.
-func exitStatus(ws unix.WaitStatus, pid int, sb *sandbox, log *logrus.Logger) int {
-	if sb.init && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
+// is its child, s.agentPID.
+func exitStatus(ws unix.WaitStatus, pid int, s *Sandbox) int {
+	log := s.log
+	if s.plan.PIDOneInit && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
 		name := "unknown (the agent's pid was not seen)"
-		if sb.agentPID > 0 {
-			name = killedSyscall(sb, sb.agentPID)
+		if s.agentPID > 0 {
+			name = killedSyscall(s.plan, s.agentPID)
 		}
 		log.WithField("syscall", name).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
 	}
@@ -270,7 +266,7 @@ func exitStatus(ws unix.WaitStatus, pid int, sb *sandbox, log *logrus.Logger) in
 	}
 	sig := ws.Signal()
 	if sig == unix.SIGSYS {
-		log.WithField("syscall", killedSyscall(sb, pid)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
+		log.WithField("syscall", killedSyscall(s.plan, pid)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
 	}
 	return 128 + int(sig)
 }
@@ -302,7 +298,7 @@ func (h *heldNS) Close() error {
 // the agent exits. Root installs them over netlink from this process; a
 // non-root caller through nsenter and nft, joining the sandbox's user
 // namespace first.
-func installPolicy(ctx context.Context, pid int, p *namespaces.PortPolicy, log *logrus.Logger) (*heldNS, error) {
+func installPolicy(ctx context.Context, pid int, p *namespaces.PortPolicy, log logrus.FieldLogger) (*heldNS, error) {
 	netns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's network namespace")
@@ -328,7 +324,7 @@ func installPolicy(ctx context.Context, pid int, p *namespaces.PortPolicy, log *
 
 // reportRefusals logs and returns how many packets the port policy refused
 // (or, complaining, would have refused).
-func reportRefusals(ns *heldNS, complain bool, log *logrus.Logger) int {
+func reportRefusals(ns *heldNS, complain bool, log logrus.FieldLogger) int {
 	report := func(n int) int {
 		switch {
 		case n > 0 && complain:
@@ -362,7 +358,7 @@ func reportRefusals(ns *heldNS, complain bool, log *logrus.Logger) int {
 // pid namespace, so the kernel drops a signal it has no handler for; if it
 // has not exited killAfter after the first signal, or a second signal
 // comes, it is killed. It ends when done is closed.
-func forwardSignals(sigs <-chan os.Signal, done <-chan struct{}, agent *agentProc, killAfter time.Duration, log *logrus.Logger) {
+func forwardSignals(sigs <-chan os.Signal, done <-chan struct{}, agent *agentProc, killAfter time.Duration, log logrus.FieldLogger) {
 	var deadline <-chan time.Time
 	forwarded := 0
 	for {
@@ -393,7 +389,8 @@ func forwardSignals(sigs <-chan os.Signal, done <-chan struct{}, agent *agentPro
 // writeBundle writes config.json, the init and the agent's filter, and the
 // empty root with its mount points (created here, as root, because runc's
 // init creates them as the sandbox's mapped root otherwise).
-func writeBundle(dir string, sb *sandbox) error {
+func writeBundle(dir string, s *Sandbox) error {
+	p := s.plan
 	root := filepath.Join(dir, "rootfs")
 	cdir := filepath.Join(dir, "clawos")
 	// The sandbox's mapped root reaches rootfs and clawos/ through these
@@ -409,25 +406,25 @@ func writeBundle(dir string, sb *sandbox) error {
 			return clawerr.Wrap(clawerr.EIO, err, "create bundle")
 		}
 	}
-	if err := writeOwner(dir, sb.owner); err != nil {
+	if err := writeOwner(dir, s.owner); err != nil {
 		return err
 	}
-	if err := copyFile(sb.initBin, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
+	if err := copyFile(p.Init, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
 		return err
 	}
-	if sb.spec.Root.Path == "rootfs" {
-		for _, p := range namespaces.SortedLinks(sb.links) {
-			if err := os.Symlink(sb.links[p], filepath.Join(root, p)); err != nil {
+	if s.spec.Root.Path == "rootfs" {
+		for _, l := range namespaces.SortedLinks(p.Links) {
+			if err := os.Symlink(p.Links[l], filepath.Join(root, l)); err != nil {
 				return clawerr.Wrap(clawerr.EIO, err, "rootfs symlink")
 			}
 		}
-		for _, m := range sb.spec.Mounts {
+		for _, m := range s.spec.Mounts {
 			if err := mountPoint(root, m.Destination, m.Type == "bind" && isFile(m.Source)); err != nil {
 				return err
 			}
 		}
-		if sb.spec.Linux != nil && len(sb.spec.Linux.UIDMappings) > 0 && os.Geteuid() == 0 {
-			uid, gid := int(sb.spec.Linux.UIDMappings[0].HostID), int(sb.spec.Linux.GIDMappings[0].HostID)
+		if s.spec.Linux != nil && len(s.spec.Linux.UIDMappings) > 0 && os.Geteuid() == 0 {
+			uid, gid := int(s.spec.Linux.UIDMappings[0].HostID), int(s.spec.Linux.GIDMappings[0].HostID)
 			if err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
 				if err != nil {
 					return err
@@ -438,14 +435,14 @@ func writeBundle(dir string, sb *sandbox) error {
 			}
 		}
 	}
-	if sb.stageDir != "" {
+	if s.stageDir != "" {
 		// After the owner record: a clawos-run killed from here on leaves
 		// a bundle by which cleanStale finds the staged mounts.
-		if err := stageIDMaps(sb.stageDir, sb); err != nil {
+		if err := stageIDMaps(s.stageDir, s); err != nil {
 			return err
 		}
 	}
-	cfg, err := translate.MarshalSpec(sb.spec)
+	cfg, err := translate.MarshalSpec(s.spec)
 	if err != nil {
 		return err
 	}
@@ -500,8 +497,8 @@ const killLogWait = time.Second
 
 // killedSyscall names the syscall of the agent's (pid's) seccomp kill, as
 // the kernel logged it after the sandbox was prepared.
-func killedSyscall(sb *sandbox, pid int) string {
-	name, _ := killlog.Syscall(pid, sb.prepared, sb.stages.Agent.Arch, killLogWait)
+func killedSyscall(p *Plan, pid int) string {
+	name, _ := killlog.Syscall(pid, p.prepared, p.Stages.Agent.Arch, killLogWait)
 	return name
 }
 

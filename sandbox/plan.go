@@ -1,10 +1,18 @@
-package main
+// Package sandbox launches ClawOS agents: a Config (what the user asked)
+// becomes a Plan (the OCI spec, both seccomp stages, the mounts and the
+// port policy, computed without changing anything on the host), which a
+// Runtime (runc's libcontainer in this process, or a runc-compatible
+// program) runs as a Sandbox: Start, Signal, Wait, Destroy. It holds no
+// process-global state: signals reach a sandbox through Signal or the
+// channel given to Run, never through a handler of its own. clawos-run is
+// its command line.
+package sandbox
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,8 +24,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/clawos/clawos-security/internal/confine"
-	"github.com/clawos/clawos-security/internal/learn"
 	"github.com/clawos/clawos-security/internal/platform"
+	"github.com/clawos/clawos-security/internal/runcargs"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/namespaces"
@@ -28,126 +36,128 @@ import (
 // idMapBase is the host id of root in a sandbox with a user namespace.
 const idMapBase = 100000
 
-type launcher struct {
-	cfg *config
-	// initPath is clawos-init on the host; "" looks next to this executable.
-	initPath string
-	log      *logrus.Logger
-	stdin    io.Reader
-	stdout   io.Writer
-	stderr   io.Writer
+// Host is what a plan depends on of the machine and its caller, read once
+// by ProbeHost; a test gives its own.
+type Host struct {
+	EUID, EGID int
+	// Cwd and Home are the caller's directory and $HOME, for the default
+	// working directory.
+	Cwd, Home string
+	// Init is clawos-init's path on the host.
+	Init string
+	// CgroupV2: the host's cgroup hierarchy is unified.
+	CgroupV2 bool
+	// LandlockABI is the kernel's Landlock ABI version, 0 without.
+	LandlockABI int
+	// MemfdNoexec: memfds can be made non-executable in the sandbox
+	// (vm.memfd_noexec, Linux 6.3+, a root caller).
+	MemfdNoexec bool
+	// HardLimits are the caller's hard rlimits, by OCI name.
+	HardLimits map[string]uint64
+	// Rand is the source of the container id and the exec address.
+	Rand io.Reader
+	// Stdin is where a whitelist "-" is read from.
+	Stdin io.Reader
 }
 
-// sandbox is everything launch prepares before anything runs.
-type sandbox struct {
-	id       string
-	bundle   string // the bundle directory
-	spec     *specs.Spec
-	stages   *translate.Stages
-	agentBPF *seccomp.Program
-	links    map[string]string
-	ports    *namespaces.PortPolicy // enforced in the sandbox's network namespace; nil for none
-	initBin  string                 // host path of clawos-init
-	command  []string               // the agent's command line, as given
-	// super receives the calls of a --learn or --complain run; nil
-	// otherwise. recording or complaints collects them.
-	super      *supervisor
-	recording  *learn.Recording
-	complaints *learn.Complaints
-	refused    int    // packets the port policy refused (or would have)
-	owner      owner  // who runs it, recorded in the bundle
-	landlock   string // the Landlock exec restriction's state
-	// execAllowed: the whitelist lets the agent execute programs (not
-	// start-only exec).
-	execAllowed bool
-	// idmapped are the destinations of mounts staged as idmapped mounts
-	// (stageIDMaps), checked in the created sandbox; stageDir, when set,
-	// is the state directory where writeBundle stages them (a run, not
-	// --write-bundle).
-	idmapped []string
-	stageDir string
-	// init: clawos-init stays as pid 1 (--init); agentPID is then the
-	// agent's host pid, its child, once seen (agentChild).
-	init     bool
-	agentPID int
-	// apparmor is the profile the spec names, loaded when the sandbox
-	// starts (loadAppArmor); nil without one.
-	apparmor *confine.AppArmorProfile
-	// prepared is when the sandbox was planned: a kernel log record of a
+// ProbeHost reads the Host of this process, with clawos-init next to this
+// executable unless init names it.
+func ProbeHost(init string) (Host, error) {
+	h := Host{EUID: os.Geteuid(), EGID: os.Getegid(), Home: os.Getenv("HOME"), Init: init,
+		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), LandlockABI: platform.LandlockABI(),
+		MemfdNoexec: memfdNoexecPossible(), Rand: rand.Reader, Stdin: os.Stdin}
+	var err error
+	if h.Cwd, err = os.Getwd(); err != nil {
+		return Host{}, clawerr.Wrap(clawerr.EIO, err, "working directory")
+	}
+	if h.HardLimits, err = confine.HardLimits(); err != nil {
+		return Host{}, err
+	}
+	if h.Init == "" {
+		if h.Init, err = findInit(); err != nil {
+			return Host{}, err
+		}
+	}
+	return h, nil
+}
+
+// Plan is everything a sandbox is made of, computed from a Config and a
+// Host without changing anything on the host: nothing is loaded, written
+// or mounted until a Runtime runs it.
+type Plan struct {
+	ID     string
+	Bundle string // the bundle directory
+	Spec   *specs.Spec
+	Stages *translate.Stages
+	// AgentBPF is the agent stage as it is loaded (inline in the spec's
+	// process.args).
+	AgentBPF *seccomp.Program
+	// Links are the symlinks of the default view's root.
+	Links map[string]string
+	// Ports is enforced in the sandbox's network namespace; nil for none.
+	Ports *namespaces.PortPolicy
+	// Init is clawos-init on the host, copied into the bundle.
+	Init string
+	// Command is the agent's command line, as given.
+	Command []string
+	// Landlock is the state of the Landlock exec restriction, in words.
+	Landlock string
+	// ExecAllowed: the whitelist lets the agent execute programs of the
+	// read-only view (not start-only exec).
+	ExecAllowed bool
+	// AppArmor is the profile the spec names, loaded when the sandbox
+	// starts; nil without one.
+	AppArmor *confine.AppArmorProfile
+	// PIDOneInit: clawos-init stays as pid 1 (Config.Init).
+	PIDOneInit bool
+
+	cfg Config
+	// obs receives and collects the calls of a learn or complain run; nil
+	// otherwise.
+	obs *observation
+	// prepared is when the plan was made: a kernel log record of a
 	// seccomp kill older than that is another process's.
 	prepared time.Time
+	log      logrus.FieldLogger
 }
 
-func (l *launcher) launch(ctx context.Context) (int, error) {
-	sb, err := l.prepare()
-	if err != nil {
-		return 0, err
+// NewPlan validates and translates the whitelist and builds the sandbox's
+// OCI config for cfg (WithDefaults applied) on host.
+func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
+	c := cfg.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
-	if l.cfg.printSpec {
-		return 0, l.printSpec(sb)
-	}
-	rt, err := newRuntime(l.cfg.runtime, l.cfg.stateDir, l.log)
-	if err != nil {
-		return 0, err
-	}
-	if l.cfg.writeBundle != "" {
-		return 0, rt.writeBundle(sb.bundle, sb)
-	}
-	stdin, stdout, stderr := l.stdin, l.stdout, l.stderr
-	if !l.cfg.tty {
-		var closeIn func()
-		if stdin, stdout, stderr, closeIn, err = withoutTerminal(stdin, stdout, stderr); err != nil {
-			return 0, err
-		}
-		defer closeIn()
-	}
-	status, err := rt.run(ctx, sb, l.cfg.killAfter, stdin, stdout, stderr)
-	if err != nil {
-		return status, err
-	}
-	switch {
-	case sb.recording != nil:
-		err = l.finishLearn(sb, status)
-	case sb.complaints != nil:
-		err = l.finishComplain(sb)
-	}
-	return status, err
-}
-
-// prepare validates and translates the whitelist and builds the OCI config.
-func (l *launcher) prepare() (*sandbox, error) {
-	c := l.cfg
-	opts, err := c.options()
+	bl, err := translate.ParseBaselines(c.Baseline)
 	if err != nil {
 		return nil, err
 	}
+	opts := translate.Options{RequireSignature: c.RequireSignature, Baselines: bl, InitReaper: c.Init}
 	netMode, err := c.netMode()
 	if err != nil {
 		return nil, err
 	}
-	switch c.apparmorMode {
-	case confine.AppArmorAuto, confine.AppArmorRequired, confine.AppArmorOff:
-	default:
-		return nil, &usageError{fmt.Errorf("--apparmor %q: want auto, required or off", c.apparmorMode)}
+	if host.Rand == nil {
+		host.Rand = rand.Reader
 	}
 	wl := learnPlaceholder()
-	if c.learn == "" {
-		if wl, _, err = confine.Load(c.whitelist, l.stdin, opts, l.log); err != nil {
+	if c.Learn == "" {
+		if wl, _, err = confine.Load(c.Whitelist, host.Stdin, opts, log); err != nil {
 			return nil, err
 		}
 	}
-	runtimeName := runtimeKind(c.runtime)
+	runtimeName := runtimeKind(c.Runtime)
 	measured := runtimeName
-	if c.measureRuntime {
+	if c.MeasureRuntime {
 		measured = translate.RuntimeMeasure
-		l.log.Warn("measurement mode: the container-level filter logs every call and kills none; the agent's own filter is exact")
+		log.Warn("measurement mode: the container-level filter logs every call and kills none; the agent's own filter is exact")
 	}
 	// Unless the agent is observed (learn, complain), the agent filter lets
 	// only clawos-init's own execve through where the whitelist does not
 	// allow execve: its pathname sits at a secret address.
 	var execAt uint64
-	if c.learn == "" && !c.complain {
-		if execAt, err = confine.ExecAddress(rand.Reader); err != nil {
+	if c.Learn == "" && !c.Complain {
+		if execAt, err = confine.ExecAddress(host.Rand); err != nil {
 			return nil, err
 		}
 		opts.ExecStart = execAt
@@ -156,57 +166,51 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	var super *supervisor
-	var rec *learn.Recording
-	var comp *learn.Complaints
-	if c.learn != "" || c.complain {
-		if super, rec, comp, err = l.observe(plan); err != nil {
+	var obs *observation
+	if c.Learn != "" || c.Complain {
+		if obs, err = observe(plan, c.Learn != ""); err != nil {
 			return nil, err
 		}
-		if c.learn != "" && c.apparmorMode != confine.AppArmorOff {
-			l.log.Info("learn mode: no AppArmor profile (there is no whitelist to generate it from)")
-			c.apparmorMode = confine.AppArmorOff
+		if c.Learn != "" && c.AppArmor != confine.AppArmorOff {
+			log.Info("learn mode: no AppArmor profile (there is no whitelist to generate it from)")
+			c.AppArmor = confine.AppArmorOff
 		}
 	}
-	stages := plan.Stages
-	initBin := l.initPath
-	if initBin == "" {
-		if initBin, err = findInit(); err != nil {
-			return nil, err
-		}
+	if host.Init == "" {
+		return nil, clawerr.New(clawerr.ENoEnt, "the host's clawos-init is not known (Host.Init)")
 	}
 
-	id := c.id
+	id := c.ID
 	if id == "" {
 		var b [6]byte
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := io.ReadFull(host.Rand, b[:]); err != nil {
 			return nil, clawerr.Wrap(clawerr.EInternal, err, "container id")
 		}
 		id = "clawos-" + hex.EncodeToString(b[:])
 	}
-	bundle := bundleDir(c.stateDir, id)
-	if c.writeBundle != "" {
-		if bundle, err = filepath.Abs(c.writeBundle); err != nil {
+	bundle := bundleDir(c.StateDir, id)
+	if c.BundleDir != "" {
+		if bundle, err = filepath.Abs(c.BundleDir); err != nil {
 			return nil, clawerr.Wrap(clawerr.EIO, err, "bundle directory")
 		}
 	}
-	base, err := l.baseConfig()
+	base, err := baseConfig(c.Bundle)
 	if err != nil {
 		return nil, err
 	}
-	cmdArgs := c.cmd
+	cmdArgs := c.Command
 	if len(cmdArgs) == 0 && base != nil && base.Process != nil {
 		cmdArgs = base.Process.Args
 	}
 	if len(cmdArgs) == 0 {
-		return nil, &usageError{fmt.Errorf("no command: want -- CMD [ARGS...]")}
+		return nil, &UsageError{errNoCommand}
 	}
 	root := ""
 	switch {
 	case base != nil:
 		root = base.Root.Path
-	case c.rootfs != "":
-		if root, err = filepath.Abs(c.rootfs); err != nil {
+	case c.Rootfs != "":
+		if root, err = filepath.Abs(c.Rootfs); err != nil {
 			return nil, clawerr.Wrap(clawerr.EIO, err, "--rootfs")
 		}
 	}
@@ -214,7 +218,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	for _, list := range []struct {
 		specs    []string
 		readOnly bool
-	}{{c.roBinds, true}, {c.binds, false}} {
+	}{{c.ROBinds, true}, {c.Binds, false}} {
 		for _, b := range list.specs {
 			bd, err := namespaces.ParseBind(b, list.readOnly)
 			if err != nil {
@@ -224,8 +228,8 @@ func (l *launcher) prepare() (*sandbox, error) {
 		}
 	}
 	workspace := ""
-	if c.workspace != "" {
-		ws, err := namespaces.Workspace(c.workspace)
+	if c.Workspace != "" {
+		ws, err := namespaces.Workspace(c.Workspace)
 		if err != nil {
 			return nil, err
 		}
@@ -233,24 +237,24 @@ func (l *launcher) prepare() (*sandbox, error) {
 		workspace = ws[0].Dest
 	}
 	// The command as the sandbox sees it: in its own view and PATH.
-	cmdPath, execFiles, execMounts, err := l.resolve(root, namespaces.View{Binds: binds}, sandboxPATH(c.env), cmdArgs[0])
+	cmdPath, execFiles, execMounts, err := resolve(root, namespaces.View{Binds: binds}, sandboxPATH(c.Env), cmdArgs[0])
 	if err != nil {
 		return nil, err
 	}
 	// The working directory: the host's current directory, visible
 	// read-only, in the default view; "/" (or the bundle's) in a root
 	// filesystem of the user's, where no host path is visible.
-	workdir := c.workdir
+	workdir := c.Workdir
 	if workdir != "" && root == "" && base == nil {
 		if namespaces.Managed(workdir) {
-			return nil, &usageError{fmt.Errorf("--workdir %s would bind the host's directory over the sandbox's own (/proc, /sys, /dev, /tmp, /run, /etc and below); use --chdir %s to start there inside the sandbox, or --ro-bind to share a host directory elsewhere", workdir, workdir)}
+			return nil, usage("--workdir %s would bind the host's directory over the sandbox's own (/proc, /sys, /dev, /tmp, /run, /etc and below); use --chdir %s to start there inside the sandbox, or --ro-bind to share a host directory elsewhere", workdir, workdir)
 		}
 	}
 	switch {
-	case c.chdir != "":
+	case c.Chdir != "":
 		// A directory of the sandbox's own view: nothing of the host's is
 		// bound for it.
-		workdir = c.chdir
+		workdir = c.Chdir
 	case workspace != "":
 		workdir = workspace
 	}
@@ -261,32 +265,30 @@ func (l *launcher) prepare() (*sandbox, error) {
 		case root != "":
 			workdir = "/"
 		default:
-			if workdir, err = os.Getwd(); err != nil {
-				return nil, clawerr.Wrap(clawerr.EIO, err, "working directory")
-			}
-			if ok, why := namespaces.ImplicitWorkdir(workdir, os.Getenv("HOME")); !ok {
-				l.log.WithField("directory", workdir).Warnf("the current directory is not made visible to the agent, which starts in /: %s (share a directory explicitly with --ro-bind or --bind)", why)
+			workdir = host.Cwd
+			if ok, why := namespaces.ImplicitWorkdir(workdir, host.Home); !ok {
+				log.WithField("directory", workdir).Warnf("the current directory is not made visible to the agent, which starts in /: %s (share a directory explicitly with --ro-bind or --bind)", why)
 				workdir = "/"
 			}
 		}
 	}
 	view := namespaces.View{Level: confine.Level(wl), PrivateNet: netMode != namespaces.NetHost, Custom: root != ""}
 	if root == "" {
-		if c.chdir == "" && workspace == "" {
+		if c.Chdir == "" && workspace == "" {
 			view.Workdir = workdir
 		}
 		// What the command needs from outside the view, at its real path.
 		view.Exec = execMounts
 	}
 	view.Binds = binds
-	view.Tmpfs = c.tmpfs
-	if os.Geteuid() == 0 {
+	view.Tmpfs = c.Tmpfs
+	if host.EUID == 0 {
 		// Writable binds are idmapped: the files of the bind's owner are
 		// the sandbox root's, and what it writes is that owner's (never
 		// root: refused); a non-root caller's user namespace maps its own
 		// id to root already.
 		view.IDMap = &namespaces.IDMap{HostID: idMapBase}
-		if !c.userns {
+		if c.NoUserNS {
 			view.IDMap.HostID = 65534 // the agent runs as nobody
 		}
 	}
@@ -305,24 +307,24 @@ func (l *launcher) prepare() (*sandbox, error) {
 		mounts = mergeMounts(baseMounts, mounts)
 	}
 
-	// The agent dies with clawos-run: clawos-init arms its parent-death
+	// The agent dies with its launcher: clawos-init arms its parent-death
 	// signal and checks the launcher's pipe (fd 3, see launchPipe). A
 	// bundle written for another runtime to run has no launcher.
-	ex := confine.Exec{Notify: super != nil, ParentFD: launcherFD, ExecAt: execAt, Init: c.init}
-	if c.writeBundle != "" {
+	ex := confine.Exec{Notify: obs != nil, ParentFD: launcherFD, ExecAt: execAt, Init: c.Init}
+	if c.BundleOnly {
 		ex.ParentFD = 0
 	}
 	// A payload written to a memfd runs where execve is allowed unless
 	// memfds are not executable: that needs vm.memfd_noexec (Linux 6.3+).
-	if c.learn == "" && plan.ExecAllowed() && plan.Allows("memfd_create") && !memfdNoexecPossible() {
+	if c.Learn == "" && plan.ExecAllowed() && plan.Allows("memfd_create") && !host.MemfdNoexec {
 		return nil, &clawerr.Error{Code: clawerr.EPerm,
 			Message: "the whitelist allows execve and memfd_create, and memfds cannot be made non-executable here (vm.memfd_noexec needs Linux 6.3+ and a root caller): a payload written to memory could run",
 			Hint:    "run as root on Linux 6.3+, or a whitelist without one of the two"}
 	}
 	landlock := "off (learn mode records what the agent runs)"
-	if c.learn == "" {
+	if c.Learn == "" {
 		var use bool
-		if use, landlock, err = plan.Landlock(c.landlockMode, platform.LandlockABI()); err != nil {
+		if use, landlock, err = plan.Landlock(c.Landlock, host.LandlockABI); err != nil {
 			return nil, err
 		}
 		if use {
@@ -341,7 +343,7 @@ func (l *launcher) prepare() (*sandbox, error) {
 	args := confine.InitArgs(plan.InlineFilter(), ex, append([]string{cmdPath}, cmdArgs[1:]...))
 
 	user := specs.User{UID: 0, GID: 0}
-	if !c.userns {
+	if c.NoUserNS {
 		user = specs.User{UID: 65534, GID: 65534} // nobody: never host root
 	}
 	env := []string{"PATH=" + defaultPATH, "HOME=/tmp"}
@@ -352,8 +354,8 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if base != nil {
 		spec = base
 	}
-	spec.Process = &specs.Process{Args: args, Env: append(env, c.env...), Cwd: workdir, User: user, Terminal: c.tty}
-	if c.tty {
+	spec.Process = &specs.Process{Args: args, Env: append(env, c.Env...), Cwd: workdir, User: user, Terminal: c.TTY}
+	if c.TTY {
 		spec.Process.Env = append(spec.Process.Env, "TERM=xterm")
 	}
 	spec.Root = &specs.Root{Path: "rootfs", Readonly: true}
@@ -365,22 +367,18 @@ func (l *launcher) prepare() (*sandbox, error) {
 	// What the agent writes never runs: every writable mount is noexec,
 	// the bundle's own included.
 	namespaces.NoExecWritable(spec.Mounts)
-	hard, err := confine.HardLimits()
-	if err != nil {
-		return nil, err
-	}
-	rootless := os.Geteuid() != 0
-	if rootless && c.slice != "" && !namespaces.CgroupV2("/sys/fs/cgroup") {
+	rootless := host.EUID != 0
+	if rootless && c.Slice != "" && !host.CgroupV2 {
 		return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "P1.5 quotas need cgroups, which a non-root user cannot manage on this cgroup v1 host",
 			Hint: "run clawos-run as root for --slice, or on a cgroup v2 host with delegation"}
 	}
-	if rootless && !c.userns {
-		return nil, &usageError{fmt.Errorf("a non-root user needs a user namespace: drop --userns=false")}
+	if rootless && c.NoUserNS {
+		return nil, usage("a non-root user needs a user namespace: drop --userns=false")
 	}
-	if err := namespaces.Apply(spec, namespaces.Options{Net: netMode, UserNS: c.userns, Hostname: c.hostname, IDMapBase: idMapBase,
-		Rootless: rootless, HostUID: uint32(os.Geteuid()), HostGID: uint32(os.Getegid()),
-		Level: confine.Level(wl), Slice: c.slice, CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"),
-		NoIOWeight: confine.NoIOWeight(c.slice, l.log), HardLimits: hard}); err != nil {
+	if err := namespaces.Apply(spec, namespaces.Options{Net: netMode, UserNS: !c.NoUserNS, Hostname: c.Hostname, IDMapBase: idMapBase,
+		Rootless: rootless, HostUID: uint32(host.EUID), HostGID: uint32(host.EGID),
+		Level: confine.Level(wl), Slice: c.Slice, CgroupV2: host.CgroupV2,
+		NoIOWeight: confine.NoIOWeight(c.Slice, log), HardLimits: host.HardLimits}); err != nil {
 		return nil, err
 	}
 	spec.Root.Path = "rootfs"
@@ -395,32 +393,28 @@ func (l *launcher) prepare() (*sandbox, error) {
 	if err := plan.Annotate(spec, runtimeName); err != nil {
 		return nil, err
 	}
-	_, prof, err := plan.ApplyAppArmor(spec, c.apparmorMode, c.apparmorPreset, append(execFiles, cmdPath), l.log)
+	_, prof, err := plan.ApplyAppArmor(spec, c.AppArmor, c.AppArmorPreset, append(execFiles, cmdPath), log)
 	if err != nil {
 		return nil, err
 	}
-	return &sandbox{apparmor: prof, id: id, bundle: bundle, spec: spec, stages: stages, agentBPF: plan.AgentBPF, links: links,
-		initBin: initBin, ports: plan.Ports, command: cmdArgs, super: super, recording: rec, complaints: comp, landlock: landlock,
-		execAllowed: plan.ExecAllowed(), init: c.init, prepared: time.Now()}, nil
+	return &Plan{AppArmor: prof, ID: id, Bundle: bundle, Spec: spec, Stages: plan.Stages, AgentBPF: plan.AgentBPF, Links: links,
+		Init: host.Init, Ports: plan.Ports, Command: cmdArgs, obs: obs, Landlock: landlock,
+		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, prepared: time.Now(), cfg: c, log: log}, nil
 }
 
-// baseConfig reads --bundle's config.json, with its root made absolute; nil
-// without --bundle. The user's files are only read.
-func (l *launcher) baseConfig() (*specs.Spec, error) {
-	if l.cfg.bundle == "" {
+// baseConfig reads the config.json of the bundle directory, with its root
+// made absolute; nil without one. The user's files are only read.
+func baseConfig(bundle string) (*specs.Spec, error) {
+	if bundle == "" {
 		return nil, nil
 	}
-	dir, err := filepath.Abs(l.cfg.bundle)
+	dir, err := filepath.Abs(bundle)
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.EIO, err, "--bundle")
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	s, err := runcargs.ReadConfig(dir)
 	if err != nil {
-		return nil, clawerr.Wrap(clawerr.ENoEnt, err, "read the bundle's config")
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, &clawerr.Error{Code: clawerr.EProto, Message: "the bundle's config.json is not an OCI config", Err: err}
+		return nil, err
 	}
 	if s.Root == nil || s.Root.Path == "" {
 		return nil, clawerr.New(clawerr.EProto, "the bundle's config.json has no root.path")
@@ -428,7 +422,7 @@ func (l *launcher) baseConfig() (*specs.Spec, error) {
 	if !filepath.IsAbs(s.Root.Path) {
 		s.Root.Path = filepath.Join(dir, s.Root.Path)
 	}
-	return &s, nil
+	return s, nil
 }
 
 func withoutSys(ms []specs.Mount) []specs.Mount {
@@ -457,9 +451,18 @@ func mergeMounts(base, ours []specs.Mount) []specs.Mount {
 	return out
 }
 
+// ErrNotFound is what a failure to find the agent's command in the
+// sandbox's view matches (errors.Is): clawos-run exits 127 for it.
+var ErrNotFound = errors.New("command not found")
+
+type notFoundError struct{ error }
+
+func (n *notFoundError) Unwrap() error        { return n.error }
+func (n *notFoundError) Is(target error) bool { return target == ErrNotFound }
+
 // resolve finds the command in the sandbox's view (resolveInView), or
 // inside a root filesystem.
-func (l *launcher) resolve(root string, view namespaces.View, sandboxPATH, cmd string) (string, []string, []string, error) {
+func resolve(root string, view namespaces.View, sandboxPATH, cmd string) (string, []string, []string, error) {
 	if root != "" {
 		p, files, err := resolveInRoot(root, cmd)
 		if err != nil {
@@ -489,29 +492,6 @@ func sandboxPATH(env []string) string {
 	return path
 }
 
-// runtime runs a prepared sandbox.
-type runtime interface {
-	run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error)
-	writeBundle(dir string, sb *sandbox) error
-}
-
-// runtimeKind names the runtime whose measured needs the container-level
-// filter includes: embedded (libcontainer in this binary) or runc (any
-// runc-compatible program).
-func runtimeKind(flag string) string {
-	if flag == "embedded" {
-		return "embedded"
-	}
-	return "runc"
-}
-
-func newRuntime(flag, stateDir string, log *logrus.Logger) (runtime, error) {
-	if flag == "embedded" {
-		return newEmbeddedRuntime(stateDir, log), nil
-	}
-	return newRuncRuntime(flag, stateDir, log)
-}
-
 // findInit locates clawos-init next to this executable; the path is
 // resolved before anything enters a namespace.
 func findInit() (string, error) {
@@ -527,12 +507,15 @@ func findInit() (string, error) {
 	return p, nil
 }
 
-func (l *launcher) printSpec(sb *sandbox) error {
-	cfg, err := translate.MarshalSpec(sb.spec)
+// PrintSpec writes what the plan would run as JSON: the OCI config, the
+// agent stage, the container stage's origins, the port rules, the rootfs
+// symlinks and the exec and Landlock modes.
+func (p *Plan) PrintSpec(w io.Writer) error {
+	cfg, err := translate.MarshalSpec(p.Spec)
 	if err != nil {
 		return err
 	}
-	agent, err := translate.MarshalSeccomp(sb.stages.Agent.Seccomp)
+	agent, err := translate.MarshalSeccomp(p.Stages.Agent.Seccomp)
 	if err != nil {
 		return err
 	}
@@ -545,12 +528,12 @@ func (l *launcher) printSpec(sb *sandbox) error {
 		RootSymlink map[string]string  `json:"rootfs_symlinks,omitempty"`
 		Exec        string             `json:"exec"`
 		Landlock    string             `json:"landlock"`
-	}{cfg, agent, sb.agentBPF.Len(), sb.stages.Container.Origins, nftText(sb.ports), sb.links, sb.stages.Agent.ExecMode(), sb.landlock}
+	}{cfg, agent, p.AgentBPF.Len(), p.Stages.Container.Origins, nftText(p.Ports), p.Links, p.Stages.Agent.ExecMode(), p.Landlock}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "encode spec")
 	}
-	_, err = fmt.Fprintf(l.stdout, "%s\n", b)
+	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
 }
 

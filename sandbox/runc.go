@@ -1,4 +1,4 @@
-package main
+package sandbox
 
 import (
 	"bytes"
@@ -24,24 +24,28 @@ const runcTimeout = 30 * time.Second
 
 type runcRuntime struct {
 	bin      string // runc binary
-	root     string // runc --root
+	state    string // runc --root
 	stateDir string
-	log      *logrus.Logger
+	log      logrus.FieldLogger
 }
 
-func newRuncRuntime(name, stateDir string, log *logrus.Logger) (*runcRuntime, error) {
+func newRuncRuntime(name, stateDir string, log logrus.FieldLogger) (*runcRuntime, error) {
 	bin, err := exec.LookPath(name)
 	if err != nil {
 		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("OCI runtime %q not found", name), Err: err,
 			Hint: "install runc (Debian: apt-get install runc) or pass --runtime PATH"}
 	}
-	return &runcRuntime{bin: bin, root: filepath.Join(stateDir, "runc"), stateDir: stateDir, log: log}, nil
+	return &runcRuntime{bin: bin, state: filepath.Join(stateDir, "runc"), stateDir: stateDir, log: log}, nil
 }
+
+func (r *runcRuntime) Name() string                   { return r.bin }
+func (r *runcRuntime) root() string                   { return r.state }
+func (r *runcRuntime) cleanStale(ctx context.Context) { cleanStale(ctx, r.stateDir, r.log) }
 
 func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, runcTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, r.bin, append([]string{"--root", r.root}, args...)...)
+	cmd := exec.CommandContext(ctx, r.bin, append([]string{"--root", r.state}, args...)...)
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -50,122 +54,104 @@ func (r *runcRuntime) runc(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// run starts the sandbox and waits for the agent. It returns the agent's
-// exit status, 128+N if it died of signal N.
-func (r *runcRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	cleanStale(ctx, r.stateDir, r.log)
-	dir := sb.bundle
-	release, err := sb.hold(r.stateDir)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	if err := r.writeBundle(dir, sb); err != nil {
-		os.RemoveAll(dir)
-		return 0, err
-	}
-	defer func() {
-		if err := r.runc(context.Background(), "delete", "--force", sb.id); err != nil {
-			r.log.WithError(err).Debug("runc delete")
-		}
-		os.RemoveAll(dir)
-	}()
+// runcContainer is a container runc created: its init is this process's
+// child (a child subreaper adopts it when runc create exits).
+type runcContainer struct {
+	r       *runcRuntime
+	id      string
+	agent   *agentProc
+	streams *stdio
+}
 
+// create runs runc create. The one process-wide setting of the package is
+// made here: this process becomes a child subreaper
+// (PR_SET_CHILD_SUBREAPER), so that the container's init, orphaned when
+// runc create exits, is its child to wait for, as containerd's shim does.
+func (r *runcRuntime) create(ctx context.Context, s *Sandbox, stdio Stdio, launcher *os.File) (container, error) {
+	dir, id := s.plan.Bundle, s.plan.ID
+	rc := &runcContainer{r: r, id: id}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return 0, clawerr.Wrap(clawerr.EInternal, err, "become child subreaper")
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "become child subreaper")
 	}
-	streams, err := newStdio(stdin, stdout, stderr)
+	streams, err := newStdio(stdio.In, stdio.Out, stdio.Err)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer streams.close()
-
-	pr, pw, err := launchPipe()
-	if err != nil {
-		return 0, err
-	}
-	defer pw.Close()
+	rc.streams = streams
+	s.onDestroy(streams.close)
 	pidFile := filepath.Join(dir, "agent.pid")
-	args := []string{"--root", r.root, "create", "--bundle", dir, "--pid-file", pidFile, "--preserve-fds", "1"}
+	args := []string{"--root", r.state, "create", "--bundle", dir, "--pid-file", pidFile, "--preserve-fds", "1"}
 	var master chan fileOrErr
-	if sb.spec.Process.Terminal {
+	if s.spec.Process.Terminal {
 		l, path, err := consoleListener(dir)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		defer l.Close()
 		args = append(args, "--console-socket", path)
 		master = make(chan fileOrErr, 1)
 		go func() { f, err := acceptTerminal(l); master <- fileOrErr{f, err} }()
 	}
-	create := exec.Command(r.bin, append(args, sb.id)...)
+	create := exec.Command(r.bin, append(args, id)...)
 	create.Stdin, create.Stdout, create.Stderr = streams.in, streams.out, streams.err
-	create.ExtraFiles = []*os.File{pr} // fd 3 (launcherFD)
+	create.ExtraFiles = []*os.File{launcher} // fd 3 (launcherFD)
 	err = create.Run()
-	pr.Close()
+	// From here on runc may have state for the container: destroy deletes
+	// it.
 	if err != nil {
-		return 0, clawerr.Wrap(clawerr.EInternal, err, "runc create (its error is above)")
+		rc.destroy()
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "runc create (its error is above)")
 	}
 	streams.started()
 	if master != nil {
 		m := <-master
 		if m.err != nil {
-			r.runc(context.Background(), "delete", "--force", sb.id)
-			return 0, m.err
+			rc.destroy()
+			return nil, m.err
 		}
 		term := &terminal{}
-		if err := term.start(m.f, stdin, stdout); err != nil {
-			r.runc(context.Background(), "delete", "--force", sb.id)
-			return 0, err
+		if err := term.start(m.f, stdio.In, stdio.Out); err != nil {
+			rc.destroy()
+			return nil, err
 		}
-		defer term.close()
+		s.onDestroy(term.close)
 	}
 	pid, err := readPid(pidFile)
 	if err != nil {
-		return 0, err
+		rc.destroy()
+		return nil, err
 	}
 	// runc create has exited: its init is our child now (child subreaper),
 	// so its pid cannot be reused before we reap it.
-	agent := openAgent(pid)
-	defer agent.close()
-	stop, err := guard(ctx, agent, sb, killAfter, r.log)
-	if err != nil {
-		agent.signal(unix.SIGKILL)
-		return 0, err
-	}
-	defer stop()
-	if err := r.runc(ctx, "start", sb.id); err != nil {
-		agent.signal(unix.SIGKILL)
-		return 0, err
-	}
-	sb.started(pid, pw)
-	if sb.super != nil {
-		if err := sb.super.start(pid); err != nil {
-			agent.signal(unix.SIGKILL)
-			agent.wait()
-			return 0, err
-		}
-	}
-	ws, err := agent.wait()
-	if err != nil {
-		return 0, err
-	}
-	if sb.super != nil {
-		if err := sb.super.wait(); err != nil {
-			return 0, err
-		}
-	}
-	streams.wait()
-	return exitStatus(ws, pid, sb, r.log), nil
+	rc.agent = openAgent(pid)
+	return rc, nil
 }
 
-func (r *runcRuntime) writeBundle(dir string, sb *sandbox) error {
-	o, err := self(r.bin, r.root)
+func (rc *runcContainer) pid() int { return rc.agent.pid }
+
+func (rc *runcContainer) start(ctx context.Context) error { return rc.r.runc(ctx, "start", rc.id) }
+
+func (rc *runcContainer) wait() (unix.WaitStatus, error) {
+	ws, err := rc.agent.wait()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	sb.owner = o
-	return writeBundle(dir, sb)
+	rc.streams.wait()
+	return ws, nil
+}
+
+func (rc *runcContainer) kill() {
+	rc.agent.signal(unix.SIGKILL)
+	rc.agent.wait()
+}
+
+func (rc *runcContainer) destroy() {
+	if err := rc.r.runc(context.Background(), "delete", "--force", rc.id); err != nil {
+		rc.r.log.WithError(err).Debug("runc delete")
+	}
+	if rc.agent != nil {
+		rc.agent.close()
+	}
 }
 
 func readPid(path string) (int, error) {
@@ -184,7 +170,7 @@ func readPid(path string) (int, error) {
 // program bin and state root it was created with. A container runc no
 // longer knows is not an error; one it cannot delete is.
 func destroyRunc(ctx context.Context, bin, root, id string) error {
-	r := &runcRuntime{bin: bin, root: root}
+	r := &runcRuntime{bin: bin, state: root, log: logrus.New()}
 	err := r.runc(ctx, "delete", "--force", id)
 	if err == nil {
 		return nil

@@ -1,8 +1,9 @@
-package main
+package sandbox
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -64,52 +65,75 @@ func learnPlaceholder() *translate.Whitelist {
 		CreatedBy: "Security Agent", Syscalls: []translate.Rule{{Name: "exit_group", Permission: translate.Allow}}}
 }
 
-// observe turns a plan into a --learn or --complain one: the container
-// stage allows everything (the runtime's init is not the agent), the agent
-// stage reports to the supervisor (every call, or the calls the whitelist
-// would not allow) and allows. It returns the supervisor and what will
-// collect its reports.
-func (l *launcher) observe(plan *confine.Plan) (*supervisor, *learn.Recording, *learn.Complaints, error) {
+// observation is what a learn or complain run adds to a plan: the
+// supervisor that answers the agent's notifications, and what collects
+// them (recording for learn, complaints for complain).
+type observation struct {
+	super      *supervisor
+	recording  *learn.Recording
+	complaints *learn.Complaints
+}
+
+// observe turns a plan into a learn (record) or complain one: the
+// container stage allows everything (the runtime's init is not the agent),
+// the agent stage reports to the supervisor (every call, or the calls the
+// whitelist would not allow) and allows.
+func observe(plan *confine.Plan, record bool) (*observation, error) {
 	arch := plan.Stages.Agent.Arch
 	plan.Stages.Container.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
 		Architectures: plan.Stages.Agent.Seccomp.Architectures, Flags: []specs.LinuxSeccompFlag{}}
-	var rec *learn.Recording
-	var comp *learn.Complaints
-	sup := &supervisor{}
-	if l.cfg.learn != "" {
+	o := &observation{super: &supervisor{}}
+	if record {
 		plan.Stages.Agent.Seccomp = learn.NotifyAll(arch)
-		rec = learn.NewRecording(arch)
-		sup.record = rec.Add
+		o.recording = learn.NewRecording(arch)
+		o.super.record = o.recording.Add
 	} else {
 		var err error
-		if comp, err = learn.NewComplaints(arch, plan.AgentBPF); err != nil {
-			return nil, nil, nil, err
+		if o.complaints, err = learn.NewComplaints(arch, plan.AgentBPF); err != nil {
+			return nil, err
 		}
 		plan.Stages.Agent.Seccomp = learn.Complaining(plan.Stages.Agent.Seccomp)
-		sup.record = comp.Add
+		o.super.record = o.complaints.Add
 		if plan.Ports != nil {
 			plan.Ports.Complain = true
 		}
 	}
 	bpf, err := seccomp.Compile(plan.Stages.Agent.Seccomp)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("agent stage: %w", err)
+		return nil, fmt.Errorf("agent stage: %w", err)
 	}
 	plan.AgentBPF = bpf
-	return sup, rec, comp, nil
+	return o, nil
 }
 
-// finishLearn writes what a --learn run recorded: a signed P1.2
-// whitelist, merged with --merge's, validated before it is written
+// Finish writes what an observed run found, given the agent's exit
+// status: a learn run's whitelist, a complain run's report (printed to
+// out and written as JSON). It does nothing for an enforcing run.
+func (s *Sandbox) Finish(status int, out io.Writer) error {
+	switch {
+	case s.plan.obs == nil:
+		return nil
+	case s.plan.obs.recording != nil:
+		return s.finishLearn(status)
+	default:
+		return s.finishComplain(out)
+	}
+}
+
+// finishLearn writes what a learn run recorded: a signed P1.2
+// whitelist, merged with Merge's, validated before it is written
 // (atomically).
-func (l *launcher) finishLearn(sb *sandbox, status int) error {
-	if status != 0 && !l.cfg.learnFailed {
+func (s *Sandbox) finishLearn(status int) error {
+	c, log := s.plan.cfg, s.plan.log
+	if status != 0 && !c.LearnFailed {
 		return &clawerr.Error{Code: clawerr.EPerm,
-			Message: fmt.Sprintf("the agent exited with status %d: a whitelist learned from a failed run records the failure's path, not the agent's work; nothing was written to %s", status, l.cfg.learn),
+			Message: fmt.Sprintf("the agent exited with status %d: a whitelist learned from a failed run records the failure's path, not the agent's work; nothing was written to %s", status, c.Learn),
 			Hint:    "fix the run, or pass --learn-failed to write it anyway"}
 	}
+	rec := s.plan.obs.recording
 	now := time.Now()
-	raw, err := sb.recording.Whitelist(now, learn.Target{Process: filepath.Base(sb.command[0]), Command: filepath.Base(sb.command[0])})
+	cmd := s.plan.Command
+	raw, err := rec.Whitelist(now, learn.Target{Process: filepath.Base(cmd[0]), Command: filepath.Base(cmd[0])})
 	if err != nil {
 		return err
 	}
@@ -117,8 +141,8 @@ func (l *launcher) finishLearn(sb *sandbox, status int) error {
 	if err != nil {
 		return err
 	}
-	if l.cfg.merge != "" {
-		old, _, err := confine.Load(l.cfg.merge, nil, translate.Options{}, l.log)
+	if c.Merge != "" {
+		old, _, err := confine.Load(c.Merge, nil, translate.Options{}, log)
 		if err != nil {
 			return fmt.Errorf("--merge: %w", err)
 		}
@@ -131,40 +155,40 @@ func (l *launcher) finishLearn(sb *sandbox, status int) error {
 			return err
 		}
 		for _, c := range conflicts {
-			l.log.WithField("syscall", c.Syscall).Warn("merge: " + c.Reason)
+			log.WithField("syscall", c.Syscall).Warn("merge: " + c.Reason)
 		}
 	}
 	wl, rep := v.Validate(raw, translate.Options{})
 	for _, d := range rep.Warnings() {
-		l.log.WithField("path", d.Path).Warn(d.Message)
+		log.WithField("path", d.Path).Warn(d.Message)
 	}
 	if err := rep.Err(); err != nil {
 		return &clawerr.Error{Code: clawerr.EInternal, Message: "the learned whitelist does not validate", Err: err}
 	}
-	if err := atomicfile.WriteFile(l.cfg.learn, raw, 0o644); err != nil {
+	if err := atomicfile.WriteFile(c.Learn, raw, 0o644); err != nil {
 		return err
 	}
-	for k, n := range sb.recording.Foreign {
-		l.log.WithField("call", k).Warnf("learn: %d calls through another ABI, not whitelisted", n)
+	for k, n := range rec.Foreign {
+		log.WithField("call", k).Warnf("learn: %d calls through another ABI, not whitelisted", n)
 	}
-	l.log.WithField("syscalls", len(wl.Syscalls)).WithField("agent_status", status).Infof("learn: wrote %s", l.cfg.learn)
+	log.WithField("syscalls", len(wl.Syscalls)).WithField("agent_status", status).Infof("learn: wrote %s", c.Learn)
 	return nil
 }
 
 // finishComplain prints the would-be violations and writes them as JSON.
-func (l *launcher) finishComplain(sb *sandbox) error {
-	vs := sb.complaints.Report()
-	if sb.refused > 0 {
-		vs = append(vs, learn.Violation{Syscall: "port_restriction", Verdict: "REJECT (nftables)", Count: sb.refused})
+func (s *Sandbox) finishComplain(out io.Writer) error {
+	vs := s.plan.obs.complaints.Report()
+	if s.refused > 0 {
+		vs = append(vs, learn.Violation{Syscall: "port_restriction", Verdict: "REJECT (nftables)", Count: s.refused})
 	}
-	learn.Table(l.stderr, vs)
+	learn.Table(out, vs)
 	b, err := json.MarshalIndent(struct {
 		Whitelist  string            `json:"whitelist"`
 		Command    []string          `json:"command"`
 		Violations []learn.Violation `json:"violations"`
-	}{l.cfg.whitelist, sb.command, vs}, "", "  ")
+	}{s.plan.cfg.Whitelist, s.plan.Command, vs}, "", "  ")
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "encode the complain report")
 	}
-	return atomicfile.WriteFile(l.cfg.report, append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(s.plan.cfg.Report, append(b, '\n'), 0o644)
 }

@@ -1,4 +1,4 @@
-package main
+package sandbox
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ func TestResolveInView(t *testing.T) {
 		}
 		return p
 	}
-	static, err := os.ReadFile("../../bin/clawos-probe") // a static ELF: no interpreter
+	static, err := os.ReadFile("../bin/clawos-probe") // a static ELF: no interpreter
 	if err != nil {
 		t.Fatalf("%v: make build first", err)
 	}

@@ -1,10 +1,9 @@
-package main
+package sandbox
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -24,12 +23,16 @@ import (
 	clawerr "github.com/clawos/clawos-security/errors"
 )
 
-// initCommand is the hidden subcommand libcontainer re-executes this binary
-// with (/proc/self/exe init) to become the container's init.
-const initCommand = "init"
+// InitCommand is the hidden subcommand libcontainer re-executes the
+// program with (/proc/self/exe init) to become the container's init.
+const InitCommand = "init"
 
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == initCommand {
+// Reexec runs libcontainer's init and never returns when this process is
+// one (os.Args[1] == InitCommand); otherwise it returns at once. A program
+// that uses the embedded runtime calls it first thing in main, or in an
+// init function of package main.
+func Reexec() {
+	if len(os.Args) > 1 && os.Args[1] == InitCommand {
 		// Runs after libcontainer/nsenter's C constructor has set up the
 		// namespaces; it never returns.
 		libcontainer.Init()
@@ -39,150 +42,134 @@ func init() {
 // embeddedRuntime runs containers with runc's libcontainer inside this
 // binary: no runc program, no runc processes.
 type embeddedRuntime struct {
-	root     string // libcontainer state
+	state    string // libcontainer state
 	stateDir string
-	log      *logrus.Logger
+	log      logrus.FieldLogger
 }
 
-func newEmbeddedRuntime(stateDir string, log *logrus.Logger) *embeddedRuntime {
-	return &embeddedRuntime{root: filepath.Join(stateDir, "libcontainer"), stateDir: stateDir, log: log}
+func newEmbeddedRuntime(stateDir string, log logrus.FieldLogger) *embeddedRuntime {
+	return &embeddedRuntime{state: filepath.Join(stateDir, "libcontainer"), stateDir: stateDir, log: log}
 }
 
-func (e *embeddedRuntime) writeBundle(dir string, sb *sandbox) error {
-	o, err := self("embedded", e.root)
-	if err != nil {
-		return err
-	}
-	sb.owner = o
-	return writeBundle(dir, sb)
-}
+func (e *embeddedRuntime) Name() string { return "embedded" }
+func (e *embeddedRuntime) root() string { return e.state }
 
-func (e *embeddedRuntime) run(ctx context.Context, sb *sandbox, killAfter time.Duration, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func (e *embeddedRuntime) cleanStale(ctx context.Context) {
 	cleanStale(ctx, e.stateDir, e.log)
 	e.cleanOrphans()
-	dir := sb.bundle
-	release, err := sb.hold(e.stateDir)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	if err := e.writeBundle(dir, sb); err != nil {
-		os.RemoveAll(dir)
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
+}
 
-	spec := *sb.spec
+// embeddedContainer is a libcontainer container and its init process.
+type embeddedContainer struct {
+	c       *libcontainer.Container
+	p       *libcontainer.Process
+	initPID int
+	log     logrus.FieldLogger
+}
+
+func (e *embeddedRuntime) create(ctx context.Context, s *Sandbox, stdio Stdio, launcher *os.File) (container, error) {
+	spec := *s.spec
 	root := *spec.Root
 	if !filepath.IsAbs(root.Path) {
-		root.Path = filepath.Join(dir, root.Path)
+		root.Path = filepath.Join(s.plan.Bundle, root.Path)
 	}
 	spec.Root = &root
 	rootless := os.Geteuid() != 0
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
-		CgroupName: sb.id, Spec: &spec, RootlessEUID: rootless, RootlessCgroups: rootless,
+		CgroupName: s.plan.ID, Spec: &spec, RootlessEUID: rootless, RootlessCgroups: rootless,
 	})
 	if err != nil {
-		return 0, clawerr.Wrap(clawerr.EInternal, err, "libcontainer config")
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "libcontainer config")
 	}
-	c, err := libcontainer.Create(e.root, sb.id, config)
+	c, err := libcontainer.Create(e.state, s.plan.ID, config)
 	if err != nil {
-		return 0, clawerr.Wrap(clawerr.EInternal, err, "create container")
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "create container")
 	}
-	defer func() {
-		if err := c.Destroy(); err != nil {
-			e.log.WithError(err).Debug("destroy container")
-		}
-	}()
-	pr, pw, err := launchPipe()
-	if err != nil {
-		return 0, err
-	}
-	defer pw.Close()
+	ec := &embeddedContainer{c: c, log: e.log}
 	// What runc's own newProcess takes from the spec's process and
 	// specconv does not: the AppArmor profile and the rlimits (without
 	// them the embedded runtime ran the agent unconfined by AppArmor and
 	// with the caller's limits).
 	rlimits, err := processRlimits(spec.Process.Rlimits)
 	if err != nil {
-		return 0, err
+		ec.destroy()
+		return nil, err
 	}
 	nnp := spec.Process.NoNewPrivileges
 	p := &libcontainer.Process{
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID),
 		AppArmorProfile: spec.Process.ApparmorProfile, Rlimits: rlimits, NoNewPrivileges: &nnp,
-		Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		ExtraFiles: []*os.File{pr}, // fd 3 (launcherFD)
+		Stdin: stdio.In, Stdout: stdio.Out, Stderr: stdio.Err,
+		ExtraFiles: []*os.File{launcher}, // fd 3 (launcherFD)
 		Init:       true,
 		LogLevel:   strconv.Itoa(int(logrus.WarnLevel)),
 	}
+	ec.p = p
 	var consoleParent *os.File
 	if spec.Process.Terminal {
 		parent, child, err := socketPair()
 		if err != nil {
-			return 0, err
+			ec.destroy()
+			return nil, err
 		}
 		defer parent.Close()
 		defer child.Close()
 		p.Stdin, p.Stdout, p.Stderr, p.ConsoleSocket = nil, nil, nil, child
 		consoleParent = parent
 	}
-	err = startLocked(func() error { return c.Start(p) })
-	pr.Close()
-	if err != nil {
-		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the container")
+	if err := startLocked(func() error { return c.Start(p) }); err != nil {
+		ec.destroy()
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "start the container")
 	}
 	if consoleParent != nil {
 		f, err := recvFile(consoleParent)
 		if err == nil {
 			term := &terminal{}
-			if err = term.start(f, stdin, stdout); err == nil {
-				defer term.close()
+			if err = term.start(f, stdio.In, stdio.Out); err == nil {
+				s.onDestroy(term.close)
 			}
 		}
 		if err != nil {
-			p.Signal(unix.SIGKILL)
-			p.Wait()
-			return 0, err
+			ec.kill()
+			ec.destroy()
+			return nil, err
 		}
 	}
-	pid, err := p.Pid()
-	if err != nil {
-		return 0, clawerr.Wrap(clawerr.EInternal, err, "container pid")
+	if ec.initPID, err = p.Pid(); err != nil {
+		ec.kill()
+		ec.destroy()
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "container pid")
 	}
-	agent := openAgent(pid)
-	defer agent.close()
-	stop, err := guard(ctx, agent, sb, killAfter, e.log)
-	if err != nil {
-		p.Signal(unix.SIGKILL)
-		p.Wait()
-		return 0, err
+	return ec, nil
+}
+
+func (ec *embeddedContainer) pid() int { return ec.initPID }
+
+func (ec *embeddedContainer) start(context.Context) error {
+	if err := ec.c.Exec(); err != nil {
+		return errNotStarted(err)
 	}
-	defer stop()
-	if err := c.Exec(); err != nil {
-		p.Signal(unix.SIGKILL)
-		p.Wait()
-		return 0, clawerr.Wrap(clawerr.EInternal, err, "start the agent")
-	}
-	sb.started(pid, pw)
-	if sb.super != nil {
-		if err := sb.super.start(pid); err != nil {
-			p.Signal(unix.SIGKILL)
-			p.Wait()
-			return 0, err
-		}
-	}
-	st, err := p.Wait()
+	return nil
+}
+
+func (ec *embeddedContainer) wait() (unix.WaitStatus, error) {
+	st, err := ec.p.Wait()
 	if st == nil {
 		return 0, clawerr.Wrap(clawerr.EInternal, err, "wait for the agent")
 	}
-	if sb.super != nil {
-		if err := sb.super.wait(); err != nil {
-			return 0, err
-		}
+	return unix.WaitStatus(st.Sys().(syscall.WaitStatus)), nil
+}
+
+func (ec *embeddedContainer) kill() {
+	ec.p.Signal(unix.SIGKILL)
+	ec.p.Wait()
+}
+
+func (ec *embeddedContainer) destroy() {
+	if err := ec.c.Destroy(); err != nil {
+		ec.log.WithError(err).Debug("destroy container")
 	}
-	return exitStatus(unix.WaitStatus(st.Sys().(syscall.WaitStatus)), pid, sb, e.log), nil
 }
 
 func socketPair() (*os.File, *os.File, error) {
@@ -213,13 +200,13 @@ func startLocked(start func() error) error {
 // gone (a clawos-run killed between removing its bundle and destroying its
 // container).
 func (e *embeddedRuntime) cleanOrphans() {
-	states, _ := filepath.Glob(filepath.Join(e.root, "*"))
+	states, _ := filepath.Glob(filepath.Join(e.state, "*"))
 	for _, st := range states {
 		id := filepath.Base(st)
 		if _, err := os.Stat(bundleDir(e.stateDir, id)); !os.IsNotExist(err) {
 			continue
 		}
-		if err := destroyEmbedded(e.root, id); err != nil {
+		if err := destroyEmbedded(e.state, id); err != nil {
 			e.log.WithError(err).WithField("id", id).Warn("an orphaned container could not be confirmed stopped")
 		}
 	}

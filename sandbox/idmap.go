@@ -1,4 +1,4 @@
-package main
+package sandbox
 
 import (
 	"os"
@@ -21,10 +21,10 @@ func idmapDir(stateDir, id string) string { return filepath.Join(stateDir, "idma
 // uidMappings). The destinations are recorded for checkIDMapped.
 // unstageAll(idmapDir(stateDir, id)) undoes the staging; the runtime's
 // copies in the sandbox stay.
-func stageIDMaps(stateDir string, sb *sandbox) error {
-	dir := idmapDir(stateDir, sb.id)
-	for i := range sb.spec.Mounts {
-		m := &sb.spec.Mounts[i]
+func stageIDMaps(stateDir string, s *Sandbox) error {
+	dir := idmapDir(stateDir, s.plan.ID)
+	for i := range s.spec.Mounts {
+		m := &s.spec.Mounts[i]
 		if len(m.UIDMappings) == 0 {
 			continue
 		}
@@ -38,7 +38,7 @@ func stageIDMaps(stateDir string, sb *sandbox) error {
 				Hint: "bind a directory of a filesystem that supports idmapped mounts (ext4, xfs, btrfs, tmpfs 6.3+) on Linux 5.12+", Err: err}
 		}
 		m.Source, m.UIDMappings, m.GIDMappings = target, nil, nil
-		sb.idmapped = append(sb.idmapped, m.Destination)
+		s.idmapped = append(s.idmapped, m.Destination)
 	}
 	return nil
 }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestHelpAndLogFlags: --help goes to stdout with exit 0, a usage error to
+// stderr with 2; --log-level takes the four levels and --quiet is error.
+func TestHelpAndLogFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args             []string
+		code             int
+		stdout, stderr   string
+		noStdout, noErrs bool
+	}{
+		{[]string{"--help"}, 0, "usage: clawos-run", "", false, true},
+		{[]string{"-h"}, 0, "-log-level", "", false, true},
+		{[]string{"--no-such-flag"}, exitUsage, "", "usage: clawos-run", true, false},
+		{[]string{"--log-level", "trace", "--whitelist", "x", "--", "true"}, exitUsage, "", "want debug, info, warn or error", true, false},
+		{[]string{"--log-level", "loud", "--whitelist", "x", "--", "true"}, exitUsage, "", "want debug, info, warn or error", true, false},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) ||
+			(tc.noStdout && stdout.Len() > 0) || (tc.noErrs && stderr.Len() > 0) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, code, stdout.String(), stderr.String())
+		}
+	}
+}

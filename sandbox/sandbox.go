@@ -1,0 +1,259 @@
+package sandbox
+
+import (
+	"context"
+	"io"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// Stdio are an agent's standard streams. Without a terminal (Config.TTY),
+// a terminal among them never reaches the agent (see withoutTerminal).
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Runtime creates the containers of sandboxes: NewRuntime's embedded one
+// (runc's libcontainer in this process) or a runc-compatible program.
+type Runtime interface {
+	// Name is what the bundle's owner record names: "embedded" or the
+	// program's path, so that a later run cleans up with the same runtime.
+	Name() string
+	// root is the runtime's state directory.
+	root() string
+	// cleanStale removes what killed runs of this state directory left.
+	cleanStale(ctx context.Context)
+	// create creates s's container from its written bundle, its init
+	// waiting to be started, with launcher as its fd 3.
+	create(ctx context.Context, s *Sandbox, stdio Stdio, launcher *os.File) (container, error)
+}
+
+// container is a created container of a runtime.
+type container interface {
+	pid() int
+	// start lets the init run the agent.
+	start(ctx context.Context) error
+	// wait reaps the container's init and returns its status.
+	wait() (unix.WaitStatus, error)
+	// kill kills the init and reaps it (a start that failed).
+	kill()
+	// destroy removes the container's runtime state.
+	destroy()
+}
+
+// NewRuntime returns the runtime name names: "embedded", or a
+// runc-compatible program looked up in PATH; its state lives under
+// stateDir.
+func NewRuntime(name, stateDir string, log logrus.FieldLogger) (Runtime, error) {
+	if name == "embedded" {
+		return newEmbeddedRuntime(stateDir, log), nil
+	}
+	return newRuncRuntime(name, stateDir, log)
+}
+
+// runtimeKind names the runtime whose measured needs the container-level
+// filter includes: embedded (libcontainer in this binary) or runc (any
+// runc-compatible program).
+func runtimeKind(name string) string {
+	if name == "embedded" {
+		return "embedded"
+	}
+	return "runc"
+}
+
+// Sandbox is a planned sandbox being run: Start creates it and starts its
+// agent, Signal and Wait act on the agent, Destroy removes everything it
+// holds on the host.
+type Sandbox struct {
+	plan *Plan
+	// spec is the plan's spec as this run writes it (its staged mounts'
+	// sources): the plan itself is never changed by a run.
+	spec *specs.Spec
+	rt   Runtime
+	log  logrus.FieldLogger
+	ctr  container
+	// agent is the sandbox's pid 1; agentPID the agent's own host pid
+	// when clawos-init stays pid 1 (PIDOneInit), once seen.
+	agent    *agentProc
+	agentPID int
+	owner    owner // who runs it, recorded in the bundle
+	// idmapped are the destinations of mounts staged as idmapped mounts
+	// (stageIDMaps), checked in the created sandbox; stageDir, when set,
+	// is the state directory where writeBundle stages them (a run, not a
+	// bundle for another runtime).
+	idmapped []string
+	stageDir string
+	// stop ends what guard set up: the port policy's hold.
+	stop    func()
+	refused int // packets the port policy refused (or would have)
+	// undo are Destroy's steps, run last first.
+	undo []func()
+}
+
+// onDestroy adds a step to Destroy.
+func (s *Sandbox) onDestroy(f func()) { s.undo = append(s.undo, f) }
+
+// Config is what the plan was made of, defaults filled in.
+func (p *Plan) Config() Config { return p.cfg }
+
+// Plan is what the sandbox runs.
+func (s *Sandbox) Plan() *Plan { return s.plan }
+
+// Start creates the sandbox of plan p with runtime rt and starts its agent:
+// stale sandboxes of the state directory are cleaned, the bundle written,
+// the container created, the port policy installed in its network
+// namespace and the idmapped mounts checked, then the agent started. On
+// failure everything is undone; otherwise the caller must Wait and
+// Destroy.
+func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (s *Sandbox, err error) {
+	s = &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log}
+	defer func() {
+		if err != nil {
+			s.Destroy()
+			s = nil
+		}
+	}()
+	if !p.cfg.TTY {
+		var closeIn func()
+		if stdio.In, stdio.Out, stdio.Err, closeIn, err = withoutTerminal(stdio.In, stdio.Out, stdio.Err); err != nil {
+			return nil, err
+		}
+		s.onDestroy(closeIn)
+	}
+	stateDir := p.cfg.StateDir
+	rt.cleanStale(ctx)
+	release, err := s.hold(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	s.onDestroy(release)
+	if err := s.writeBundle(p.Bundle); err != nil {
+		os.RemoveAll(p.Bundle)
+		return nil, err
+	}
+	s.onDestroy(func() { os.RemoveAll(p.Bundle) })
+	pr, pw, err := launchPipe()
+	if err != nil {
+		return nil, err
+	}
+	s.onDestroy(func() { pw.Close() })
+	ctr, err := rt.create(ctx, s, stdio, pr)
+	pr.Close()
+	if err != nil {
+		return nil, err
+	}
+	s.ctr = ctr
+	s.onDestroy(ctr.destroy)
+	s.agent = openAgent(ctr.pid())
+	s.onDestroy(s.agent.close)
+	if s.stop, err = s.guard(ctx); err != nil {
+		ctr.kill()
+		return nil, err
+	}
+	s.onDestroy(s.stopGuard)
+	if err := ctr.start(ctx); err != nil {
+		ctr.kill()
+		return nil, err
+	}
+	s.started(ctr.pid(), pw)
+	if o := p.obs; o != nil {
+		if err := o.super.start(ctr.pid()); err != nil {
+			ctr.kill()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Signal sends sig to the sandbox's pid 1 (the agent, or clawos-init,
+// which forwards it, with PIDOneInit); after it was reaped, nothing
+// happens.
+func (s *Sandbox) Signal(sig unix.Signal) error { return s.agent.signal(sig) }
+
+// Wait waits for the agent and returns its exit status, 128+N if it died
+// of signal N (a seccomp kill is logged with its syscall).
+func (s *Sandbox) Wait() (int, error) {
+	ws, err := s.ctr.wait()
+	if err != nil {
+		return 0, err
+	}
+	if o := s.plan.obs; o != nil {
+		if err := o.super.wait(); err != nil {
+			return 0, err
+		}
+	}
+	s.stopGuard()
+	return exitStatus(ws, s.ctr.pid(), s), nil
+}
+
+// stopGuard ends the port policy's hold, once.
+func (s *Sandbox) stopGuard() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// Destroy removes the container and everything the sandbox holds on the
+// host (its bundle, staged mounts, AppArmor profile use, descriptors).
+func (s *Sandbox) Destroy() error {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		s.undo[i]()
+	}
+	s.undo = nil
+	return nil
+}
+
+// Run starts the sandbox, forwards the signals that arrive on signals to
+// the agent (a second one, or none of them heeded within the plan's
+// KillAfter, kills it), waits for it, writes what an observed run found
+// (Finish, its table to report) and destroys the sandbox. It returns the
+// agent's exit status.
+func Run(ctx context.Context, p *Plan, rt Runtime, stdio Stdio, signals <-chan os.Signal, report io.Writer) (int, error) {
+	s, err := Start(ctx, p, rt, stdio)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Destroy()
+	done := make(chan struct{})
+	go forwardSignals(signals, done, s.agent, p.cfg.KillAfter, s.log)
+	status, err := s.Wait()
+	close(done)
+	if err != nil {
+		return status, err
+	}
+	return status, s.Finish(status, report)
+}
+
+// WriteBundle writes the bundle of plan p, as runtime rt would run it, to
+// p.Bundle and runs nothing (clawos-run --write-bundle).
+func WriteBundle(p *Plan, rt Runtime) error {
+	s := &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log}
+	return s.writeBundle(p.Bundle)
+}
+
+// writeBundle records the owner and writes the bundle to dir.
+func (s *Sandbox) writeBundle(dir string) error {
+	o, err := self(s.rt.Name(), s.rt.root())
+	if err != nil {
+		return err
+	}
+	s.owner = o
+	return writeBundle(dir, s)
+}
+
+// specCopy is a copy of the plan's spec whose mounts a run may change.
+func (p *Plan) specCopy() *specs.Spec {
+	c := *p.Spec
+	c.Mounts = append([]specs.Mount(nil), p.Spec.Mounts...)
+	return &c
+}
+
+// errNotStarted wraps a failure of the runtime to start the agent.
+func errNotStarted(err error) error { return clawerr.Wrap(clawerr.EInternal, err, "start the agent") }
