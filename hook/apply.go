@@ -177,8 +177,14 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 		return out, err
 	}
 	// The engine creates the container next: loaded now (a profile of
-	// the same name has the same text).
+	// the same name has the same text), and its text kept for the
+	// container's createRuntime stage, which counts it as a user (the id
+	// is not known here) and loads it again if another container's stop
+	// removed it meanwhile.
 	if prof != nil {
+		if err := appArmorState().Save(prof); err != nil {
+			return out, err
+		}
 		if err := confine.LoadAppArmor(prof); err != nil {
 			return out, err
 		}

@@ -113,6 +113,12 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 			return out, err
 		}
 	}
+	// The container's AppArmor profile, when Apply generated it: counted
+	// as used until poststop, so that no other container's stop removes
+	// it from the kernel while this one runs.
+	if rec.AppArmor, err = holdAppArmor(appArmorState(), spec, st.ID, confine.LoadAppArmor); err != nil {
+		return out, err
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return out, clawerr.Wrap(clawerr.EInternal, err, "encode state record")
@@ -140,6 +146,38 @@ type record struct {
 	// namespace the container joined (and that outlives it).
 	NetNS string `json:"netns,omitempty"`
 	Table string `json:"nft_table,omitempty"`
+	// AppArmor is the generated profile the container holds.
+	AppArmor string `json:"apparmor,omitempty"`
+}
+
+// appArmorState counts the users of loaded profiles, system-wide, with
+// clawos-run (see confine.DefaultAppArmorState).
+func appArmorState() confine.AppArmorState {
+	return confine.AppArmorState{Dir: confine.DefaultAppArmorState}
+}
+
+// appArmorHolder is container id's name among a profile's users.
+func appArmorHolder(id string) string {
+	if !runcargs.ValidID(id) || len(id) > 200 {
+		id = fmt.Sprintf("%x", sha256.Sum256([]byte(id)))
+	}
+	return "hook-" + id
+}
+
+// holdAppArmor counts container id as a user of the profile spec names,
+// when Apply generated and saved it (an engine's own profile is none of
+// ours), loading it again if it has no user; it returns the name held, ""
+// for none.
+func holdAppArmor(state confine.AppArmorState, spec *specs.Spec, id string, load func(*confine.AppArmorProfile) error) (string, error) {
+	if spec.Process == nil || spec.Process.ApparmorProfile == "" {
+		return "", nil
+	}
+	name := spec.Process.ApparmorProfile
+	held, err := state.HoldSaved(name, appArmorHolder(id), load)
+	if err != nil || !held {
+		return "", err
+	}
+	return name, nil
 }
 
 // netnsPath is the network namespace spec joins, "" when it creates its
@@ -259,6 +297,11 @@ func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 			}
 			if err := removeTable(rec); err != nil {
 				return out, err
+			}
+			if rec.AppArmor != "" {
+				if err := appArmorState().Release(rec.AppArmor, appArmorHolder(st.ID), confine.UnloadAppArmor); err != nil {
+					return out, err
+				}
 			}
 		}
 	}

@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/atomicfile"
 	"github.com/clawos/clawos-security/internal/confine"
@@ -123,15 +122,20 @@ func checkIDMapped(pid int, want []string) error {
 	return nil
 }
 
-// appArmorUsers counts the sandboxes using each loaded profile.
-func appArmorUsers(stateDir string) apparmor.Users {
-	return apparmor.Users{Dir: filepath.Join(stateDir, "apparmor")}
+// appArmorState counts the users of loaded profiles, system-wide (see
+// confine.DefaultAppArmorState).
+func appArmorState() confine.AppArmorState {
+	return confine.AppArmorState{Dir: confine.DefaultAppArmorState}
 }
 
-// releaseAppArmor ends holder's use of profile name, which leaves the
+// appArmorHolder is sandbox id's name among a profile's users: the hook's
+// containers are users too.
+func appArmorHolder(id string) string { return "clawos-run-" + id }
+
+// releaseAppArmor ends sandbox id's use of profile name, which leaves the
 // kernel with its last user.
-func releaseAppArmor(stateDir, name, holder string) {
-	appArmorUsers(stateDir).Release(name, holder, func() error { return apparmor.Unload(confine.AppArmorFS, name) })
+func releaseAppArmor(name, id string) {
+	appArmorState().Release(name, appArmorHolder(id), confine.UnloadAppArmor)
 }
 
 // hold prepares what a run of the sandbox holds on the host outside its
@@ -153,11 +157,11 @@ func (s *Sandbox) hold(stateDir string) (release func(), err error) {
 	if prof == nil {
 		return unstage, nil
 	}
-	if err := appArmorUsers(stateDir).Acquire(prof.Name, id, func() error { return confine.LoadAppArmor(prof) }); err != nil {
+	if err := appArmorState().Hold(prof, appArmorHolder(id)); err != nil {
 		return nil, err
 	}
 	return func() {
-		releaseAppArmor(stateDir, prof.Name, id)
+		releaseAppArmor(prof.Name, id)
 		unstage()
 	}, nil
 }
@@ -616,8 +620,8 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 			continue
 		}
 		unstageAll(idmapDir(stateDir, id))
-		for _, name := range appArmorUsers(stateDir).HeldBy(id) {
-			releaseAppArmor(stateDir, name, id)
+		for _, name := range appArmorState().HeldBy(appArmorHolder(id)) {
+			releaseAppArmor(name, id)
 		}
 		os.RemoveAll(sb.dir)
 	}
