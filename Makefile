@@ -44,7 +44,7 @@ help:
 # so that LD_PRELOAD and friends cannot reach them.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
-build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause $(BIN)/clawos-attack-exec
+build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/init-resolve
 	$(GO) build -o $(BIN)/ ./cmd/clawos-policy ./cmd/clawos-run
 	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
@@ -66,6 +66,10 @@ SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall 
 $(BIN)/clawos-init-san: cmd/clawos-init/init.c
 	@mkdir -p $(BIN)
 	$(CC) $(SANITIZE) -o $@ $<
+
+$(BIN)/init-resolve: test/fuzz/init_resolve.c cmd/clawos-init/init.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
 
 $(BIN)/init-fuzz: test/fuzz/init_fuzz.c cmd/clawos-init/init.c
 	@mkdir -p $(BIN)

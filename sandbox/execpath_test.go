@@ -3,9 +3,13 @@ package sandbox
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/namespaces"
@@ -78,5 +82,91 @@ func TestSandboxPATH(t *testing.T) {
 	}
 	if got := sandboxPATH([]string{"A=1", "PATH=/a", "PATH=/b:/c"}); got != "/b:/c" {
 		t.Errorf("--env PATH: %s (the last one counts)", got)
+	}
+}
+
+// TestResolversAgree is the differential test of the two command
+// resolvers: clawos-run's (Go, outside the sandbox, whose results
+// clawos-init receives as --exec) and clawos-init's own (C, --exec-cmd,
+// which the hook uses because a container's view, its volumes and the
+// engine's mounts, exists only inside it). On every command both give the
+// same chain of files execve opens (compared by inode: one reports paths
+// as given, the other after symlinks), or both refuse it.
+func TestResolversAgree(t *testing.T) {
+	cResolver := "../bin/init-resolve"
+	if _, err := os.Stat(cResolver); err != nil {
+		t.Fatalf("%v: make build first", err)
+	}
+	static, err := os.ReadFile("../bin/clawos-probe")
+	if err != nil {
+		t.Fatalf("%v: make build first", err)
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"static":     string(static),
+		"script-elf": "#!/usr/bin/true\n",
+		"env-script": "#!/usr/bin/env sh\necho\n",
+		"tabs":       "#!\t /usr/bin/true  -x\n",
+		"two":        "#!" + filepath.Join(dir, "script-elf") + "\n",
+		"to-static":  "#!" + filepath.Join(dir, "static") + " arg\n",
+		"cycle-a":    "#!" + filepath.Join(dir, "cycle-b") + "\n",
+		"cycle-b":    "#!" + filepath.Join(dir, "cycle-a") + "\n",
+		"dangling":   "#!" + filepath.Join(dir, "missing") + "\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/usr/bin/true", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	cmds := []string{"true", "env", "/usr/bin/true", "/usr/bin/env", "no-such-command"}
+	for _, name := range []string{"static", "script-elf", "env-script", "tabs", "two", "to-static", "cycle-a", "dangling", "link", "missing"} {
+		cmds = append(cmds, filepath.Join(dir, name))
+	}
+	const path = "/usr/local/bin:/usr/bin:/bin"
+	cmd := exec.Command(cResolver, cmds...)
+	cmd.Env = []string{"PATH=" + path}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", cResolver, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != len(cmds) {
+		t.Fatalf("%d lines for %d commands: %q", len(lines), len(cmds), out)
+	}
+	inodes := func(paths []string) ([]uint64, error) {
+		var out []uint64
+		for _, p := range paths {
+			var st unix.Stat_t
+			if err := unix.Stat(p, &st); err != nil {
+				return nil, err
+			}
+			out = append(out, st.Ino)
+		}
+		return out, nil
+	}
+	for i, c := range cmds {
+		_, goFiles, _, goErr := resolveInView(namespaces.View{}, path, c)
+		cRefused := lines[i] == "error"
+		if (goErr != nil) != cRefused {
+			t.Errorf("%s: Go %v %v, C %q: one refuses, the other not", c, goFiles, goErr, lines[i])
+			continue
+		}
+		if cRefused {
+			continue
+		}
+		g, err := inodes(goFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := inodes(strings.Split(lines[i], "\t"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(g, cc) {
+			t.Errorf("%s: Go %v, C %q", c, goFiles, lines[i])
+		}
 	}
 }
