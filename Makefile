@@ -91,7 +91,7 @@ test-go: build $(BIN)/clawos-init-san vm-kernel crictl
 
 # Unit tests only (no kernel, engine or VM tests): what the launcher's,
 # the hook's and the libraries' logic is covered by without a sandbox.
-cover:
+cover: build
 	@mkdir -p $(BIN)
 	$(GO) test -count=1 -coverprofile=$(BIN)/cover.out $$($(GO) list ./... | grep -v /test$$) | sed 's/^ok *//'
 	$(GO) tool cover -func=$(BIN)/cover.out | tail -1
