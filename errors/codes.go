@@ -102,3 +102,14 @@ func ParseCode(name string) (Code, error) {
 
 // MarshalText writes the code as its name, so that maps and logs read well.
 func (c Code) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads a code's name (MarshalText) back; an unknown name is
+// an error.
+func (c *Code) UnmarshalText(b []byte) error {
+	v, err := ParseCode(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}

@@ -126,3 +126,22 @@ func TestPayload(t *testing.T) {
 		t.Errorf("payload without error_code: %v", err)
 	}
 }
+
+// TestCodeText: a code written as its name (a diagnostic in JSON) reads
+// back; an unknown name does not.
+func TestCodeText(t *testing.T) {
+	for _, c := range clawerr.KnownCodes() {
+		b, err := json.Marshal(struct{ C clawerr.Code }{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back struct{ C clawerr.Code }
+		if err := json.Unmarshal(b, &back); err != nil || back.C != c {
+			t.Errorf("%v: %s read back as %v (%v)", c, b, back.C, err)
+		}
+	}
+	var back struct{ C clawerr.Code }
+	if err := json.Unmarshal([]byte(`{"C":"EWHAT"}`), &back); err == nil {
+		t.Error("an unknown code name was read")
+	}
+}

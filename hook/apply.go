@@ -23,6 +23,7 @@ import (
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // AnnotationRefusal carries a refusal from precreate to prestart (see
@@ -206,7 +207,11 @@ func planFor(spec *specs.Spec, req runcargs.Request, runtime string, cfg Config,
 	if err != nil {
 		return nil, err
 	}
-	wl, sig, err := confine.Parse(path, raw, opts, log)
+	v, err := schema.NewValidator()
+	if err != nil {
+		return nil, err
+	}
+	wl, sig, err := confine.Parse(v, path, raw, opts, log)
 	out.Signature = sig
 	if err != nil {
 		return nil, err

@@ -82,6 +82,9 @@ type Config struct {
 	// Complain logs what Whitelist would refuse, and writes it to Report.
 	Complain bool
 	Report   string
+	// PlanCache is the plan cache's directory: "" for the host's
+	// (Host.PlanCache), "off" for none.
+	PlanCache string
 }
 
 // Defaults of the fields WithDefaults fills.

@@ -137,18 +137,30 @@ func (s *Sandbox) finishLearn(status int) error {
 	if err != nil {
 		return err
 	}
-	v, err := translate.NewValidator()
-	if err != nil {
-		return err
+	h := s.plan.host
+	validate := func(name string, raw []byte) (*translate.Whitelist, []translate.Diagnostic, error) {
+		res, err := h.Validate(raw, translate.Options{}, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := res.Err(); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		wl, err := res.Entry.Decode()
+		return wl, res.Entry.Warnings, err
 	}
 	if c.Merge != "" {
-		old, _, err := confine.Load(c.Merge, nil, translate.Options{}, log)
+		oldRaw, err := translate.ReadFile(c.Merge, nil)
 		if err != nil {
 			return fmt.Errorf("--merge: %w", err)
 		}
-		learned, rep := v.Validate(raw, translate.Options{})
-		if err := rep.Err(); err != nil {
-			return fmt.Errorf("learned whitelist: %w", err)
+		old, _, err := validate(c.Merge, oldRaw)
+		if err != nil {
+			return fmt.Errorf("--merge: %w", err)
+		}
+		learned, _, err := validate("learned whitelist", raw)
+		if err != nil {
+			return err
 		}
 		var conflicts []learn.Conflict
 		if raw, conflicts, err = learn.Merge(old, learned, now); err != nil {
@@ -158,11 +170,11 @@ func (s *Sandbox) finishLearn(status int) error {
 			log.WithField("syscall", c.Syscall).Warn("merge: " + c.Reason)
 		}
 	}
-	wl, rep := v.Validate(raw, translate.Options{})
-	for _, d := range rep.Warnings() {
+	wl, warnings, err := validate("the learned whitelist", raw)
+	for _, d := range warnings {
 		log.WithField("path", d.Path).Warn(d.Message)
 	}
-	if err := rep.Err(); err != nil {
+	if err != nil {
 		return &clawerr.Error{Code: clawerr.EInternal, Message: "the learned whitelist does not validate", Err: err}
 	}
 	if err := atomicfile.WriteFile(c.Learn, raw, 0o644); err != nil {

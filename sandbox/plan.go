@@ -24,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/internal/runcargs"
 
@@ -58,10 +59,16 @@ type Host struct {
 	Rand io.Reader
 	// Stdin is where a whitelist "-" is read from.
 	Stdin io.Reader
+	// Validate validates a whitelist the plan cache does not hold.
+	Validate Validator
+	// PlanCache is the plan cache's directory, "" for none; Build the
+	// identity of the programs its entries are for (plancache.Build).
+	PlanCache, Build string
 }
 
 // ProbeHost reads the Host of this process, with clawos-init next to this
-// executable unless init names it.
+// executable unless init names it, clawos-policy next to it as the
+// validator, and the caller's plan cache (plancache.DefaultDir).
 func ProbeHost(init string) (Host, error) {
 	h := Host{EUID: os.Geteuid(), EGID: os.Getegid(), Home: os.Getenv("HOME"), Init: init,
 		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), LandlockABI: platform.LandlockABI(),
@@ -74,10 +81,23 @@ func ProbeHost(init string) (Host, error) {
 		return Host{}, err
 	}
 	if h.Init == "" {
-		if h.Init, err = findInit(); err != nil {
+		if h.Init, err = findProgram("clawos-init"); err != nil {
 			return Host{}, err
 		}
 	}
+	policy, err := findProgram("clawos-policy")
+	if err != nil {
+		return Host{}, err
+	}
+	h.Validate = PolicyValidator(policy)
+	self, err := os.Executable()
+	if err != nil {
+		return Host{}, clawerr.Wrap(clawerr.EInternal, err, "locate clawos-run")
+	}
+	if h.Build, err = plancache.Build(self, policy); err != nil {
+		return Host{}, clawerr.Wrap(clawerr.EInternal, err, "plan cache")
+	}
+	h.PlanCache = plancache.DefaultDir(h.EUID)
 	return h, nil
 }
 
@@ -111,7 +131,8 @@ type Plan struct {
 	// PIDOneInit: clawos-init stays as pid 1 (Config.Init).
 	PIDOneInit bool
 
-	cfg Config
+	cfg  Config
+	host Host
 	// obs receives and collects the calls of a learn or complain run; nil
 	// otherwise.
 	obs *observation
@@ -140,9 +161,18 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	if host.Rand == nil {
 		host.Rand = rand.Reader
 	}
+	if c.PlanCache == "off" {
+		host.PlanCache = ""
+	} else if c.PlanCache != "" {
+		host.PlanCache = c.PlanCache
+	}
 	wl := learnPlaceholder()
 	if c.Learn == "" {
-		if wl, _, err = confine.Load(c.Whitelist, host.Stdin, opts, log); err != nil {
+		raw, err := translate.ReadFile(c.Whitelist, host.Stdin)
+		if err != nil {
+			return nil, err
+		}
+		if wl, err = host.whitelist(c.Whitelist, raw, opts, log); err != nil {
 			return nil, err
 		}
 	}
@@ -399,7 +429,7 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	}
 	return &Plan{AppArmor: prof, ID: id, Bundle: bundle, Spec: spec, Stages: plan.Stages, AgentBPF: plan.AgentBPF, Links: links,
 		Init: host.Init, Ports: plan.Ports, Command: cmdArgs, obs: obs, Landlock: landlock,
-		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, prepared: time.Now(), cfg: c, log: log}, nil
+		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, prepared: time.Now(), cfg: c, host: host, log: log}, nil
 }
 
 // baseConfig reads the config.json of the bundle directory, with its root
@@ -490,21 +520,6 @@ func sandboxPATH(env []string) string {
 		}
 	}
 	return path
-}
-
-// findInit locates clawos-init next to this executable; the path is
-// resolved before anything enters a namespace.
-func findInit() (string, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", clawerr.Wrap(clawerr.EInternal, err, "locate clawos-run")
-	}
-	p := filepath.Join(filepath.Dir(self), "clawos-init")
-	if _, err := os.Stat(p); err != nil {
-		return "", &clawerr.Error{Code: clawerr.ENoEnt, Message: "clawos-init is not next to clawos-run", Err: err,
-			Hint: "make build puts both in bin/"}
-	}
-	return p, nil
 }
 
 // PrintSpec writes what the plan would run as JSON: the OCI config, the

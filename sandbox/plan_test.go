@@ -17,6 +17,9 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/golden"
+	"github.com/clawos/clawos-security/internal/plancache"
+	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // staticELF is the smallest file the resolver takes for a static program:
@@ -48,7 +51,17 @@ func testRoot(t testing.TB) string {
 func testHost(euid int) Host {
 	return Host{EUID: euid, EGID: euid, Cwd: "/home/user/project", Home: "/home/user", Init: "/opt/clawos/bin/clawos-init",
 		LandlockABI: 7, MemfdNoexec: true, HardLimits: map[string]uint64{"RLIMIT_NOFILE": 524288, "RLIMIT_NPROC": 95000},
-		Rand: rand.NewChaCha8([32]byte{'c', 'l', 'a', 'w'})}
+		Rand: rand.NewChaCha8([32]byte{'c', 'l', 'a', 'w'}), Validate: inProcess}
+}
+
+// inProcess validates as clawos-policy does, in the test's process.
+func inProcess(raw []byte, opts translate.Options, key string) (plancache.Result, error) {
+	v, err := schema.NewValidator()
+	if err != nil {
+		return plancache.Result{}, err
+	}
+	_, rep := v.Validate(raw, opts)
+	return plancache.Validated(key, raw, rep), nil
 }
 
 func quiet() *logrus.Logger {
@@ -221,5 +234,82 @@ func TestResolveEnv(t *testing.T) {
 	os.WriteFile(file, []byte("# comment\n\nA=1\nTOKEN\n"), 0o600)
 	if got, err := ResolveEnv([]string{"C=3"}, file, lookup); err != nil || !reflect.DeepEqual(got, []string{"C=3", "A=1", "TOKEN=s3cret"}) {
 		t.Errorf("--env-file: %v %v", got, err)
+	}
+}
+
+// TestPlanCacheUse: a whitelist is validated once per content and
+// options; the second plan comes from the cache, a changed whitelist or
+// option misses, a damaged entry is validated again, and an unusable cache
+// directory means validation every time, never none.
+func TestPlanCacheUse(t *testing.T) {
+	dir := t.TempDir()
+	wl := filepath.Join(dir, "wl.json")
+	ref, _ := os.ReadFile("../examples/ironclaw.whitelist.json")
+	os.WriteFile(wl, ref, 0o644)
+	calls := 0
+	host := func(cache string) Host {
+		h := testHost(0)
+		h.EUID = os.Geteuid()
+		h.PlanCache, h.Build = cache, "test-build"
+		h.Validate = func(raw []byte, opts translate.Options, key string) (plancache.Result, error) {
+			calls++
+			return inProcess(raw, opts, key)
+		}
+		return h
+	}
+	cache := filepath.Join(dir, "plans")
+	cfg := Config{Whitelist: wl, Rootfs: testRoot(t), Command: []string{"/app/agent"}, AppArmor: "off"}
+	plan := func(h Host, c Config) *Plan {
+		t.Helper()
+		p, err := NewPlan(c, h, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := plan(host(cache), cfg)
+	second := plan(host(cache), cfg)
+	if calls != 1 {
+		t.Fatalf("validated %d times for two plans of one whitelist, want 1", calls)
+	}
+	if !reflect.DeepEqual(first.Spec, second.Spec) {
+		t.Error("the plan from the cache differs from the validated one")
+	}
+	withBaseline := cfg
+	withBaseline.Baseline = "none"
+	plan(host(cache), withBaseline)
+	if calls != 2 {
+		t.Errorf("another baseline: %d validations, want 2", calls)
+	}
+	os.WriteFile(wl, append(ref, '\n'), 0o644)
+	plan(host(cache), cfg)
+	if calls != 3 {
+		t.Errorf("a changed whitelist: %d validations, want 3", calls)
+	}
+	entries, _ := filepath.Glob(filepath.Join(cache, "*.json"))
+	for _, e := range entries {
+		os.WriteFile(e, []byte(`{"digest":"x","entry":{}}`), 0o600)
+	}
+	plan(host(cache), cfg)
+	if calls != 4 {
+		t.Errorf("a damaged entry: %d validations, want 4", calls)
+	}
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	plan(host(open), cfg)
+	plan(host(open), cfg)
+	if calls != 6 {
+		t.Errorf("an unusable cache: %d validations, want 6", calls)
+	}
+	// An invalid whitelist is refused with its errors, and never cached.
+	os.WriteFile(wl, []byte(`{"schema_version":"1.0.0"}`), 0o644)
+	for i := 0; i < 2; i++ {
+		if _, err := NewPlan(cfg, host(cache), quiet()); err == nil || !strings.Contains(err.Error(), "missing properties") {
+			t.Errorf("an invalid whitelist: %v", err)
+		}
+	}
+	if calls != 8 {
+		t.Errorf("an invalid whitelist: %d validations, want 8 (never cached)", calls)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/clawos/clawos-security/internal/golden"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 func rule(name string, perm translate.Permission) translate.Rule {
@@ -284,7 +285,7 @@ func BenchmarkValidate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		b.Fatal(err)
 	}

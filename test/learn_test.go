@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // realProgram is a program learn mode is proven on.
@@ -100,7 +101,7 @@ func realPrograms(t *testing.T) []realProgram {
 func TestLearn(t *testing.T) {
 	s := requireSandbox(t)
 	s.runtime = "embedded"
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func testLearnMerge(t *testing.T, s sandboxTools) {
 	if r := s.clawosRun(t, "--learn", b, "--merge", a, "--", s.probe, "call", sysnr(t, "getuid")); r.code != 0 {
 		t.Fatalf("learn b: %d %s", r.code, r.stderr)
 	}
-	v, _ := translate.NewValidator()
+	v, _ := schema.NewValidator()
 	raw, _ := os.ReadFile(b)
 	wl, rep := v.Validate(raw, translate.Options{})
 	if err := rep.Err(); err != nil {

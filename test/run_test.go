@@ -26,6 +26,7 @@ import (
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // integrationEnv enables the tests that run real sandboxes. make test sets
@@ -680,7 +681,8 @@ func TestRunRootless(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []struct{ src, name string }{{s.run, "clawos-run"}, {filepath.Join(filepath.Dir(s.run), "clawos-init"), "clawos-init"}, {s.probe, "clawos-probe"}, {probeWhitelist, "wl.json"},
+	for _, f := range []struct{ src, name string }{{s.run, "clawos-run"}, {filepath.Join(filepath.Dir(s.run), "clawos-init"), "clawos-init"},
+		{filepath.Join(filepath.Dir(s.run), "clawos-policy"), "clawos-policy"}, {s.probe, "clawos-probe"}, {probeWhitelist, "wl.json"},
 		{"testdata/tools.whitelist.json", "tools.json"}} {
 		b, err := os.ReadFile(f.src)
 		if err != nil {
@@ -822,7 +824,7 @@ func requireKillsI386(t *testing.T, wl string, nr int32) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1114,7 +1116,8 @@ func TestInitSanitized(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {
 		dir := t.TempDir()
 		run := filepath.Join(dir, "clawos-run")
-		for src, dst := range map[string]string{s.run: run, built(t, "../bin/clawos-init-san"): filepath.Join(dir, "clawos-init")} {
+		for src, dst := range map[string]string{s.run: run, built(t, "../bin/clawos-init-san"): filepath.Join(dir, "clawos-init"),
+			filepath.Join(filepath.Dir(s.run), "clawos-policy"): filepath.Join(dir, "clawos-policy")} {
 			b, err := os.ReadFile(src)
 			if err != nil {
 				t.Fatal(err)

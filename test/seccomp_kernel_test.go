@@ -13,6 +13,7 @@ import (
 	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // whitelist builds a valid unsigned whitelist of rules for the testing
@@ -31,7 +32,7 @@ func whitelist(t *testing.T, rules ...translate.Rule) *translate.Whitelist {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestKernelReferenceExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -411,6 +411,12 @@ func buildInitramfs(t *testing.T, s sandboxTools, archName string, extra map[str
 	goBuild("build", "-buildmode=pie", "-tags", "seccomp,netgo,osusergo",
 		"-ldflags", `-linkmode external -extldflags "-static-pie"`, "-o", staticRun, "../cmd/clawos-run")
 	copyIn(staticRun, "clawos-run", 0o755)
+	// clawos-policy beside it, static too: it validates what the plan
+	// cache does not hold.
+	staticPolicy := filepath.Join(dir, "clawos-policy")
+	goBuild("build", "-buildmode=pie", "-tags", "seccomp,netgo,osusergo",
+		"-ldflags", `-linkmode external -extldflags "-static-pie"`, "-o", staticPolicy, "../cmd/clawos-policy")
+	copyIn(staticPolicy, "clawos-policy", 0o755)
 	testBin := filepath.Join(dir, "test.test")
 	if native {
 		goBuild("test", "-c", "-tags", "seccomp", "-o", testBin, ".")

@@ -119,3 +119,9 @@ func ParseBaselines(s string) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
+
+// SchemaJSON is the P1.2 JSON Schema, embedded unchanged from the ClawOS
+// specification (see p12/SOURCE.md); package translate/schema compiles it.
+//
+//go:embed p12/schema.json
+var SchemaJSON []byte

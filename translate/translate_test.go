@@ -19,11 +19,12 @@ import (
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/golden"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 func validator(t testing.TB) *translate.Validator {
 	t.Helper()
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,18 +41,22 @@ func (o Options) arch() Arch {
 	return o.Arch
 }
 
+// SchemaChecker checks a whitelist document against the P1.2 JSON Schema
+// (SchemaJSON), with a diagnostic per failure at its JSON path, and an
+// error when the document is not JSON. Package translate/schema implements
+// it: this package links no JSON Schema library, so that a program that
+// only translates validated whitelists does not initialise one.
+type SchemaChecker interface {
+	Check(raw []byte) ([]Diagnostic, error)
+}
+
 // Validator validates whitelists against the P1.2 schema and the semantic
 // checks. It is safe for concurrent use.
-type Validator struct{ schema *Schema }
+type Validator struct{ schema SchemaChecker }
 
-// NewValidator compiles the embedded schema.
-func NewValidator() (*Validator, error) {
-	s, err := CompileSchema()
-	if err != nil {
-		return nil, err
-	}
-	return &Validator{schema: s}, nil
-}
+// NewValidator validates with schema (schema.NewValidator gives one with
+// the compiled P1.2 schema).
+func NewValidator(schema SchemaChecker) *Validator { return &Validator{schema: schema} }
 
 // input is what every check sees.
 type input struct {
@@ -106,14 +110,16 @@ func (v *Validator) Validate(raw []byte, opts Options) (*Whitelist, Report) {
 	if !syntaxCheck(raw, &r) {
 		return nil, r
 	}
-	doc, err := decodeForSchema(raw)
+	if v.schema == nil {
+		r.errorf(clawerr.EInternal, "schema", "", "", "no schema to validate with")
+		return nil, r
+	}
+	schemaDiags, err := v.schema.Check(raw)
 	if err != nil {
 		r.errorf(clawerr.EProto, "json", "", "", "malformed JSON: %v", err)
 		return nil, r
 	}
-	var schemaReport Report
-	v.schema.validate(doc, &schemaReport)
-	for _, d := range schemaReport.Diagnostics {
+	for _, d := range schemaDiags {
 		// The signature check reports a malformed or placeholder signature
 		// itself, as an error or a warning depending on the environment.
 		if d.Path != "signature" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,8 +17,10 @@ import (
 	"github.com/clawos/clawos-security/apparmor"
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/atomicfile"
+	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // policyFlags are the flags shared by the commands that read a whitelist.
@@ -105,7 +108,7 @@ func check(e *env, path string, opts translate.Options) ([]byte, *translate.Whit
 	if err != nil {
 		return nil, nil, translate.Report{}, err
 	}
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		return nil, nil, translate.Report{}, err
 	}
@@ -438,7 +441,13 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 	pf := addPolicyFlags(fs, true)
 	out := fs.String("o", "", "write the raw BPF program (struct sock_filter array) to this file, atomically")
 	listing := fs.Bool("listing", false, "print the readable listing")
+	plan := fs.Bool("plan", false, "validate the whitelist for clawos-run's plan cache and store it there (pre-warm), printing the entry, or the errors, as JSON; nothing is compiled")
+	cache := fs.String("cache", "", "with --plan: the plan cache directory (default: the caller's, /var/cache/clawos/plans for root); \"off\" stores nothing")
+	reaper := fs.Bool("init-reaper", false, "with --plan: validate as clawos-run --init does")
 	return func(e *env, args []string) error {
+		if *plan {
+			return planEntry(e, pf, args, *cache, *reaper)
+		}
 		path, _, p, err := pf.argsProfile(e, args)
 		if err != nil {
 			return err
@@ -466,6 +475,43 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 		}
 		return nil
 	}
+}
+
+// planEntry validates a whitelist for the plan cache: it prints the
+// entry (or the errors) as JSON, and stores a valid one in the cache
+// keyed for the clawos-run installed beside this program.
+func planEntry(e *env, pf *policyFlags, args []string, cache string, reaper bool) error {
+	path, opts, err := pf.parse(args)
+	if err != nil {
+		return err
+	}
+	opts.InitReaper = reaper
+	raw, _, rep, err := check(e, path, opts)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "locate clawos-policy")
+	}
+	build, err := plancache.Identity(filepath.Dir(self))
+	if err != nil {
+		build = "" // no clawos-run beside: the entry is printed, and stored under a key no clawos-run looks up
+	}
+	res := plancache.Validated(plancache.Key(raw, opts, build), raw, rep)
+	if res.Entry != nil && cache != "off" && build != "" {
+		if cache == "" {
+			cache = plancache.DefaultDir(os.Geteuid())
+		}
+		c, err := plancache.Open(cache, os.Geteuid())
+		if err != nil {
+			return clawerr.Wrap(clawerr.EPerm, err, "plan cache")
+		}
+		if err := c.Put(res.Entry); err != nil {
+			return err
+		}
+	}
+	return writeJSON(e, res)
 }
 
 func listingLines(p *seccomp.Program, want bool) []string {

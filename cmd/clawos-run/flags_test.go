@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -26,6 +27,25 @@ func TestHelpAndLogFlags(t *testing.T) {
 		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) ||
 			(tc.noStdout && stdout.Len() > 0) || (tc.noErrs && stderr.Len() > 0) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, code, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// TestHotPathDeps: clawos-run does not link the JSON Schema library (nor
+// the message catalogue its diagnostics use): its package initialisation
+// would run at every start, twice (the launcher and the container init
+// libcontainer re-executes). Whitelists are validated by clawos-policy on
+// a plan-cache miss.
+func TestHotPathDeps(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-tags", "seccomp", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, banned := range []string{"github.com/santhosh-tekuri/jsonschema", "golang.org/x/text/message", "github.com/clawos/clawos-security/translate/schema"} {
+			if strings.HasPrefix(pkg, banned) {
+				t.Errorf("clawos-run links %s", pkg)
+			}
 		}
 	}
 }

@@ -73,6 +73,7 @@ func defineFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&s.Hostname, "hostname", "", "hostname inside the sandbox (default clawos-agent)")
 	fs.StringVar(&s.StateDir, "state-dir", defaultStateDir, "where bundles and runtime state live while agents run (for a non-root user: $XDG_RUNTIME_DIR/clawos or /tmp/clawos-UID)")
 	fs.StringVar(&s.ID, "id", "", "container id (default: generated)")
+	fs.StringVar(&s.PlanCache, "plan-cache", "", "the plan cache: whitelists clawos-policy validated, by content (default /var/cache/clawos/plans for root, ~/.cache/clawos/plans for a user; off: validate every time)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.quiet, "quiet", false, "log errors only (--log-level error)")

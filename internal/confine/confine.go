@@ -64,20 +64,18 @@ const (
 // Load reads, validates and (when signed) verifies the whitelist at path
 // ("-" for stdin). Warnings go to log; any error refuses it. The signature
 // state is returned whenever the file could be read, for audit records.
-func Load(path string, stdin io.Reader, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
+func Load(v *translate.Validator, path string, stdin io.Reader, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
 	raw, err := translate.ReadFile(path, stdin)
 	if err != nil {
 		return nil, "", err
 	}
-	return Parse(path, raw, opts, log)
+	return Parse(v, path, raw, opts, log)
 }
 
 // Parse is Load for a whitelist already read; name is used in messages.
-func Parse(name string, raw []byte, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
-	v, err := translate.NewValidator()
-	if err != nil {
-		return nil, signatureState(raw), err
-	}
+// The validator (schema.NewValidator) is the caller's: this package does
+// not link the JSON Schema library, which clawos-run does not use.
+func Parse(v *translate.Validator, name string, raw []byte, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
 	wl, rep := v.Validate(raw, opts)
 	for _, d := range rep.Warnings() {
 		log.WithFields(logrus.Fields{"path": d.Path, "check": d.Check}).Warn(d.Message)

@@ -14,6 +14,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // TestExecAddress checks the range and alignment of the secret exec
@@ -45,7 +46,7 @@ func TestLandlockMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wl, _, err := Parse("ironclaw", raw, translate.Options{}, logrus.New())
+	wl, _, err := Parse(validator(t), "ironclaw", raw, translate.Options{}, logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestLandlockMode(t *testing.T) {
 
 func ironclaw(t *testing.T) *translate.Whitelist {
 	t.Helper()
-	wl, state, err := Load("../../examples/ironclaw.whitelist.json", nil, translate.Options{}, logrus.New())
+	wl, state, err := Load(validator(t), "../../examples/ironclaw.whitelist.json", nil, translate.Options{}, logrus.New())
 	if err != nil || state != translate.SignatureValid {
 		t.Fatalf("Load: %v (signature %q)", err, state)
 	}
@@ -210,4 +211,13 @@ func TestApplyAppArmor(t *testing.T) {
 	default:
 		t.Errorf("auto: state %q", state)
 	}
+}
+
+func validator(t *testing.T) *translate.Validator {
+	t.Helper()
+	v, err := schema.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 func call(t *testing.T, arch translate.Arch, name string, args ...uint64) seccomp.Call {
@@ -26,7 +27,7 @@ func call(t *testing.T, arch translate.Arch, name string, args ...uint64) seccom
 
 func decode(t *testing.T, raw []byte) *translate.Whitelist {
 	t.Helper()
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // SyncResult is what SyncWhitelists did.
@@ -43,13 +44,17 @@ func SyncWhitelists(src, dst string, log logrus.FieldLogger) (*SyncResult, error
 	if err != nil {
 		return nil, err
 	}
+	v, err := schema.NewValidator()
+	if err != nil {
+		return nil, err
+	}
 	want := map[string]bool{}
 	for _, e := range entries {
 		name := filepath.Base(e)
 		want[name] = true
 		data, why := readEntry(e, real)
 		if why == "" {
-			if _, _, err := confine.Parse(name, data, translate.Options{}, log); err != nil {
+			if _, _, err := confine.Parse(v, name, data, translate.Options{}, log); err != nil {
 				why = "not a valid whitelist: " + err.Error()
 			}
 		}

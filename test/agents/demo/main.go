@@ -25,6 +25,7 @@ import (
 	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 type attempt struct {
@@ -76,7 +77,7 @@ func run(args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	v, err := translate.NewValidator()
+	v, err := schema.NewValidator()
 	if err != nil {
 		return 1, err
 	}
