@@ -451,7 +451,7 @@ func TestRunCleanup(t *testing.T) {
 	})
 }
 
-func assertClean(t *testing.T, s sandboxTools) {
+func assertClean(t testing.TB, s sandboxTools) {
 	t.Helper()
 	if left, _ := filepath.Glob(filepath.Join(s.stateDir, "bundles", "*")); len(left) > 0 {
 		t.Errorf("bundles left behind: %v", left)
@@ -480,6 +480,11 @@ func assertClean(t *testing.T, s sandboxTools) {
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if bytes.Contains(mi, []byte(s.stateDir)) {
 		t.Errorf("mounts left behind under %s", s.stateDir)
+	}
+	// The port rules live in each sandbox's own network namespace: never
+	// in the host's.
+	if out, err := exec.Command("nft", "list", "tables").Output(); err != nil || bytes.Contains(out, []byte(namespaces.NftTable)) {
+		t.Errorf("the host's nftables: %q %v", out, err)
 	}
 }
 
