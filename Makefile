@@ -44,7 +44,7 @@ help:
 # so that LD_PRELOAD and friends cannot reach them.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
-build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/init-resolve
+build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
 	$(GO) build -o $(BIN)/ ./cmd/clawos-policy ./cmd/clawos-run
 	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
@@ -76,6 +76,10 @@ $(BIN)/init-fuzz: test/fuzz/init_fuzz.c cmd/clawos-init/init.c
 	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
 
 # The attack programs of test/attacks/ (dynamic where the attack needs it).
+$(BIN)/clawos-attack-tfo: test/attacks/tfo.c
+	@mkdir -p $(BIN)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(BIN)/clawos-attack-exec: test/attacks/exec.c
 	@mkdir -p $(BIN)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<

@@ -217,7 +217,7 @@ func planFor(spec *specs.Spec, req runcargs.Request, runtime string, cfg Config,
 		return nil, err
 	}
 	out.WhitelistID = wl.WhitelistID
-	return confine.NewPlan(wl, opts, runtime, hasNamespace(spec, specs.NetworkNamespace), false)
+	return confine.NewPlan(wl, opts, runtime, hasNamespace(spec, specs.NetworkNamespace), false, false)
 }
 
 // unapply undoes a previous Apply (idempotence) and returns the

@@ -69,7 +69,9 @@ func (s *Sandbox) guard(ctx context.Context) (stop func(), err error) {
 	}
 	var held *heldNS
 	ports := s.plan.Ports
-	if ports != nil {
+	// In the host's network namespace (--net host) the port rules are
+	// Landlock's alone: no table is installed there.
+	if ports != nil && s.plan.PrivateNet {
 		if held, err = installPolicy(ctx, pid, ports, s.log); err != nil {
 			return nil, err
 		}
@@ -313,6 +315,12 @@ func installPolicy(ctx context.Context, pid int, p *namespaces.PortPolicy, log l
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "hold the sandbox's user namespace")
 	}
 	held := &heldNS{net: netns, user: userns}
+	// Never the host's namespace: a table there would hold every program
+	// of the machine to the agent's ports.
+	if err := notOwnNetNS(netns); err != nil {
+		held.Close()
+		return nil, err
+	}
 	if os.Geteuid() == 0 {
 		err = p.Install(netns)
 	} else {
@@ -324,6 +332,22 @@ func installPolicy(ctx context.Context, pid int, p *namespaces.PortPolicy, log l
 	}
 	log.WithField("pid", pid).Debug("port rules installed in the sandbox's network namespace")
 	return held, nil
+}
+
+// notOwnNetNS refuses the network namespace ns when it is this process's
+// own (the host's, for clawos-run).
+func notOwnNetNS(ns *os.File) error {
+	var own, theirs unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &own); err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "stat this process's network namespace")
+	}
+	if err := unix.Fstat(int(ns.Fd()), &theirs); err != nil {
+		return clawerr.Wrap(clawerr.EInternal, err, "stat the sandbox's network namespace")
+	}
+	if own.Ino == theirs.Ino && own.Dev == theirs.Dev {
+		return &clawerr.Error{Code: clawerr.EPerm, Message: "the sandbox shares this host's network namespace, where no port rules may be installed; the agent was not started"}
+	}
+	return nil
 }
 
 // reportRefusals logs and returns how many packets the port policy refused

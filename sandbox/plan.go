@@ -130,6 +130,9 @@ type Plan struct {
 	AppArmor *confine.AppArmorProfile
 	// PIDOneInit: clawos-init stays as pid 1 (Config.Init).
 	PIDOneInit bool
+	// PrivateNet: the sandbox has a network namespace of its own, where
+	// the port policy's nftables table goes (not --net host).
+	PrivateNet bool
 
 	cfg  Config
 	host Host
@@ -192,7 +195,12 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 		}
 		opts.ExecStart = execAt
 	}
-	plan, err := confine.NewPlan(wl, opts, measured, netMode != namespaces.NetHost, netMode == namespaces.NetNone)
+	// Port rules are enforced by Landlock too where the kernel can (ABI
+	// 4): beside the network namespace's table, and alone under --net
+	// host. Not while observing: learn has no rules, complain must not
+	// refuse.
+	landlockNet := c.Learn == "" && !c.Complain && confine.LandlockNet(c.Landlock, host.LandlockABI)
+	plan, err := confine.NewPlan(wl, opts, measured, netMode != namespaces.NetHost, netMode == namespaces.NetNone, landlockNet)
 	if err != nil {
 		return nil, err
 	}
@@ -368,6 +376,10 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 			}
 		}
 	}
+	if landlockNet && plan.Ports != nil {
+		ex.Ports = plan.Ports
+		landlock += "; " + portRights(plan.Ports) + " (Landlock network rules)"
+	}
 	// The filter goes inline: a file in the sandbox would let the agent
 	// read its own filter, and with it the exec address.
 	args := confine.InitArgs(plan.InlineFilter(), ex, append([]string{cmdPath}, cmdArgs[1:]...))
@@ -429,7 +441,7 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	}
 	return &Plan{AppArmor: prof, ID: id, Bundle: bundle, Spec: spec, Stages: plan.Stages, AgentBPF: plan.AgentBPF, Links: links,
 		Init: host.Init, Ports: plan.Ports, Command: cmdArgs, obs: obs, Landlock: landlock,
-		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, prepared: time.Now(), cfg: c, host: host, log: log}, nil
+		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, PrivateNet: netMode != namespaces.NetHost, prepared: time.Now(), cfg: c, host: host, log: log}, nil
 }
 
 // baseConfig reads the config.json of the bundle directory, with its root
@@ -550,6 +562,28 @@ func (p *Plan) PrintSpec(w io.Writer) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// portRights says what Landlock's network rules allow of policy p.
+func portRights(p *namespaces.PortPolicy) string {
+	var parts []string
+	for _, r := range []struct {
+		what  string
+		ports []int
+	}{{"TCP connect", p.Connect}, {"TCP bind", p.Bind}} {
+		switch {
+		case r.ports == nil:
+		case len(r.ports) == 0:
+			parts = append(parts, r.what+" to no port")
+		default:
+			s := make([]string, len(r.ports))
+			for i, v := range r.ports {
+				s[i] = fmt.Sprint(v)
+			}
+			parts = append(parts, r.what+" to port "+strings.Join(s, ", ")+" only")
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func nftText(p *namespaces.PortPolicy) string {

@@ -100,6 +100,7 @@ func TestPlanGolden(t *testing.T) {
 			TTY: true, Env: []string{"TOKEN=x"}, Hostname: "box", Tmpfs: []string{"/scratch"}, Chdir: "/app", Baseline: "none"}},
 		{"exec-allowed", 0, Config{Whitelist: "../test/testdata/exec-allowed.whitelist.json", Rootfs: root, Command: []string{"/app/agent"}, AppArmor: "off"}},
 		{"learn", 0, Config{Learn: "/nonexistent/learned.json", Rootfs: root, Command: []string{"/app/agent"}}},
+		{"host-net", 0, Config{Whitelist: wl, Rootfs: root, Command: []string{"/app/agent"}, AppArmor: "off", Net: "host"}},
 		{"bundle", 0, Config{Whitelist: wl, Bundle: bundle, AppArmor: "off", ID: "given-id"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,21 +160,27 @@ func TestPlanRefusals(t *testing.T) {
 		usage bool
 		code  clawerr.Code
 		want  string
+		abi   int
 	}{
-		{"no whitelist", 0, Config{Command: []string{"/app/agent"}}, true, 0, "--whitelist is required"},
-		{"no command", 0, Config{Whitelist: wl}, true, 0, "no command"},
-		{"learn and whitelist", 0, Config{Whitelist: wl, Learn: "x.json", Command: []string{"a"}}, true, 0, "--learn records a new whitelist"},
-		{"bad net", 0, Config{Whitelist: wl, Net: "bridge", Command: []string{"a"}}, true, 0, `--net "bridge"`},
-		{"bad apparmor", 0, Config{Whitelist: wl, AppArmor: "maybe", Command: []string{"a"}}, true, 0, `--apparmor "maybe"`},
-		{"relative chdir", 0, Config{Whitelist: wl, Chdir: "app", Command: []string{"a"}}, true, 0, "--chdir takes an absolute path"},
-		{"workdir over /etc", 0, Config{Whitelist: wl, Workdir: "/etc/apt", Command: []string{"/bin/true"}}, true, 0, "--workdir /etc/apt would bind"},
-		{"rootless without userns", 1000, Config{Whitelist: wl, Rootfs: root, NoUserNS: true, Command: []string{"/app/agent"}, AppArmor: "off"}, true, 0, "needs a user namespace"},
-		{"rootless slice on cgroup v1", 1000, Config{Whitelist: wl, Rootfs: root, Slice: "agents", Command: []string{"/app/agent"}, AppArmor: "off"}, false, clawerr.EPerm, "P1.5 quotas need cgroups"},
-		{"memfd exec without noexec", 1000, Config{Whitelist: "../test/testdata/exec-attacks-allowed.whitelist.json", Rootfs: root, Command: []string{"/app/agent"}, AppArmor: "off"}, false, clawerr.EPerm, "memfd"},
+		{"no whitelist", 0, Config{Command: []string{"/app/agent"}}, true, 0, "--whitelist is required", 0},
+		{"no command", 0, Config{Whitelist: wl}, true, 0, "no command", 0},
+		{"learn and whitelist", 0, Config{Whitelist: wl, Learn: "x.json", Command: []string{"a"}}, true, 0, "--learn records a new whitelist", 0},
+		{"bad net", 0, Config{Whitelist: wl, Net: "bridge", Command: []string{"a"}}, true, 0, `--net "bridge"`, 0},
+		{"bad apparmor", 0, Config{Whitelist: wl, AppArmor: "maybe", Command: []string{"a"}}, true, 0, `--apparmor "maybe"`, 0},
+		{"relative chdir", 0, Config{Whitelist: wl, Chdir: "app", Command: []string{"a"}}, true, 0, "--chdir takes an absolute path", 0},
+		{"workdir over /etc", 0, Config{Whitelist: wl, Workdir: "/etc/apt", Command: []string{"/bin/true"}}, true, 0, "--workdir /etc/apt would bind", 0},
+		{"rootless without userns", 1000, Config{Whitelist: wl, Rootfs: root, NoUserNS: true, Command: []string{"/app/agent"}, AppArmor: "off"}, true, 0, "needs a user namespace", 0},
+		{"rootless slice on cgroup v1", 1000, Config{Whitelist: wl, Rootfs: root, Slice: "agents", Command: []string{"/app/agent"}, AppArmor: "off"}, false, clawerr.EPerm, "P1.5 quotas need cgroups", 0},
+		{"host network, port rules, no Landlock network rules", 0, Config{Whitelist: wl, Rootfs: root, Net: "host", Command: []string{"/app/agent"}, AppArmor: "off"}, false, clawerr.EPerm, "without Landlock's network rules", 3},
+		{"host network, port rules, Landlock off", 0, Config{Whitelist: wl, Rootfs: root, Net: "host", Landlock: "off", Command: []string{"/app/agent"}, AppArmor: "off"}, false, clawerr.EPerm, "without Landlock's network rules", 0},
+		{"memfd exec without noexec", 1000, Config{Whitelist: "../test/testdata/exec-attacks-allowed.whitelist.json", Rootfs: root, Command: []string{"/app/agent"}, AppArmor: "off"}, false, clawerr.EPerm, "memfd", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testHost(tc.euid)
 			h.MemfdNoexec = tc.euid == 0
+			if tc.abi != 0 {
+				h.LandlockABI = tc.abi
+			}
 			_, err := NewPlan(tc.cfg, h, quiet())
 			var u *UsageError
 			switch {

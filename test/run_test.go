@@ -295,36 +295,109 @@ func TestRunIsolation(t *testing.T) {
 // namespace: an allowed port reaches a listener (its SYN-ACK passes), any
 // other port is refused at once even with a listener on it.
 func TestRunPorts(t *testing.T) {
+	// Where the kernel has Landlock's network rules (ABI 4), clawos-init
+	// holds TCP connect and bind to the port rules as well: a refused
+	// port fails at the call (EACCES) before any packet, and nftables
+	// behind it counts nothing. Without them nftables refuses
+	// (ECONNREFUSED, counted).
+	landlockNet := platform.LandlockABI() >= confine.LandlockNetABI
+	refused := refusedTCP()
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {
 		for _, c := range []struct {
 			net  string
-			port string
+			args []string
 			code int
+			// counted: the nftables table reports refused packets.
+			counted bool
 		}{
-			{"loopback", "5432", 0},
-			{"loopback", "8080", int(unix.ECONNREFUSED)},
-			{"loopback", "9443", int(unix.ECONNREFUSED)},
+			{"loopback", []string{"listen-connect", "5432"}, 0, false},
+			{"loopback", []string{"listen-connect", "8080"}, refused, !landlockNet},
+			{"loopback", []string{"listen-connect", "9443"}, refused, !landlockNet},
 			// No capabilities: the listener cannot even bind a privileged port.
-			{"loopback", "443", int(unix.EACCES)},
-			{"none", "5432", int(unix.ECONNREFUSED)},
+			{"loopback", []string{"listen-connect", "443"}, int(unix.EACCES), false},
+			// --net none: no port at all (a bind is refused too, by Landlock).
+			{"none", []string{"listen-connect", "5432"}, refused, !landlockNet},
 		} {
 			start := time.Now()
-			r := s.clawosRun(t, "--net", c.net, "--whitelist", probeWhitelist, "--", s.probe, "listen-connect", c.port)
+			r := s.clawosRun(t, append([]string{"--net", c.net, "--whitelist", probeWhitelist, "--", s.probe}, c.args...)...)
 			if r.code != c.code {
-				t.Errorf("--net %s port %s: exit %d, want %d (%s)", c.net, c.port, r.code, c.code, r.stderr)
+				t.Errorf("--net %s %v: exit %d, want %d (%s)", c.net, c.args, r.code, c.code, r.stderr)
 			}
 			// The policy's own refusals are counted and reported; an allowed
-			// port is not.
-			if refused := strings.Contains(r.stderr, "refused_packets"); refused != (c.code == int(unix.ECONNREFUSED)) {
-				t.Errorf("--net %s port %s: refusal report %v: %s", c.net, c.port, refused, r.stderr)
+			// port, or one Landlock refused first, is not.
+			if refused := strings.Contains(r.stderr, "refused_packets"); refused != c.counted {
+				t.Errorf("--net %s %v: refusal report %v: %s", c.net, c.args, refused, r.stderr)
 			}
-			t.Logf("--net %s port %s: %s in %v", c.net, c.port, strings.TrimSpace(r.stdout), time.Since(start))
+			t.Logf("--net %s %v: %s in %v", c.net, c.args, strings.TrimSpace(r.stdout), time.Since(start))
 		}
-		r := s.clawosRun(t, "--net", "host", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid"))
-		if r.code != 125 || !strings.Contains(r.stderr, "cannot be enforced") {
-			t.Errorf("--net host with port restrictions: exit %d, %s", r.code, r.stderr)
+		// The host's network namespace: the port rules hold by Landlock
+		// alone, and only TCP is possible (seccomp refuses other sockets);
+		// a kernel without Landlock's network rules refuses the start.
+		host := func(args ...string) runResult {
+			return s.clawosRun(t, append([]string{"--net", "host", "--whitelist", probeWhitelist, "--", s.probe}, args...)...)
+		}
+		if !landlockNet {
+			if r := host("call", sysnr(t, "getpid")); r.code != 125 || !strings.Contains(r.stderr, "without Landlock's network rules") {
+				t.Errorf("--net host with port restrictions, no Landlock network rules: exit %d, %s", r.code, r.stderr)
+			}
+			return
+		}
+		for _, c := range []struct {
+			what string
+			args []string
+			code int
+		}{
+			{"TCP to the allowed port", []string{"listen-connect", "5432"}, 0},
+			{"TCP to another port", []string{"listen-connect", "39211"}, int(unix.EACCES)},
+			{"UDP to the allowed port (no UDP socket)", []string{"dgram", "17", "4", "5432"}, int(unix.EPERM)},
+			{"UDP over IPv6 (no UDP socket)", []string{"dgram", "17", "6", "9999"}, int(unix.EPERM)},
+		} {
+			if r := host(c.args...); r.code != c.code {
+				t.Errorf("--net host, %s: exit %d, want %d (%s)", c.what, r.code, c.code, r.stderr)
+			}
+		}
+		// TCP Fast Open opens a connection without connect, which
+		// Landlock does not see (landlock-lsm/linux#41): under --net host
+		// seccomp refuses MSG_FASTOPEN (EPERM, even to an allowed port);
+		// TCP_FASTOPEN_CONNECT then connect is connect, held by Landlock.
+		tfo := built(t, "../bin/clawos-attack-tfo")
+		for _, c := range []struct {
+			what, net string
+			args      []string
+			code      int
+		}{
+			{"host: sendto MSG_FASTOPEN to an allowed port", "host", []string{"5432"}, int(unix.EPERM)},
+			{"host: sendto MSG_FASTOPEN to another port", "host", []string{"39211"}, int(unix.EPERM)},
+			{"host: TCP_FASTOPEN_CONNECT to another port", "host", []string{"39211", "connect"}, int(unix.EACCES)},
+			{"host: TCP_FASTOPEN_CONNECT to the allowed port", "host", []string{"5432", "connect"}, 0},
+			// A namespace of its own: the table refuses what Landlock missed.
+			{"loopback: sendto MSG_FASTOPEN to another port", "loopback", []string{"39211"}, int(unix.ECONNREFUSED)},
+		} {
+			r := s.clawosRun(t, append([]string{"--net", c.net, "--whitelist", "testdata/anysocket.whitelist.json", "--ro-bind", tfo + ":/attack", "--", "/attack"}, c.args...)...)
+			if r.code != c.code {
+				t.Errorf("%s: exit %d, want %d (%s %s)", c.what, r.code, c.code, r.stdout, r.stderr)
+			}
+		}
+		// No table of the sandbox's in the host's namespace, ever.
+		if out, err := exec.Command("nft", "list", "tables").Output(); err != nil || bytes.Contains(out, []byte(namespaces.NftTable)) {
+			t.Errorf("--net host left the host's nftables with %q (%v)", out, err)
+		}
+		// Without Landlock the combination is refused, whatever the kernel.
+		if r := s.clawosRun(t, "--net", "host", "--landlock", "off", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getpid")); r.code != 125 ||
+			!strings.Contains(r.stderr, "without Landlock's network rules") {
+			t.Errorf("--net host --landlock off with port restrictions: exit %d, %s", r.code, r.stderr)
 		}
 	})
+}
+
+// refusedTCP is the errno of a TCP connect to a refused port in a
+// sandbox's own network namespace: EACCES from Landlock's network rules
+// where the kernel has them, else ECONNREFUSED from nftables.
+func refusedTCP() int {
+	if platform.LandlockABI() >= confine.LandlockNetABI {
+		return int(unix.EACCES)
+	}
+	return int(unix.ECONNREFUSED)
 }
 
 // TestRunPortsEveryProtocol checks that the port policy is default-deny
@@ -738,7 +811,7 @@ func TestRunRootless(t *testing.T) {
 				{[]string{"--", probe, "call", sysnr(t, "getuid")}, 159},
 				{[]string{"--", probe, "write-file", "/tmp/x"}, int(unix.EPERM)},
 				{[]string{"--", probe, "listen-connect", "5432"}, 0},
-				{[]string{"--", probe, "listen-connect", "8080"}, int(unix.ECONNREFUSED)},
+				{[]string{"--", probe, "listen-connect", "8080"}, refusedTCP()},
 				{[]string{"--", probe, "exec", "/bin/true"}, 159}, // start-only exec: the filter kills it
 			} {
 				if r := rootless(t, rt, c.args...); r.code != c.code {

@@ -85,21 +85,25 @@ var vmConfigs = []struct {
 		"nl exec-allowed-auto-says": "1",
 		"nl required":               "125",
 		"nl exec-allowed-off":       "0",
-		"nl init-bare-name":         "0", // the hook's clawos-init resolves a bare name without Landlock
+		"nl init-bare-name":         "0",   // the hook's clawos-init resolves a bare name without Landlock
+		"nl hostnet-ports":          "125", // port rules in the host's network namespace: no Landlock network rules, refused
+		"nl hostnet-ports-says":     "1",
 	}},
 	// No ia32 syscalls (ia32_emulation=0, Linux 6.7+: bookworm-backports'
 	// 6.12), as on hardened distributions: int 0x80 dies of SIGSEGV before
 	// seccomp, with or without a sandbox, and clawos-run --check says so; the
 	// seccomp kernel tests expect exactly that, and the evaluator's kill.
 	{"noia32", "ia32_emulation=0", "", "../.cache/vm/backports/vmlinuz", map[string]string{
-		"noia32 check-says-refused": "1",
-		"noia32 int80-unfiltered":   "139", // SIGSEGV: the platform refuses
-		"noia32 int80-sandboxed":    "139",
-		"noia32 x32-sandboxed":      "159", // x32 is still killed by the filter
-		"noia32 getpid-sandboxed":   "0",
-		"noia32 modules":            "loaded",
-		"noia32 demo":               "0", // make demo: every row as predicted, int 0x80 refused by the platform
-		"noia32 demo-says-refused":  "1",
+		"noia32 check-says-refused":   "1",
+		"noia32 int80-unfiltered":     "139", // SIGSEGV: the platform refuses
+		"noia32 int80-sandboxed":      "139",
+		"noia32 x32-sandboxed":        "159", // x32 is still killed by the filter
+		"noia32 getpid-sandboxed":     "0",
+		"noia32 hostnet-getpid":       "0",  // --net host with port rules: Landlock ABI 6 holds them
+		"noia32 hostnet-refused-port": "13", // EACCES: Landlock refuses TCP connect to 8080
+		"noia32 modules":              "loaded",
+		"noia32 demo":                 "0", // make demo: every row as predicted, int 0x80 refused by the platform
+		"noia32 demo-says-refused":    "1",
 	}},
 	// aarch64: everything built for it (a cross-compiled static clawos-init,
 	// probe and clawos-run; the seccomp kernel tests cross-compiled with

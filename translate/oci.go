@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -105,11 +106,14 @@ func Translate(wl *Whitelist, opts Options) (*Profile, error) {
 	if _, ok := arches[arch]; !ok {
 		return nil, clawerr.New(clawerr.EProto, fmt.Sprintf("unsupported architecture %q", arch))
 	}
-	t := &translator{arch: arch, p: &Profile{Arch: arch}, listed: map[string]bool{}}
+	t := &translator{arch: arch, p: &Profile{Arch: arch}, listed: map[string]bool{}, tcpOnly: opts.TCPOnly}
 	for i, rule := range wl.Syscalls {
 		if err := t.rule(i, rule); err != nil {
 			return nil, err
 		}
+	}
+	if err := t.onlyTCP(wl); err != nil {
+		return nil, err
 	}
 	for _, name := range opts.Baselines {
 		if err := t.baseline(name); err != nil {
@@ -129,6 +133,68 @@ type translator struct {
 	deny        map[uint][]string       // errno -> names
 	conditional []specs.LinuxSyscall    // ALLOW with args, and their EPERM branches
 	ports       map[string]map[int]bool // "connect"/"bind" -> ports
+	// tcpOnly (Options.TCPOnly); socketRuled: socketRule made socket's
+	// rules.
+	tcpOnly, socketRuled bool
+}
+
+// msgFastOpen is MSG_FASTOPEN: a sendto, sendmsg or sendmmsg with it on an
+// unconnected TCP socket opens the connection itself (TCP Fast Open),
+// which Landlock's connect right does not see (landlock-lsm/linux#41).
+const msgFastOpen = 0x20000000
+
+// sendFlagsArg is the flags argument of the calls that can open a TCP
+// connection without connect.
+var sendFlagsArg = map[string]uint{"sendto": 3, "sendmsg": 2, "sendmmsg": 3}
+
+// onlyTCP narrows the agent stage where ports are restricted and
+// Options.TCPOnly asks for it (Landlock alone holds the ports): the socket
+// rule becomes TCP-only (a socket allowed outright gets the port-restricted
+// rule of TCP), the send calls refuse MSG_FASTOPEN (EPERM), and io_uring,
+// whose operations seccomp never sees, is refused outright. A rule with an
+// argument filter on one of these calls cannot be narrowed: refused.
+func (t *translator) onlyTCP(wl *Whitelist) error {
+	if !t.tcpOnly || t.ports == nil {
+		return nil
+	}
+	refuse := func(i int, msg string) error {
+		return &clawerr.Error{Code: clawerr.EPerm, Path: rulePath(i), Message: msg,
+			Hint: "allow it outright or with a port_restriction, or give the sandbox a network namespace of its own"}
+	}
+	setVerdict := func(name, v string) {
+		for k := range t.p.Origins {
+			if t.p.Origins[k].Syscall == name {
+				t.p.Origins[k].Verdict = v
+			}
+		}
+	}
+	allowed := func(name string) bool { return slices.Contains(t.allow, name) }
+	for i, r := range wl.Syscalls {
+		switch {
+		case r.Permission == Deny:
+		case strings.HasPrefix(r.Name, "io_uring_"):
+			return refuse(i, r.Name+" is allowed: io_uring's operations bypass seccomp, and in the host's network namespace the port rules hold only by Landlock and seccomp together")
+		case r.Name == "socket" && !t.socketRuled:
+			if !allowed("socket") {
+				return refuse(i, "socket has an argument filter, which cannot be limited to TCP: in the host's network namespace only TCP's ports are enforced (Landlock)")
+			}
+			t.allow = slices.DeleteFunc(t.allow, func(n string) bool { return n == "socket" })
+			setVerdict("socket", t.socketRule("socket", nil, []string{"TCP only: ports are enforced for TCP alone here (Landlock)"}))
+		case sendFlagsArg[r.Name] != 0:
+			if !allowed(r.Name) {
+				return refuse(i, r.Name+" has an argument filter, which cannot be combined with the refusal of MSG_FASTOPEN that the host's network namespace needs")
+			}
+			idx := sendFlagsArg[r.Name]
+			t.allow = slices.DeleteFunc(t.allow, func(n string) bool { return n == r.Name })
+			t.conditional = append(t.conditional,
+				specs.LinuxSyscall{Names: []string{r.Name}, Action: specs.ActAllow,
+					Args: []specs.LinuxSeccompArg{{Index: idx, Value: msgFastOpen, ValueTwo: 0, Op: specs.OpMaskedEqual}}},
+				specs.LinuxSyscall{Names: []string{r.Name}, Action: specs.ActErrno, ErrnoRet: uintPtr(DefaultDenyErrno),
+					Args: []specs.LinuxSeccompArg{{Index: idx, Value: msgFastOpen, ValueTwo: msgFastOpen, Op: specs.OpMaskedEqual}}})
+			setVerdict(r.Name, fmt.Sprintf("allow if arg%d & MSG_FASTOPEN == 0 (TCP Fast Open would open a connection that Landlock does not see), else EPERM", idx))
+		}
+	}
+	return nil
 }
 
 func (t *translator) rule(i int, rule Rule) error {
@@ -234,8 +300,13 @@ func (t *translator) conditionalRule(i int, rule Rule) (string, error) {
 // combination one ALLOW rule (rules are ORed; conditions within one are
 // ANDed), and EPERM for every other socket.
 func (t *translator) socketRule(name string, extra []specs.LinuxSeccompArg, words []string) string {
+	t.socketRuled = true
+	types, what := portTypes, "SOCK_STREAM/TCP or SOCK_DGRAM/UDP"
+	if t.tcpOnly {
+		types, what = portTypes[:1], "SOCK_STREAM/TCP"
+	}
 	for _, fam := range portFamilies {
-		for _, pt := range portTypes {
+		for _, pt := range types {
 			for _, proto := range pt.proto {
 				args := []specs.LinuxSeccompArg{
 					{Index: 0, Value: fam, Op: specs.OpEqualTo},
@@ -249,7 +320,7 @@ func (t *translator) socketRule(name string, extra []specs.LinuxSeccompArg, word
 	}
 	t.conditional = append(t.conditional, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActErrno,
 		ErrnoRet: uintPtr(DefaultDenyErrno), Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpGreaterEqual}}})
-	return "allow if family is AF_INET or AF_INET6 and type/protocol is SOCK_STREAM/TCP or SOCK_DGRAM/UDP (protocol 0 or named); " + strings.Join(words, "; ") + ", else EPERM"
+	return "allow if family is AF_INET or AF_INET6 and type/protocol is " + what + " (protocol 0 or named); " + strings.Join(words, "; ") + ", else EPERM"
 }
 
 // filterArgs returns the OCI condition of an argument filter, the condition

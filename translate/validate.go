@@ -32,6 +32,12 @@ type Options struct {
 	// container stage adds its measured calls (internal baseline
 	// clawos-init-reaper); the agent stage is unchanged.
 	InitReaper bool
+	// TCPOnly: the agent's sockets are limited to TCP over IPv4 and IPv6
+	// wherever the whitelist restricts ports, because only TCP's ports are
+	// enforced (Landlock's network rules, in the host's network namespace:
+	// clawos-run --net host). A socket rule allowed outright or restricted
+	// by ports becomes TCP-only; one with an argument filter is refused.
+	TCPOnly bool
 }
 
 func (o Options) arch() Arch {

@@ -3,7 +3,8 @@
  * clawos-hook) mount it read-only into the container and prefix it to the
  * agent's command:
  *
- *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]
+ *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--tcp-connect PORTS] [--tcp-bind PORTS]
+ *               [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]
  *
  * FILTER is a file holding the compiled filter, or "hex:" and the filter's
  * bytes in hexadecimal (clawos-hook: no file to create and clean up).
@@ -16,6 +17,12 @@
  *      --exec-cmd finds those files itself, inside the container: CMD
  *      (searched in $PATH when it has no slash), its ELF interpreter or its
  *      #! interpreter, so that nothing outside reads the container's files;
+ *      with --tcp-connect and --tcp-bind (comma-separated ports, "" for
+ *      none), TCP connect and bind are allowed to those ports only, by
+ *      Landlock's network rules (ABI 4, Linux 6.7): a second layer beside
+ *      the network namespace's nftables table, and the only one where the
+ *      sandbox shares the host's network namespace. A kernel that cannot
+ *      apply them refuses the start;
  *   2. loads FILTER.bpf, the exact whitelist compiled by clawos-run, with
  *      SECCOMP_FILTER_FLAG_TSYNC (it is single-threaded; TSYNC refuses if not);
  *   3. execve(CMD). Filters stack: the agent runs under exactly the whitelist.
@@ -95,11 +102,64 @@ static int fail(const char *what) {
 	return 127;
 }
 
-/* restrict_exec allows LANDLOCK_ACCESS_FS_EXECUTE on the given files only.
- * Returns 0, or -1 with errno. ENOSYS/EOPNOTSUPP mean no Landlock. */
-static int restrict_exec(char **paths, int n) {
-	struct landlock_ruleset_attr attr = { .handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE };
-	int rs = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+/* Landlock's network rules (ABI 4, Linux 6.7), which the build host's
+ * headers may predate. */
+#ifndef LANDLOCK_ACCESS_NET_BIND_TCP
+#define LANDLOCK_ACCESS_NET_BIND_TCP (1ULL << 0)
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
+#define LANDLOCK_RULE_NET_PORT 2
+struct landlock_net_port_attr {
+	__u64 allowed_access;
+	__u64 port;
+};
+#endif
+/* The ruleset attribute with the network field (ABI 4); the kernel takes
+ * the size given, so an older one refuses the network rights (EINVAL),
+ * never ignores them. */
+struct ruleset_attr_net {
+	__u64 handled_access_fs;
+	__u64 handled_access_net;
+};
+
+#define MAX_PORTS 64
+
+/* A port list of --tcp-connect or --tcp-bind: handled says the right is
+ * restricted at all (the list may be empty: no port). */
+struct ports {
+	int handled, n;
+	unsigned short port[MAX_PORTS];
+};
+
+/* parse_ports reads "5432,8080" (or "", none) into p. 0, or -1. */
+static int parse_ports(const char *s, struct ports *p) {
+	p->handled = 1;
+	p->n = 0;
+	while (*s) {
+		char *end;
+		errno = 0;
+		long v = strtol(s, &end, 10);
+		if (errno != 0 || end == s || v < 1 || v > 65535 || p->n == MAX_PORTS || (*end != ',' && *end != 0))
+			return -1;
+		p->port[p->n++] = (unsigned short)v;
+		s = *end == ',' ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* restrict_exec allows LANDLOCK_ACCESS_FS_EXECUTE on the given files only
+ * (none given: execution is not restricted), and, where connect or bind
+ * are handled, TCP connect and bind to their ports only. Returns 0, or -1
+ * with errno. ENOSYS/EOPNOTSUPP mean no Landlock: acceptable for the exec
+ * restriction alone (clawos-run decided with its probe), never for the
+ * network rules, which the caller refuses to go without. */
+static int restrict_exec(char **paths, int n, const struct ports *connect, const struct ports *bind) {
+	struct ruleset_attr_net attr = { .handled_access_fs = n > 0 ? LANDLOCK_ACCESS_FS_EXECUTE : 0 };
+	if (connect->handled)
+		attr.handled_access_net |= LANDLOCK_ACCESS_NET_CONNECT_TCP;
+	if (bind->handled)
+		attr.handled_access_net |= LANDLOCK_ACCESS_NET_BIND_TCP;
+	size_t size = attr.handled_access_net ? sizeof attr : sizeof attr.handled_access_fs;
+	int rs = syscall(SYS_landlock_create_ruleset, &attr, size, 0);
 	if (rs < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
@@ -110,6 +170,15 @@ static int restrict_exec(char **paths, int n) {
 		if (syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) != 0)
 			return -1;
 		close(pb.parent_fd);
+	}
+	const struct ports *lists[2] = { connect, bind };
+	const __u64 rights[2] = { LANDLOCK_ACCESS_NET_CONNECT_TCP, LANDLOCK_ACCESS_NET_BIND_TCP };
+	for (int l = 0; l < 2; l++) {
+		for (int i = 0; i < lists[l]->n; i++) {
+			struct landlock_net_port_attr np = { .allowed_access = rights[l], .port = lists[l]->port[i] };
+			if (syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_NET_PORT, &np, 0) != 0)
+				return -1;
+		}
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		return -1;
@@ -407,9 +476,10 @@ int main(int argc, char **argv) {
 	char *exec_paths[MAX_EXEC];
 	int nexec = 0, exec_cmd = 0, notify = 0, init = 0, parent_fd = -1, i = 2;
 	unsigned long long exec_at = 0;
+	static struct ports connect, bind;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]\n");
+		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--tcp-connect PORTS] [--tcp-bind PORTS] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]\n");
 		return 127;
 	}
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -443,6 +513,15 @@ int main(int argc, char **argv) {
 				return 127;
 			}
 			parent_fd = (int)fd;
+			continue;
+		}
+		if ((strcmp(argv[i], "--tcp-connect") == 0 || strcmp(argv[i], "--tcp-bind") == 0) && i + 1 < argc) {
+			struct ports *p = argv[i][6] == 'c' ? &connect : &bind;
+			if (parse_ports(argv[i + 1], p) != 0) {
+				fprintf(stderr, "clawos-init: bad %s %s\n", argv[i], argv[i + 1]);
+				return 127;
+			}
+			i++;
 			continue;
 		}
 		if (strcmp(argv[i], "--exec") != 0 || i + 1 >= argc || nexec == MAX_EXEC) {
@@ -509,7 +588,12 @@ int main(int argc, char **argv) {
 
 	if (init && become_init(parent_fd) != 0)
 		return 127;
-	if (nexec > 0 && restrict_exec(exec_paths, nexec) != 0) {
+	if (connect.handled || bind.handled) {
+		/* The port rules: never without them (clawos-run passes them only
+		 * where its probe found Landlock ABI 4 or later). */
+		if (restrict_exec(exec_paths, nexec, &connect, &bind) != 0)
+			return fail("landlock network rules");
+	} else if (nexec > 0 && restrict_exec(exec_paths, nexec, &connect, &bind) != 0) {
 		if (errno != ENOSYS && errno != EOPNOTSUPP)
 			return fail("landlock");
 		/* No Landlock in this kernel: clawos-run was told by its probe. */

@@ -119,16 +119,25 @@ type Plan struct {
 // whether the sandbox has a network namespace of its own: port restrictions
 // cannot be enforced in the host's, so a whitelist with them is refused
 // there. With noNet, the namespace passes nothing at all (--net none).
-func NewPlan(wl *translate.Whitelist, opts translate.Options, runtime string, privateNet, noNet bool) (*Plan, error) {
+//
+// In the host's network namespace (privateNet false) port restrictions are
+// enforced by Landlock alone: landlockNet says the caller will pass them to
+// clawos-init (Exec.Ports, where LandlockNet holds); without it such a
+// whitelist is refused there. Landlock restricts TCP only, so the agent's
+// sockets are then limited to TCP by seccomp (translate.Options.TCPOnly).
+func NewPlan(wl *translate.Whitelist, opts translate.Options, runtime string, privateNet, noNet, landlockNet bool) (*Plan, error) {
+	if !privateNet && landlockNet {
+		opts.TCPOnly = true
+	}
 	stages, err := translate.TwoStage(wl, opts, runtime)
 	if err != nil {
 		return nil, err
 	}
 	netw := stages.Agent.Network
-	if netw.Restricted() && !privateNet {
+	if netw.Restricted() && !privateNet && !landlockNet {
 		return nil, &clawerr.Error{Code: clawerr.EPerm, Path: netw.Sources[0],
-			Message: "the whitelist restricts ports, which cannot be enforced in the host's network namespace",
-			Hint:    "give the sandbox a network namespace of its own (clawos-run: --net loopback or --net none)"}
+			Message: "the whitelist restricts ports, which cannot be enforced in the host's network namespace without Landlock's network rules (ABI 4, Linux 6.7), which this kernel lacks or Landlock mode off excludes",
+			Hint:    "give the sandbox a network namespace of its own (clawos-run: --net loopback or --net none), or run on Linux 6.7+"}
 	}
 	bpf, err := seccomp.Compile(stages.Agent.Seccomp)
 	if err != nil {
@@ -176,7 +185,20 @@ type Exec struct {
 	// agent its child (--init); the plan must have been made with
 	// translate.Options.InitReaper.
 	Init bool
+	// Ports, when set, are enforced by Landlock's network rules as well
+	// (--tcp-connect, --tcp-bind: TCP connect and bind to these ports
+	// only; a nil list leaves that right alone, an empty one allows no
+	// port). clawos-init refuses to start without them: set only where
+	// the kernel has Landlock ABI 4 (LandlockNet).
+	Ports *namespaces.PortPolicy
 }
+
+// LandlockNetABI is the first Landlock ABI with network rules (Linux 6.7).
+const LandlockNetABI = 4
+
+// LandlockNet reports whether port rules can be enforced by Landlock as
+// well, in Landlock mode mode on a kernel of Landlock ABI abi.
+func LandlockNet(mode string, abi int) bool { return mode != LandlockOff && abi >= LandlockNetABI }
 
 // InitArgs is the container's process.args: clawos-init, which loads
 // filter (a path in the sandbox or InlineFilter) and execs cmd.
@@ -199,6 +221,20 @@ func InitArgs(filter string, ex Exec, cmd []string) []string {
 	}
 	if ex.Init {
 		args = append(args, "--init")
+	}
+	if p := ex.Ports; p != nil {
+		for _, l := range []struct {
+			flag  string
+			ports []int
+		}{{"--tcp-connect", p.Connect}, {"--tcp-bind", p.Bind}} {
+			if l.ports != nil {
+				s := make([]string, len(l.ports))
+				for i, v := range l.ports {
+					s[i] = strconv.Itoa(v)
+				}
+				args = append(args, l.flag, strings.Join(s, ","))
+			}
+		}
 	}
 	return append(append(args, "--"), cmd...)
 }

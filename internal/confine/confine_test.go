@@ -13,6 +13,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/namespaces"
+	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 	"github.com/clawos/clawos-security/translate/schema"
 )
@@ -51,7 +53,7 @@ func TestLandlockMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := func(start uint64) *Plan {
-		p, err := NewPlan(wl, translate.Options{Baselines: []string{"start"}, ExecStart: start}, "runc", true, false)
+		p, err := NewPlan(wl, translate.Options{Baselines: []string{"start"}, ExecStart: start}, "runc", true, false, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +105,7 @@ func ironclaw(t *testing.T) *translate.Whitelist {
 func TestNewPlan(t *testing.T) {
 	wl := ironclaw(t)
 	opts := translate.Options{Baselines: []string{"start"}}
-	p, err := NewPlan(wl, opts, "embedded", true, false)
+	p, err := NewPlan(wl, opts, "embedded", true, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,24 +115,51 @@ func TestNewPlan(t *testing.T) {
 	if !p.Allows("read") || p.Allows("ptrace") {
 		t.Errorf("Allows: read %v, ptrace %v", p.Allows("read"), p.Allows("ptrace"))
 	}
-	none, err := NewPlan(wl, opts, "embedded", true, true)
+	none, err := NewPlan(wl, opts, "embedded", true, true, false)
 	if err != nil || none.Ports == nil || len(none.Ports.Connect) != 0 || len(none.Ports.Bind) != 0 {
 		t.Errorf("--net none: %+v %v", none.Ports, err)
 	}
-	_, err = NewPlan(wl, opts, "embedded", false, false)
+	_, err = NewPlan(wl, opts, "embedded", false, false, false)
 	var ce *clawerr.Error
 	if !errors.As(err, &ce) || ce.Code != clawerr.EPerm || ce.Path == "" {
 		t.Errorf("host network with port rules: %v", err)
 	}
-	if _, err := NewPlan(wl, opts, "no-such-runtime", true, false); err == nil {
+	if _, err := NewPlan(wl, opts, "no-such-runtime", true, false, false); err == nil {
 		t.Error("an unmeasured runtime was accepted")
+	}
+	// The host's network namespace with Landlock's network rules: the port
+	// rules stand, and the agent's sockets are TCP only (seccomp).
+	host, err := NewPlan(wl, opts, "embedded", false, false, true)
+	if err != nil || host.Ports == nil || len(host.Ports.Connect) == 0 {
+		t.Fatalf("host network with Landlock network rules: %+v %v", host, err)
+	}
+	for _, c := range []struct {
+		typ  uint64
+		want string
+	}{{1, "ALLOW"}, {2, "ERRNO(1)"}, {3, "ERRNO(1)"}} {
+		for _, fam := range []uint64{2, 10} {
+			if v := evalCall(t, host.AgentBPF, "socket", [6]uint64{fam, c.typ | 0x80000, 0}); v.String() != c.want {
+				t.Errorf("host network: socket(%d, %d): %v, want %s", fam, c.typ, v, c.want)
+			}
+		}
+	}
+	if v := evalCall(t, p.AgentBPF, "socket", [6]uint64{2, 2, 0}); v.String() != "ALLOW" {
+		t.Errorf("a private network namespace keeps UDP sockets: %v", v)
+	}
+	for mode, abi := range map[string]int{LandlockAuto: 4, LandlockRequired: 7} {
+		if !LandlockNet(mode, abi) {
+			t.Errorf("LandlockNet(%s, %d) = false", mode, abi)
+		}
+	}
+	if LandlockNet(LandlockAuto, 3) || LandlockNet(LandlockOff, 7) {
+		t.Error("Landlock network rules without ABI 4, or with Landlock off")
 	}
 }
 
 // TestInitArgs checks clawos-init's command line for each option, the
 // filter inline and the command after "--".
 func TestInitArgs(t *testing.T) {
-	p, err := NewPlan(ironclaw(t), translate.Options{Baselines: []string{"start"}}, "runc", true, false)
+	p, err := NewPlan(ironclaw(t), translate.Options{Baselines: []string{"start"}}, "runc", true, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +171,13 @@ func TestInitArgs(t *testing.T) {
 	want := []string{Init, "F", "--exec", "/usr", "--exec", "/app", "--exec-cmd", "--notify", "--parent-fd", "3", "--exec-at", "0x200000001008", "--init", "--", "/app/agent", "-v"}
 	if !slices.Equal(got, want) {
 		t.Errorf("InitArgs:\n got %q\nwant %q", got, want)
+	}
+	ports := InitArgs("F", Exec{Ports: &namespaces.PortPolicy{Connect: []int{5432, 443}, Bind: []int{}}}, []string{"a"})
+	if want := []string{Init, "F", "--tcp-connect", "5432,443", "--tcp-bind", "", "--", "a"}; !slices.Equal(ports, want) {
+		t.Errorf("InitArgs with ports:\n got %q\nwant %q", ports, want)
+	}
+	if got := InitArgs("F", Exec{Ports: &namespaces.PortPolicy{Connect: []int{80}}}, []string{"a"}); slices.Contains(got, "--tcp-bind") {
+		t.Errorf("InitArgs: a bind right the policy leaves alone is restricted: %q", got)
 	}
 	if got := InitArgs("F", Exec{}, []string{"a"}); !slices.Equal(got, []string{Init, "F", "--", "a"}) {
 		t.Errorf("InitArgs without options: %q", got)
@@ -155,7 +191,7 @@ func TestInitArgs(t *testing.T) {
 // linux.seccomp, no_new_privs, both digests and the runtime.
 func TestAnnotate(t *testing.T) {
 	wl := ironclaw(t)
-	p, err := NewPlan(wl, translate.Options{Baselines: []string{"start"}}, "runc", true, false)
+	p, err := NewPlan(wl, translate.Options{Baselines: []string{"start"}}, "runc", true, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +215,7 @@ func TestAnnotate(t *testing.T) {
 // AppArmor, the profile is named by its whitelist and a digest of its
 // text (the VM matrix's AppArmor guest loads and unloads it).
 func TestApplyAppArmor(t *testing.T) {
-	p, err := NewPlan(ironclaw(t), translate.Options{Baselines: []string{"start"}}, "runc", true, false)
+	p, err := NewPlan(ironclaw(t), translate.Options{Baselines: []string{"start"}}, "runc", true, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,4 +256,19 @@ func validator(t *testing.T) *translate.Validator {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// evalCall is the verdict of prog on a native call with args.
+func evalCall(t *testing.T, prog *seccomp.Program, call string, args [6]uint64) seccomp.Verdict {
+	t.Helper()
+	e, err := seccomp.NewEvaluator(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := translate.NativeArch()
+	nr, ok := arch.SyscallNumber(call)
+	if !ok {
+		t.Fatalf("no syscall %s", call)
+	}
+	return e.Evaluate(seccomp.Input{Arch: arch.Audit(), Nr: int32(nr), Args: args})
 }

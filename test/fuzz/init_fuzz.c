@@ -1,6 +1,7 @@
 /*
  * Fuzz driver for clawos-init's parsers, which read files of a container
- * image (ELF program headers, #! lines) and the agent filter: built with
+ * image (ELF program headers, #! lines), the agent filter and the port
+ * lists: built with
  * -fsanitize=address,undefined by `make fuzz`, so an out-of-bounds read, an
  * overflow or undefined behaviour aborts the run.
  *
@@ -37,6 +38,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	stderr = saved;
 	if (got > (ssize_t)sizeof buf)
 		abort();
+	/* The port lists of --tcp-connect and --tcp-bind, the input as text:
+	 * at most MAX_PORTS ports, each 1-65535. */
+	static struct ports p;
+	if (parse_ports(arg + 4, &p) == 0) {
+		if (p.n > MAX_PORTS)
+			abort();
+		for (int k = 0; k < p.n; k++)
+			if (p.port[k] == 0)
+				abort();
+	}
 	return 0;
 }
 

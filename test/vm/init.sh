@@ -129,6 +129,10 @@ nolandlock)
 	# The hook's path: clawos-init finds a bare command name in $PATH
 	# whether or not exec can be restricted (an allow-all filter here).
 	echo "CLAWOS nl init-bare-name $(PATH=/bin:/ /clawos-init hex:060000000000ff7f -- clawos-probe call 39 >/dev/null 2>&1; echo $?)"
+	# Port rules in the host's network namespace need Landlock's network
+	# rules: refused here.
+	echo "CLAWOS nl hostnet-ports $(run --apparmor off --net host --whitelist /vmtest/demo/ironclaw.whitelist.json -- /clawos-probe call 39)"
+	echo "CLAWOS nl hostnet-ports-says $(grep -c "without Landlock's network rules" /tmp/run.log)"
 	;;
 noia32)
 	. /vmtest/nr.sh
@@ -139,6 +143,10 @@ noia32)
 	echo "CLAWOS noia32 int80-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe int80 20)"
 	echo "CLAWOS noia32 x32-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe call $((NR_getpid | 0x40000000)))"
 	echo "CLAWOS noia32 getpid-sandboxed $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe call $NR_getpid)"
+	# Linux 6.12 has Landlock's network rules (ABI 6): port rules hold in
+	# the host's network namespace, a refused TCP port fails with EACCES.
+	echo "CLAWOS noia32 hostnet-getpid $(run --apparmor off --net host --whitelist /vmtest/demo/ironclaw.whitelist.json -- /clawos-probe call $NR_getpid)"
+	echo "CLAWOS noia32 hostnet-refused-port $(run --apparmor off --net host --whitelist /vmtest/demo/ironclaw.whitelist.json -- /clawos-probe connect 127.0.0.1 8080)"
 	[ -s /tmp/run.log ] && tail -3 /tmp/run.log
 	# make demo, on this kernel: nf_tables for the reference whitelist's
 	# port rules, then the demo as the Makefile runs it.

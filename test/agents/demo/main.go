@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/internal/platform"
 	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
@@ -120,6 +121,8 @@ func run(args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	// clawos-run adds Landlock's network rules where the kernel has them.
+	landlockNet := platform.LandlockABI() >= confine.LandlockNetABI
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ATTEMPT\tWHITELIST RULE\tPREDICTED (BPF)\tKERNEL\tOUTCOME")
 	mismatches := 0
@@ -138,7 +141,13 @@ func run(args []string, out io.Writer) (int, error) {
 				rule, predicted = "port allowed", "allowed (nothing listens here)"
 			}
 			outcome, agrees := "connection refused by the stack", allowed && res.errno == int(unix.ECONNREFUSED) && !res.portRefusal
-			if !allowed {
+			switch {
+			case allowed:
+			case landlockNet:
+				// Landlock refuses the connect itself, before a packet
+				// leaves: nftables, behind it, counts nothing.
+				outcome, agrees = "port refused (Landlock, EACCES)", res.errno == int(unix.EACCES) && !res.portRefusal
+			default:
 				outcome, agrees = "port refused (nftables counted it)", res.errno == int(unix.ECONNREFUSED) && res.portRefusal
 			}
 			if !agrees {
@@ -193,6 +202,9 @@ func run(args []string, out io.Writer) (int, error) {
 	if p.Network.Restricted() {
 		fmt.Fprintf(out, "\nport restrictions: connect only to ports %v, enforced by nftables in the agent's own network namespace\n(seccomp cannot read a sockaddr; it limits socket() to AF_INET/AF_INET6 stream and datagram).\n",
 			p.Network.ConnectPorts)
+		if landlockNet {
+			fmt.Fprintln(out, "This kernel has Landlock's network rules (ABI 4+): clawos-init holds TCP connect to the same ports, a second layer that refuses first.")
+		}
 	}
 	if mismatches > 0 {
 		return 1, fmt.Errorf("the kernel disagreed with the compiled program %d time(s)", mismatches)
