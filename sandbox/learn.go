@@ -93,6 +93,13 @@ func observe(plan *confine.Plan, record bool) (*observation, error) {
 			return nil, err
 		}
 		plan.Stages.Agent.Seccomp = learn.Complaining(plan.Stages.Agent.Seccomp)
+		if plan.Ports != nil {
+			// The destinations the port rules would refuse, named: the
+			// network calls report to the supervisor, which reads them.
+			plan.Stages.Agent.Seccomp = learn.NotifyPortCalls(plan.Stages.Agent.Seccomp, arch)
+			o.complaints.Ports = &learn.PortRules{Connect: plan.Ports.Connect, Bind: plan.Ports.Bind}
+			o.complaints.Read = learn.ReadMem
+		}
 		o.super.record = o.complaints.Add
 		if plan.Ports != nil {
 			plan.Ports.Complain = true

@@ -2,9 +2,11 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,6 +302,73 @@ func testLearnMerge(t *testing.T, s sandboxTools) {
 	if r := s.clawosRun(t, "--whitelist", c, "--baseline", "none", "--", s.probe, "call", sysnr(t, "getuid")); r.code != 1 {
 		t.Errorf("getuid under the merged whitelist: exit %d, want 1 (EPERM: the DENY kept)", r.code)
 	}
+}
+
+// TestLearnPorts learns a Python agent that talks to two ports (it
+// listens on both and connects to each) under both runtimes: the learned
+// whitelist restricts connect and bind to exactly those two ports, with
+// the addresses seen in the notes, and runs enforced (its port rules in
+// nftables and Landlock); a port outside them is then refused.
+func TestLearnPorts(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		py := built(t, "agents/twoports.py")
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		out := filepath.Join(dir, "learned.json")
+		agent := func(ports ...string) []string {
+			return append([]string{"--ro-bind", py + ":/opt/twoports.py", "--", "/usr/bin/python3", "-I", "/opt/twoports.py"}, ports...)
+		}
+		if r := s.clawosRun(t, append([]string{"--learn", out}, agent("5432", "6379")...)...); r.code != 0 || !strings.Contains(r.stdout, "ok 5432 6379") {
+			t.Fatalf("learn: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		v, err := schema.NewValidator()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(out)
+		wl, rep := v.Validate(raw, translate.Options{})
+		if err := rep.Err(); err != nil {
+			t.Fatalf("the learned whitelist does not validate: %v", err)
+		}
+		for _, r := range wl.Syscalls {
+			if r.Name != "connect" && r.Name != "bind" {
+				continue
+			}
+			if r.Conditions == nil || r.Conditions.PortRestriction == nil || !slices.Equal(r.Conditions.PortRestriction.AllowedPorts, []int{5432, 6379}) {
+				t.Errorf("%s: %+v, want a port_restriction of 5432 and 6379", r.Name, r.Conditions)
+			} else if !strings.Contains(r.Notes, "127.0.0.1:5432 (AF_INET)") || !strings.Contains(r.Notes, "127.0.0.1:6379 (AF_INET)") {
+				t.Errorf("%s notes lack the addresses seen: %s", r.Name, r.Notes)
+			}
+		}
+		if r := s.clawosRun(t, append([]string{"--whitelist", out}, agent("5432", "6379")...)...); r.code != 0 || !strings.Contains(r.stdout, "ok 5432 6379") {
+			t.Fatalf("enforced under the learned whitelist: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// Another port is outside the learned rules: Python raises
+		// (PermissionError or ConnectionRefusedError) and exits 1.
+		if r := s.clawosRun(t, append([]string{"--whitelist", out}, agent("5432", "8080")...)...); r.code != 1 ||
+			!(strings.Contains(r.stderr, "PermissionError") || strings.Contains(r.stderr, "ConnectionRefusedError")) {
+			t.Errorf("a port outside the learned rules: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// Complain mode runs it through, and names the destinations the
+		// port rules would refuse.
+		report := filepath.Join(dir, "complain.json")
+		if r := s.clawosRun(t, append([]string{"--whitelist", out, "--complain", "--report", report}, agent("5432", "8080")...)...); r.code != 0 {
+			t.Fatalf("complain: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		named := map[string]bool{}
+		for _, v := range violations(t, report) {
+			if dests, ok := v["destinations"].([]any); ok {
+				for _, d := range dests {
+					named[fmt.Sprint(v["syscall"], " ", d)] = true
+				}
+			}
+		}
+		for _, want := range []string{"connect 127.0.0.1:8080 (AF_INET)", "bind 127.0.0.1:8080 (AF_INET)"} {
+			if !named[want] {
+				t.Errorf("the complain report does not name %q: %v", want, named)
+			}
+		}
+	})
 }
 
 // TestComplain runs the tokio program under the reference whitelist, which

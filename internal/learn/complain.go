@@ -3,6 +3,7 @@ package learn
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -61,12 +62,47 @@ func Complaining(s *specs.LinuxSeccomp) *specs.LinuxSeccomp {
 	return &out
 }
 
+// NotifyPortCalls makes the network calls of a complain filter always
+// notify, allowed or not, so that the supervisor sees their destinations
+// and reports those the port rules would refuse (the rules themselves
+// only count packets in complain mode).
+func NotifyPortCalls(s *specs.LinuxSeccomp, arch translate.Arch) *specs.LinuxSeccomp {
+	out := *s
+	out.Syscalls = nil
+	var names []string
+	for n := range portCalls {
+		if _, ok := arch.SyscallNumber(n); ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, c := range s.Syscalls {
+		var keep []string
+		for _, n := range c.Names {
+			if !portCalls[n] {
+				keep = append(keep, n)
+			}
+		}
+		if len(keep) > 0 {
+			c.Names = keep
+			out.Syscalls = append(out.Syscalls, c)
+		}
+	}
+	if out.DefaultAction != specs.ActNotify {
+		out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Names: names, Action: specs.ActNotify})
+	}
+	return &out
+}
+
 // Violation is one kind of call the whitelist would not have allowed.
 type Violation struct {
 	Syscall  string      `json:"syscall"`
 	Verdict  string      `json:"verdict"` // what the whitelist would have done
 	Count    int         `json:"count"`
 	Examples [][6]uint64 `json:"example_args"` // up to three distinct argument sets
+	// Destinations are the socket addresses of a network call the port
+	// rules would refuse (up to maxExamples).
+	Destinations []string `json:"destinations,omitempty"`
 }
 
 // maxExamples bounds the examples kept per violation.
@@ -77,6 +113,17 @@ type Complaints struct {
 	arch  translate.Arch
 	eval  *seccomp.Evaluator
 	byKey map[string]*Violation
+	// Ports, when set, are the port rules whose would-be refusals are
+	// reported with their destinations (calls made to notify by
+	// NotifyPortCalls); Read reads the agent's memory for them.
+	Ports *PortRules
+	Read  MemReader
+}
+
+// PortRules are the ports a whitelist allows: destination ports of connect
+// and the send calls, local ports of bind; nil leaves that side free.
+type PortRules struct {
+	Connect, Bind []int
 }
 
 // NewComplaints judges calls by the agent's real filter.
@@ -91,20 +138,49 @@ func NewComplaints(arch translate.Arch, agent *seccomp.Program) (*Complaints, er
 // Add records a notified call with the verdict the whitelist gives it.
 func (c *Complaints) Add(call seccomp.Call) {
 	v := c.eval.Evaluate(seccomp.Input{Arch: call.Arch, Nr: call.Nr, IP: call.IP, Args: call.Args})
-	if a := v.Action(); a == seccomp.RetAllow || a == seccomp.RetLog {
-		return
-	}
 	name := c.arch.SyscallName(int(call.Nr))
 	if name == "" || call.Arch != c.arch.Audit() {
 		name = fmt.Sprintf("arch 0x%x nr %d", call.Arch, call.Nr)
 	}
-	key := name + "\x00" + v.String()
+	if a := v.Action(); a == seccomp.RetAllow || a == seccomp.RetLog {
+		c.portsOf(name, call)
+		return
+	}
+	c.add(name, v.String(), call, "")
+}
+
+// portsOf reports the destinations of an allowed network call that the
+// port rules would refuse.
+func (c *Complaints) portsOf(name string, call seccomp.Call) {
+	if c.Ports == nil || c.Read == nil || !portCalls[name] {
+		return
+	}
+	allowed := c.Ports.Connect
+	if name == "bind" {
+		allowed = c.Ports.Bind
+	}
+	if allowed == nil {
+		return
+	}
+	for _, d := range sockaddrs(c.Read, call.Pid, name, call.Args) {
+		if (d.Family == "AF_INET" || d.Family == "AF_INET6") && !(name == "bind" && d.Port == 0) && !slices.Contains(allowed, d.Port) {
+			c.add(name, "REJECT (port rules)", call, d.String())
+		}
+	}
+}
+
+// add counts one would-be violation, with an example and a destination.
+func (c *Complaints) add(name, verdict string, call seccomp.Call, dest string) {
+	key := name + "\x00" + verdict
 	vi := c.byKey[key]
 	if vi == nil {
-		vi = &Violation{Syscall: name, Verdict: v.String()}
+		vi = &Violation{Syscall: name, Verdict: verdict}
 		c.byKey[key] = vi
 	}
 	vi.Count++
+	if dest != "" && len(vi.Destinations) < maxExamples && !slices.Contains(vi.Destinations, dest) {
+		vi.Destinations = append(vi.Destinations, dest)
+	}
 	if len(vi.Examples) < maxExamples {
 		for _, e := range vi.Examples {
 			if e == call.Args {
@@ -146,7 +222,11 @@ func Table(w io.Writer, vs []Violation) {
 				args = append(args, fmt.Sprintf("%#x", a))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Syscall, v.Count, v.Verdict, strings.Join(args, ", "))
+		example := strings.Join(args, ", ")
+		if len(v.Destinations) > 0 {
+			example = "to " + strings.Join(v.Destinations, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Syscall, v.Count, v.Verdict, example)
 	}
 	tw.Flush()
 }

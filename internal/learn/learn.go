@@ -31,6 +31,12 @@ type Recording struct {
 	// Foreign counts calls made through another ABI (int 0x80, x32) or
 	// with numbers this architecture does not name: never whitelisted.
 	Foreign map[string]int
+	// Read reads the agent's memory for the socket addresses of network
+	// calls (ReadMem); nil reads none.
+	Read MemReader
+	// Ephemeral is the port range the kernel assigns from
+	// (ip_local_port_range): no port proposal names one of its ports.
+	Ephemeral [2]int
 }
 
 // Stat is what was seen of one syscall.
@@ -39,6 +45,9 @@ type Stat struct {
 	// Values of the arguments the proposals look at, after their mask
 	// (see watched), with how often each was seen.
 	Values map[uint64]int
+	// Dests are the socket addresses of a network call, with how often
+	// each was seen (at most maxAddrs).
+	Dests map[Dest]int
 }
 
 // watched are the arguments worth recording because a P1.2 condition can
@@ -58,7 +67,7 @@ const namespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWU
 
 // NewRecording starts a recording of one run on arch.
 func NewRecording(arch translate.Arch) *Recording {
-	return &Recording{Arch: arch, Runs: 1, Calls: map[string]*Stat{}, Foreign: map[string]int{}}
+	return &Recording{Arch: arch, Runs: 1, Calls: map[string]*Stat{}, Foreign: map[string]int{}, Read: ReadMem, Ephemeral: ephemeralRange()}
 }
 
 // Add records one call.
@@ -76,6 +85,16 @@ func (r *Recording) Add(c seccomp.Call) {
 	st.Count++
 	if w, ok := watched[name]; ok {
 		st.Values[c.Args[w.arg]&w.mask]++
+	}
+	if portCalls[name] && r.Read != nil {
+		for _, d := range sockaddrs(r.Read, c.Pid, name, c.Args) {
+			if st.Dests == nil {
+				st.Dests = map[Dest]int{}
+			}
+			if st.Dests[d] > 0 || len(st.Dests) < maxAddrs {
+				st.Dests[d]++
+			}
+		}
 	}
 }
 
@@ -132,6 +151,11 @@ func (r *Recording) Whitelist(now time.Time, t Target) ([]byte, error) {
 		}
 		if c, note := propose(n, st); c != nil {
 			rule.Permission, rule.Conditions = translate.Conditional, c
+			rule.Notes += "; " + note
+		} else if c, note := proposePorts(n, st, r.Ephemeral); note != "" {
+			if c != nil {
+				rule.Permission, rule.Conditions = translate.Conditional, c
+			}
 			rule.Notes += "; " + note
 		}
 		wl.Syscalls = append(wl.Syscalls, rule)
@@ -254,6 +278,13 @@ func Merge(existing, learned *translate.Whitelist, now time.Time) ([]byte, []Con
 			out.Syscalls = append(out.Syscalls, e)
 			continue
 		}
+		// Two scenarios' port proposals: the ports of both (a reviewed
+		// port rule, not a proposal, is kept as it is below).
+		if u, ok := unionPorts(e, l); ok {
+			u.Notes = addCounts(e.Notes, l.Notes) + "; merge: ports of both scenarios"
+			out.Syscalls = append(out.Syscalls, u)
+			continue
+		}
 		kept, other, which := e, l, "existing"
 		if strictness[l.Permission] > strictness[e.Permission] {
 			kept, other, which = l, e, "learned"
@@ -275,6 +306,41 @@ func Merge(existing, learned *translate.Whitelist, now time.Time) ([]byte, []Con
 	}
 	signed, err := translate.Sign(raw)
 	return signed, conflicts, err
+}
+
+// unionPorts merges two learned port proposals of one call into one of
+// the ports of both; ok is false unless both are proposals restricting
+// ports alone.
+func unionPorts(e, l translate.Rule) (translate.Rule, bool) {
+	proposal := func(r translate.Rule) bool {
+		c := r.Conditions
+		return r.Permission == translate.Conditional && c != nil && c.PortRestriction != nil && c.ArgumentFilter == nil &&
+			strings.HasPrefix(c.Description, "proposal:")
+	}
+	if !proposal(e) || !proposal(l) {
+		return translate.Rule{}, false
+	}
+	set := map[int]bool{}
+	for _, r := range []translate.Rule{e, l} {
+		for _, p := range r.Conditions.PortRestriction.AllowedPorts {
+			set[p] = true
+		}
+	}
+	ports := make([]int, 0, len(set))
+	for p := range set {
+		ports = append(ports, p)
+	}
+	sort.Ints(ports)
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	u := e
+	c := *e.Conditions
+	c.PortRestriction = &translate.PortRestriction{AllowedPorts: ports}
+	c.Description = "proposal: ports " + strings.Join(s, ", ") + " only (the ones seen in the merged runs)"
+	u.Conditions = &c
+	return u, true
 }
 
 func describe(r translate.Rule) string {
