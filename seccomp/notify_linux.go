@@ -22,6 +22,11 @@ type Call struct {
 	Arch uint32 // AUDIT_ARCH_* value
 	IP   uint64
 	Args [6]uint64
+	// Valid reports whether the call still waits for its answer
+	// (SECCOMP_IOCTL_NOTIF_ID_VALID): what was read from Pid's memory
+	// before it returns true was the caller's, not a process that took
+	// its pid after it died. nil outside Supervise.
+	Valid func() bool `json:"-"`
 }
 
 // seccompNotif and seccompNotifResp are the kernel's struct seccomp_notif
@@ -113,7 +118,9 @@ func Supervise(listener *os.File, record func(Call)) error {
 			}
 			return clawerr.Wrap(clawerr.EIO, err, "receive a seccomp notification")
 		}
-		record(Call{Pid: n.Pid, Nr: n.Nr, Arch: n.Arch, IP: n.IP, Args: n.Args})
+		id := n.ID
+		valid := func() bool { return ioctl(fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id)) == nil }
+		record(Call{Pid: n.Pid, Nr: n.Nr, Arch: n.Arch, IP: n.IP, Args: n.Args, Valid: valid})
 		resp := seccompNotifResp{ID: n.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
 		if err := ioctl(fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&resp)); err != nil && !errors.Is(err, unix.ENOENT) {
 			return clawerr.Wrap(clawerr.EIO, err, "answer a seccomp notification")

@@ -162,7 +162,7 @@ func (c *Complaints) portsOf(name string, call seccomp.Call) {
 	if allowed == nil {
 		return
 	}
-	for _, d := range sockaddrs(c.Read, call.Pid, name, call.Args) {
+	for _, d := range callAddrs(c.Read, call, name) {
 		if (d.Family == "AF_INET" || d.Family == "AF_INET6") && !(name == "bind" && d.Port == 0) && !slices.Contains(allowed, d.Port) {
 			c.add(name, "REJECT (port rules)", call, d.String())
 		}

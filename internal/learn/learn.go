@@ -87,7 +87,7 @@ func (r *Recording) Add(c seccomp.Call) {
 		st.Values[c.Args[w.arg]&w.mask]++
 	}
 	if portCalls[name] && r.Read != nil {
-		for _, d := range sockaddrs(r.Read, c.Pid, name, c.Args) {
+		for _, d := range callAddrs(r.Read, c, name) {
 			if st.Dests == nil {
 				st.Dests = map[Dest]int{}
 			}

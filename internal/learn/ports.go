@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/seccomp"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -57,6 +58,17 @@ func (d Dest) String() string {
 		return d.Addr + " (" + d.Family + ")"
 	}
 	return netip.AddrPortFrom(netip.MustParseAddr(d.Addr), uint16(d.Port)).String() + " (" + d.Family + ")"
+}
+
+// callAddrs is sockaddrs of a notified call, kept only if the call still
+// waited after they were read: otherwise its pid may be another process's
+// by now, whose memory is none of the agent's evidence.
+func callAddrs(read MemReader, c seccomp.Call, name string) []Dest {
+	ds := sockaddrs(read, c.Pid, name, c.Args)
+	if c.Valid != nil && !c.Valid() {
+		return nil
+	}
+	return ds
 }
 
 // sockaddrs returns the socket addresses call name (args) names in the

@@ -167,6 +167,16 @@ func TestLearnPorts(t *testing.T) {
 	if r := rule(decode(t, raw), "connect"); r.Permission != translate.Allow || !strings.Contains(r.Notes, "ephemeral range 32768-60999") {
 		t.Errorf("a connect to an ephemeral port: %+v", r)
 	}
+	// A call that no longer waits when its address has been read (its
+	// pid may be another process's now) gives no evidence.
+	gone := NewRecording(arch)
+	gone.Read = mem.read
+	c := call(t, arch, "connect", 3, 0x1000, 16)
+	c.Valid = func() bool { return false }
+	gone.Add(c)
+	if d := gone.Calls["connect"].Dests; len(d) != 0 {
+		t.Errorf("addresses of a call that no longer waited were kept: %v", d)
+	}
 	// The learned whitelist translates: the ports become the network
 	// policy.
 	p, err := translate.Translate(wl, translate.Options{})
