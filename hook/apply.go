@@ -163,6 +163,13 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	// The command is resolved inside the container (clawos-init searches
 	// $PATH) whether or not Landlock restricts what it may execute.
 	ex := confine.Exec{Cmd: use}
+	// The port rules by Landlock as well, where the kernel can (ABI 4): a
+	// second layer beside the table prestart installs, for the main
+	// process and every exec (WrapExec reuses this prefix).
+	if plan.Ports != nil && confine.LandlockNet(cfg.Landlock, platform.LandlockABI()) {
+		ex.Ports = plan.Ports
+		out.Landlock += "; TCP ports held by Landlock's network rules too"
+	}
 	spec.Process.Args = confine.InitArgs(plan.InlineFilter(), ex, cmd)
 	spec.Mounts = append(spec.Mounts, confine.InitMount(cfg.Init))
 	if err := plan.Annotate(spec, cfg.Runtime); err != nil {

@@ -522,7 +522,7 @@ func TestCRI(t *testing.T) {
 	for _, tc := range append(coreCases(t), []probeCase{
 		{"DENY with ENOSYS", []string{"call", sysnr(t, "clone3")}, int(unix.ENOSYS)},
 		{"allowed port", []string{"listen-connect", "5432"}, 0},
-		{"refused port", []string{"listen-connect", "8080"}, int(unix.ECONNREFUSED)},
+		{"refused port", []string{"listen-connect", "8080"}, refusedTCP()},
 		{"Landlock: exec of another binary", []string{"exec", "/bin/busybox"}, int(unix.EACCES)},
 	}...) {
 		t.Run("workload: "+tc.name, func(t *testing.T) {
@@ -551,7 +551,7 @@ func TestCRI(t *testing.T) {
 		id := agent.create(t, "waiting", "", "ready")
 		defer c.run(t, "rm", "-f", id)
 		c.must(t, "start", id)
-		for _, tc := range append(coreCases(t), probeCase{"refused port", []string{"listen-connect", "8081"}, int(unix.ECONNREFUSED)}) {
+		for _, tc := range append(coreCases(t), probeCase{"refused port", []string{"listen-connect", "8081"}, refusedTCP()}) {
 			for _, mode := range []string{"sync", "stream"} {
 				t.Run(mode+": "+tc.name, func(t *testing.T) {
 					args := []string{"exec"}

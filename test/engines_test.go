@@ -304,7 +304,7 @@ func checkEngine(t *testing.T, f *engineFixture, run engineRun) {
 		{"unlisted call kills the agent", ann, []string{"call", sysnr(t, "getuid")}, killed},
 		{"escape: unshare", ann, []string{"call", sysnr(t, "unshare"), fmt.Sprint(unix.CLONE_NEWUSER)}, killed},
 		{"allowed port", ann, []string{"listen-connect", "5432"}, 0},
-		{"refused port", ann, []string{"listen-connect", "8080"}, int(unix.ECONNREFUSED)},
+		{"refused port", ann, []string{"listen-connect", "8080"}, refusedTCP()},
 		{"Landlock: exec of another binary", ann, []string{"exec", "/bin/busybox"}, int(unix.EACCES)},
 		// The port policy is default-deny for every protocol in the
 		// engine's network namespace too (seccomp lets any socket through
