@@ -68,12 +68,14 @@ func BenchmarkStart(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	var bare, claw, init time.Duration
+	var bare, claw, init, cold time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		bare += timeIt("runc", "--root", filepath.Join(state, "runc-bare"), "run", "--bundle", bundle, fmt.Sprintf("bench-%d-%d", os.Getpid(), i))
 		claw += timeIt(run, "--state-dir", state, "--whitelist", wl, "--", "/usr/bin/true")
 		init += timeIt(run, "--state-dir", state, "--init", "--whitelist", wl, "--", "/usr/bin/true")
+		// A plan-cache miss every time: clawos-policy validates.
+		cold += timeIt(run, "--state-dir", state, "--plan-cache", "off", "--whitelist", wl, "--", "/usr/bin/true")
 	}
 	b.StopTimer()
 	n := float64(b.N)
@@ -83,6 +85,8 @@ func BenchmarkStart(b *testing.B) {
 	// --init: pid 1 forks the agent and stays to reap it.
 	b.ReportMetric(float64(init.Microseconds())/n, "clawos-run-init-µs/run")
 	b.ReportMetric(float64(init)/float64(claw), "init/plain")
+	b.ReportMetric(float64(cold.Microseconds())/n, "clawos-run-cold-µs/run")
+	b.ReportMetric(float64(cold)/float64(claw), "cold/warm")
 }
 
 // BenchmarkSyscallCost measures the cost of one syscall in a tight loop
