@@ -20,10 +20,14 @@ const (
 	NetNone     Net = "none"     // a private network namespace, interfaces down, not even lo
 	NetLoopback Net = "loopback" // a private network namespace with only lo, up
 	NetHost     Net = "host"     // the host's network namespace
+	// NetPasta: a private network namespace with real egress through
+	// passt's pasta, which the launcher starts (the namespace is made as
+	// for NetLoopback).
+	NetPasta Net = "pasta"
 )
 
 // KnownNets lists the network modes.
-func KnownNets() []Net { return []Net{NetHost, NetLoopback, NetNone} }
+func KnownNets() []Net { return []Net{NetHost, NetLoopback, NetNone, NetPasta} }
 
 // Options describe a sandbox's isolation.
 type Options struct {
@@ -105,11 +109,11 @@ func Apply(spec *specs.Spec, o Options) error {
 	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace}, {Type: specs.CgroupNamespace}}
 	switch o.Net {
-	case NetNone, NetLoopback, "":
+	case NetNone, NetLoopback, NetPasta, "":
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	case NetHost:
 	default:
-		return clawerr.New(clawerr.EProto, fmt.Sprintf("unknown network mode %q (want none, loopback or host)", o.Net))
+		return clawerr.New(clawerr.EProto, fmt.Sprintf("unknown network mode %q (want none, loopback, pasta or host)", o.Net))
 	}
 	spec.Linux.UIDMappings, spec.Linux.GIDMappings = nil, nil
 	switch {

@@ -49,7 +49,7 @@ type Config struct {
 	// Baseline: measured calls added to the whitelist (start, tokio,
 	// start,tokio or none).
 	Baseline string
-	// Net is none, loopback or host (namespaces.Net).
+	// Net is none, loopback, pasta or host (namespaces.Net).
 	Net string
 	// AppArmor and Landlock are auto, required or off; AppArmorPreset a
 	// P1.6 preset layered on the generated profile.
@@ -182,7 +182,7 @@ func (c *Config) netMode() (namespaces.Net, error) {
 			return n, nil
 		}
 	}
-	return "", usage("--net %q: want none, loopback or host", c.Net)
+	return "", usage("--net %q: want none, loopback, pasta or host", c.Net)
 }
 
 // ResolveEnv is the agent's environment from --env entries and an

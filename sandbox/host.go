@@ -67,6 +67,13 @@ func (s *Sandbox) guard(ctx context.Context) (stop func(), err error) {
 		// The sandbox holds its own copies of the staged mounts now.
 		unstageAll(idmapDir(s.stageDir, s.plan.ID))
 	}
+	if s.plan.Pasta {
+		p, err := startPasta(s.plan.cfg.StateDir, s.plan.ID, pid)
+		if err != nil {
+			return nil, err
+		}
+		s.onDestroy(p.stop)
+	}
 	var held *heldNS
 	ports := s.plan.Ports
 	// In the host's network namespace (--net host) the port rules are
@@ -440,6 +447,12 @@ func writeBundle(dir string, s *Sandbox) error {
 	if err := copyFile(p.Init, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
 		return err
 	}
+	// Before the mount points: /etc/hosts is a file's.
+	if p.Hosts != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "hosts"), p.Hosts, 0o644); err != nil {
+			return err
+		}
+	}
 	if s.spec.Root.Path == "rootfs" {
 		for _, l := range namespaces.SortedLinks(p.Links) {
 			if err := os.Symlink(p.Links[l], filepath.Join(root, l)); err != nil {
@@ -644,6 +657,7 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 			continue
 		}
 		unstageAll(idmapDir(stateDir, id))
+		unbindNetns(filepath.Join(netnsDir(stateDir), id))
 		for _, name := range appArmorState().HeldBy(appArmorHolder(id)) {
 			releaseAppArmor(name, id)
 		}

@@ -133,6 +133,10 @@ type Plan struct {
 	// PrivateNet: the sandbox has a network namespace of its own, where
 	// the port policy's nftables table goes (not --net host).
 	PrivateNet bool
+	// Pasta: pasta gives the namespace egress (--net pasta); Hosts is
+	// then the sandbox's /etc/hosts, written into the bundle.
+	Pasta bool
+	Hosts []byte
 
 	cfg  Config
 	host Host
@@ -409,6 +413,29 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	// What the agent writes never runs: every writable mount is noexec,
 	// the bundle's own included.
 	namespaces.NoExecWritable(spec.Mounts)
+	var hosts []byte
+	if netMode == namespaces.NetPasta {
+		// The host's loopback services are reachable at HostAlias: pasta
+		// maps the gateway (the host's default gateway, which it copies) to
+		// the host's loopback.
+		gw, err := defaultGateway("/proc/self/net/route")
+		if err != nil {
+			return nil, &clawerr.Error{Code: clawerr.EIO, Message: "--net pasta: the host has no IPv4 default route for pasta to copy", Err: err}
+		}
+		own, _ := os.ReadFile("/etc/hosts")
+		hosts = hostsFile(own, gw)
+		src := filepath.Join(bundle, "hosts")
+		found := false
+		for i := range spec.Mounts {
+			if spec.Mounts[i].Destination == "/etc/hosts" {
+				spec.Mounts[i].Source, found = src, true
+			}
+		}
+		if !found {
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: src,
+				Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
+		}
+	}
 	rootless := host.EUID != 0
 	if rootless && c.Slice != "" && !host.CgroupV2 {
 		return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "P1.5 quotas need cgroups, which a non-root user cannot manage on this cgroup v1 host",
@@ -441,7 +468,7 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	}
 	return &Plan{AppArmor: prof, ID: id, Bundle: bundle, Spec: spec, Stages: plan.Stages, AgentBPF: plan.AgentBPF, Links: links,
 		Init: host.Init, Ports: plan.Ports, Command: cmdArgs, obs: obs, Landlock: landlock,
-		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, PrivateNet: netMode != namespaces.NetHost, prepared: time.Now(), cfg: c, host: host, log: log}, nil
+		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, PrivateNet: netMode != namespaces.NetHost, Pasta: netMode == namespaces.NetPasta, Hosts: hosts, prepared: time.Now(), cfg: c, host: host, log: log}, nil
 }
 
 // baseConfig reads the config.json of the bundle directory, with its root

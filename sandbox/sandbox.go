@@ -111,14 +111,16 @@ func (s *Sandbox) Plan() *Plan { return s.plan }
 // namespace and the idmapped mounts checked, then the agent started. On
 // failure everything is undone; otherwise the caller must Wait and
 // Destroy.
-func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (s *Sandbox, err error) {
-	s = &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log}
+func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, error) {
+	s := &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log}
+	started := false
 	defer func() {
-		if err != nil {
+		// Whatever failed, nothing of the sandbox stays.
+		if !started {
 			s.Destroy()
-			s = nil
 		}
 	}()
+	var err error
 	if !p.cfg.TTY {
 		var closeIn func()
 		if stdio.In, stdio.Out, stdio.Err, closeIn, err = withoutTerminal(stdio.In, stdio.Out, stdio.Err); err != nil {
@@ -168,6 +170,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (s *Sandbox, e
 			return nil, err
 		}
 	}
+	started = true
 	return s, nil
 }
 

@@ -63,7 +63,7 @@ func defineFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&s.Workdir, "workdir", "", "a host directory made visible read-only at the same path and used as the working directory (default: the current directory, where that is safe)")
 	fs.StringVar(&s.Chdir, "chdir", "", "the agent's working directory inside the sandbox (bubblewrap's --chdir): a path of the sandbox's own view, a --ro-bind or --bind destination for example; nothing of the host's is bound for it")
 	fs.StringVar(&s.Baseline, "baseline", sandbox.DefaultBaseline, "measured calls added to the agent's whitelist: start, tokio, start,tokio or none")
-	fs.StringVar(&s.Net, "net", "loopback", "network: none (no traffic at all), loopback (private namespace with only lo) or host")
+	fs.StringVar(&s.Net, "net", "loopback", "network: none (no traffic at all), loopback (private namespace with only lo), pasta (private namespace with egress through passt's pasta, the host's loopback services at host.clawos.internal; root) or host")
 	fs.StringVar(&s.AppArmor, "apparmor", "auto", "AppArmor: auto (apply a generated profile where the kernel has AppArmor, warn where not), required (refuse to run without it) or off")
 	fs.StringVar(&s.Landlock, "landlock", "auto", "Landlock exec restriction: auto (where the kernel has Landlock; refused without it when the whitelist allows execve, since what the agent may execute would be unrestricted), required (refuse to run without it) or off")
 	fs.StringVar(&s.AppArmorPreset, "apparmor-preset", "", "P1.6 AppArmor preset to layer on the generated profile (clawos-agent-loop, clawos-wasm-daemon, clawos-kernel-svc)")

@@ -1,0 +1,155 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	clawerr "github.com/clawos/clawos-security/errors"
+)
+
+// HostAlias is the name the sandbox's /etc/hosts gives the host under
+// --net pasta: pasta maps its gateway address to the host's loopback
+// (podman's host.containers.internal convention).
+const HostAlias = "host.clawos.internal"
+
+// pastaReady bounds the wait for pasta to configure the namespace.
+const pastaReady = 5 * time.Second
+
+// pasta is the pasta process that gives a sandbox's network namespace its
+// egress, and the file its namespace is bound to for it.
+type pasta struct {
+	cmd    *exec.Cmd
+	nsFile string
+	stderr bytes.Buffer
+}
+
+// netnsDir is where a sandbox's network namespace is bound for pasta
+// (pasta joins a namespace by path, and quits when the path goes away).
+func netnsDir(stateDir string) string { return filepath.Join(stateDir, "netns") }
+
+// startPasta binds the network namespace of pid to a file under the state
+// directory and starts pasta on it, as root (--runas 0:0: pasta would drop
+// to nobody otherwise and could not join the namespace): the namespace
+// gets the host's addresses and routes (--config-net), no port of the host
+// is forwarded into it nor its loopback to the host's (-t, -u, -T, -U
+// none), and the gateway address reaches the host's loopback. pasta dies
+// with clawos-run (parent-death signal from a thread that lives as long as
+// the process) and when the file is removed; it is ready once the
+// namespace has its default route.
+func startPasta(stateDir, id string, pid int) (*pasta, error) {
+	if os.Geteuid() != 0 {
+		return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "--net pasta runs as root only (rootless pasta is not supported yet)",
+			Hint: "run as root, or --net loopback"}
+	}
+	bin, err := exec.LookPath("pasta")
+	if err != nil {
+		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: "--net pasta needs passt's pasta, which is not installed; the agent was not started", Err: err,
+			Hint: "apt-get install passt, or another --net mode"}
+	}
+	dir := netnsDir(stateDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, clawerr.Wrap(clawerr.EIO, err, "pasta's namespace file")
+	}
+	p := &pasta{nsFile: filepath.Join(dir, id)}
+	if err := os.WriteFile(p.nsFile, nil, 0o600); err != nil {
+		return nil, clawerr.Wrap(clawerr.EIO, err, "pasta's namespace file")
+	}
+	if err := unix.Mount("/proc/"+strconv.Itoa(pid)+"/ns/net", p.nsFile, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(p.nsFile)
+		return nil, clawerr.Wrap(clawerr.EIO, err, "bind the sandbox's network namespace for pasta")
+	}
+	p.cmd = exec.Command(bin, "--runas", "0:0", "--netns", p.nsFile, "--config-net", "--foreground", "--quiet",
+		"-t", "none", "-u", "none", "-T", "none", "-U", "none")
+	p.cmd.Stderr = &p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := startLocked(p.cmd.Start); err != nil {
+		p.release()
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "start pasta")
+	}
+	exited := make(chan struct{})
+	go func() { p.cmd.Wait(); close(exited) }()
+	for deadline := time.Now().Add(pastaReady); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := defaultGateway("/proc/" + strconv.Itoa(pid) + "/net/route"); err == nil {
+			return p, nil
+		}
+		select {
+		case <-exited:
+			p.release()
+			return nil, &clawerr.Error{Code: clawerr.EIO, Message: "pasta exited before it configured the sandbox's network; the agent was not started",
+				Err: fmt.Errorf("%s", bytes.TrimSpace(p.stderr.Bytes()))}
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, &clawerr.Error{Code: clawerr.ETimeout, Message: "pasta did not configure the sandbox's network in time; the agent was not started"}
+		}
+	}
+}
+
+// stop kills pasta and removes the namespace's file.
+func (p *pasta) stop() {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Kill()
+	}
+	p.release()
+}
+
+// release removes the namespace's file (pasta quits when it goes).
+func (p *pasta) release() { unbindNetns(p.nsFile) }
+
+// unbindNetns detaches and removes a namespace file of netnsDir.
+func unbindNetns(path string) {
+	unix.Unmount(path, unix.MNT_DETACH)
+	os.Remove(path)
+}
+
+// defaultGateway is the IPv4 default gateway of a /proc/net/route file:
+// the host's (/proc/self/net/route), which pasta copies into the sandbox's
+// namespace and maps to the host's loopback.
+func defaultGateway(routeFile string) (netip.Addr, error) {
+	f, err := os.Open(routeFile)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fl := strings.Fields(sc.Text())
+		if len(fl) < 3 || fl[1] != "00000000" {
+			continue
+		}
+		b, err := hex.DecodeString(fl[2])
+		if err != nil || len(b) != 4 {
+			continue
+		}
+		var a [4]byte
+		binary.LittleEndian.PutUint32(a[:], binary.BigEndian.Uint32(b))
+		if gw := netip.AddrFrom4(a); !gw.IsUnspecified() {
+			return gw, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no default route in %s", routeFile)
+}
+
+// hostsFile is the sandbox's /etc/hosts under --net pasta: the host's,
+// and HostAlias at gw.
+func hostsFile(host []byte, gw netip.Addr) []byte {
+	out := append([]byte{}, host...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return append(out, fmt.Sprintf("%s\t%s\n", gw, HostAlias)...)
+}
