@@ -9,6 +9,11 @@
  *   clawos-probe dgram PROTO 4|6 PORT            datagram socket of protocol PROTO (17 UDP, 136 UDP-Lite)
  *                                                bound on loopback:PORT; send itself one datagram and
  *                                                wait 1 s for it (ETIMEDOUT if it never came)
+ *   clawos-probe send-udp IPV4 PORT [MS]         one UDP datagram ("u") to IPV4:PORT, then wait MS ms
+ *                                                (a datagram in flight when the sandbox ends may be lost)
+ *   clawos-probe connects IPV4 PORT N            N TCP connections to IPV4:PORT, one after the other;
+ *                                                print ns per connection
+ *   clawos-probe bulk IPV4 PORT MB               send MB MiB over one TCP connection; print bytes per second
  *   clawos-probe exec PATH                       execve(PATH) (a Landlock check)
  *   clawos-probe write-file PATH                 create PATH for writing
  *   clawos-probe open PATH FLAGS                 openat(AT_FDCWD, PATH, FLAGS, 0644)
@@ -133,6 +138,51 @@ int main(int argc, char **argv) {
 		if (s < 0) report(errno);
 		long r = syscall(SYS_connect, s, &sa, sizeof sa);
 		report(r == -1 ? errno : 0);
+	}
+	if ((strcmp(op, "send-udp") == 0 || strcmp(op, "connects") == 0 || strcmp(op, "bulk") == 0) && i + 1 < argc) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[i + 1])) };
+		if (inet_pton(AF_INET, argv[i], &sa.sin_addr) != 1) { fprintf(stderr, "clawos-probe: bad address\n"); return 125; }
+		if (op[1] == 'e') { /* send-udp */
+			long s = syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			if (s < 0) report(errno);
+			if (syscall(SYS_sendto, s, "u", 1, 0, &sa, sizeof sa) < 0)
+				report(errno);
+			if (i + 2 < argc) {
+				long ms = atol(argv[i + 2]);
+				struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+				syscall(SYS_ppoll, NULL, 0, &ts, NULL, 0);
+			}
+			report(0);
+		}
+		long n = i + 2 < argc ? atol(argv[i + 2]) : 1;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (op[0] == 'c') { /* connects */
+			for (long k = 0; k < n; k++) {
+				long s = syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+				if (s < 0) report(errno);
+				if (syscall(SYS_connect, s, &sa, sizeof sa) != 0) report(errno);
+				syscall(SYS_close, s);
+			}
+		} else { /* bulk */
+			static char chunk[65536];
+			long s = syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (s < 0) report(errno);
+			if (syscall(SYS_connect, s, &sa, sizeof sa) != 0) report(errno);
+			for (long left = n * 1048576; left > 0;) {
+				long w = syscall(SYS_write, s, chunk, left < (long)sizeof chunk ? left : (long)sizeof chunk);
+				if (w < 0) report(errno);
+				left -= w;
+			}
+			syscall(SYS_close, s);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+		char buf[64];
+		int len = op[0] == 'c' ? snprintf(buf, sizeof buf, "ns_per_connect %.0f\n", ns / (double)n)
+		                       : snprintf(buf, sizeof buf, "bytes_per_sec %.0f\n", (double)n * 1048576 * 1e9 / ns);
+		syscall(SYS_write, 1, buf, len);
+		syscall(SYS_exit_group, 0);
 	}
 	if (strcmp(op, "listen-connect") == 0 && i < argc) {
 		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[i])) };
