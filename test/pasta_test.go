@@ -124,6 +124,10 @@ func TestRunPasta(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, gw+"\thost.clawos.internal") {
 			t.Errorf("the sandbox's /etc/hosts: exit %d, %q %s", r.code, r.stdout, r.stderr)
 		}
+		// Killed by seccomp: the same end.
+		if r := s.clawosRun(t, "--net", "pasta", "--whitelist", probeWhitelist, "--", s.probe, "call", sysnr(t, "getuid")); r.code != 159 {
+			t.Errorf("a seccomp kill under --net pasta: exit %d (%s)", r.code, r.stderr)
+		}
 		noPasta(t, s.stateDir, "after the runs")
 		if left, _ := filepath.Glob(filepath.Join(s.stateDir, "netns", "*")); len(left) > 0 {
 			t.Errorf("namespace files left: %v", left)
