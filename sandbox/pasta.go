@@ -1,23 +1,20 @@
 package sandbox
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/platform"
 )
 
 // HostAlias is the name the sandbox's /etc/hosts gives the host under
@@ -82,7 +79,7 @@ func startPasta(stateDir, id string, pid int) (*pasta, error) {
 	exited := make(chan struct{})
 	go func() { p.cmd.Wait(); close(exited) }()
 	for deadline := time.Now().Add(pastaReady); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := defaultGateway("/proc/" + strconv.Itoa(pid) + "/net/route"); err == nil {
+		if _, err := platform.DefaultGateway("/proc/" + strconv.Itoa(pid) + "/net/route"); err == nil {
 			return p, nil
 		}
 		select {
@@ -114,34 +111,6 @@ func (p *pasta) release() { unbindNetns(p.nsFile) }
 func unbindNetns(path string) {
 	unix.Unmount(path, unix.MNT_DETACH)
 	os.Remove(path)
-}
-
-// defaultGateway is the IPv4 default gateway of a /proc/net/route file:
-// the host's (/proc/self/net/route), which pasta copies into the sandbox's
-// namespace and maps to the host's loopback.
-func defaultGateway(routeFile string) (netip.Addr, error) {
-	f, err := os.Open(routeFile)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Fields(sc.Text())
-		if len(fl) < 3 || fl[1] != "00000000" {
-			continue
-		}
-		b, err := hex.DecodeString(fl[2])
-		if err != nil || len(b) != 4 {
-			continue
-		}
-		var a [4]byte
-		binary.LittleEndian.PutUint32(a[:], binary.BigEndian.Uint32(b))
-		if gw := netip.AddrFrom4(a); !gw.IsUnspecified() {
-			return gw, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("no default route in %s", routeFile)
 }
 
 // hostsFile is the sandbox's /etc/hosts under --net pasta: the host's,

@@ -418,7 +418,7 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 		// The host's loopback services are reachable at HostAlias: pasta
 		// maps the gateway (the host's default gateway, which it copies) to
 		// the host's loopback.
-		gw, err := defaultGateway("/proc/self/net/route")
+		gw, err := platform.DefaultGateway("/proc/self/net/route")
 		if err != nil {
 			return nil, &clawerr.Error{Code: clawerr.EIO, Message: "--net pasta: the host has no IPv4 default route for pasta to copy", Err: err}
 		}

@@ -1,13 +1,9 @@
 package test
 
 import (
-	"bufio"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,33 +12,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clawos/clawos-security/internal/platform"
 )
 
 // hostGateway is the host's IPv4 default gateway, which pasta copies into
 // the sandbox and maps to the host's loopback.
 func hostGateway(t testing.TB) string {
 	t.Helper()
-	f, err := os.Open("/proc/net/route")
+	gw, err := platform.DefaultGateway("/proc/net/route")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the host has no IPv4 default route (pasta needs one): %v", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Fields(sc.Text())
-		if len(fl) < 3 || fl[1] != "00000000" {
-			continue
-		}
-		b, err := hex.DecodeString(fl[2])
-		if err != nil || len(b) != 4 {
-			continue
-		}
-		var a [4]byte
-		binary.LittleEndian.PutUint32(a[:], binary.BigEndian.Uint32(b))
-		return netip.AddrFrom4(a).String()
-	}
-	t.Fatal("the host has no IPv4 default route (pasta needs one)")
-	return ""
+	return gw.String()
 }
 
 // pastaOf lists the pasta processes of sandboxes of stateDir (pasta
