@@ -190,7 +190,7 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	// is not known here) and loads it again if another container's stop
 	// removed it meanwhile.
 	if prof != nil {
-		if err := appArmorState().Save(prof); err != nil {
+		if err := confine.SystemAppArmor().Save(prof); err != nil {
 			return out, err
 		}
 		if err := confine.LoadAppArmor(prof); err != nil {

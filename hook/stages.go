@@ -116,7 +116,7 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	// The container's AppArmor profile, when Apply generated it: counted
 	// as used until poststop, so that no other container's stop removes
 	// it from the kernel while this one runs.
-	if rec.AppArmor, err = holdAppArmor(appArmorState(), spec, st.ID, confine.LoadAppArmor); err != nil {
+	if rec.AppArmor, err = holdAppArmor(confine.SystemAppArmor(), spec, st.ID, confine.LoadAppArmor); err != nil {
 		return out, err
 	}
 	b, err := json.Marshal(rec)
@@ -148,12 +148,6 @@ type record struct {
 	Table string `json:"nft_table,omitempty"`
 	// AppArmor is the generated profile the container holds.
 	AppArmor string `json:"apparmor,omitempty"`
-}
-
-// appArmorState counts the users of loaded profiles, system-wide, with
-// clawos-run (see confine.DefaultAppArmorState).
-func appArmorState() confine.AppArmorState {
-	return confine.AppArmorState{Dir: confine.DefaultAppArmorState}
 }
 
 // appArmorHolder is container id's name among a profile's users.
@@ -299,7 +293,7 @@ func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 				return out, err
 			}
 			if rec.AppArmor != "" {
-				if err := appArmorState().Release(rec.AppArmor, appArmorHolder(st.ID), confine.UnloadAppArmor); err != nil {
+				if err := confine.SystemAppArmor().Release(rec.AppArmor, appArmorHolder(st.ID), confine.UnloadAppArmor); err != nil {
 					return out, err
 				}
 			}

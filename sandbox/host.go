@@ -131,12 +131,6 @@ func checkIDMapped(pid int, want []string) error {
 	return nil
 }
 
-// appArmorState counts the users of loaded profiles, system-wide (see
-// confine.DefaultAppArmorState).
-func appArmorState() confine.AppArmorState {
-	return confine.AppArmorState{Dir: confine.DefaultAppArmorState}
-}
-
 // appArmorHolder is sandbox id's name among a profile's users: the hook's
 // containers are users too.
 func appArmorHolder(id string) string { return "clawos-run-" + id }
@@ -144,7 +138,7 @@ func appArmorHolder(id string) string { return "clawos-run-" + id }
 // releaseAppArmor ends sandbox id's use of profile name, which leaves the
 // kernel with its last user.
 func releaseAppArmor(name, id string) {
-	appArmorState().Release(name, appArmorHolder(id), confine.UnloadAppArmor)
+	confine.SystemAppArmor().Release(name, appArmorHolder(id), confine.UnloadAppArmor)
 }
 
 // hold prepares what a run of the sandbox holds on the host outside its
@@ -166,7 +160,7 @@ func (s *Sandbox) hold(stateDir string) (release func(), err error) {
 	if prof == nil {
 		return unstage, nil
 	}
-	if err := appArmorState().Hold(prof, appArmorHolder(id)); err != nil {
+	if err := confine.SystemAppArmor().Hold(prof, appArmorHolder(id)); err != nil {
 		return nil, err
 	}
 	return func() {
@@ -658,7 +652,7 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 		}
 		unstageAll(idmapDir(stateDir, id))
 		unbindNetns(filepath.Join(netnsDir(stateDir), id))
-		for _, name := range appArmorState().HeldBy(appArmorHolder(id)) {
+		for _, name := range confine.SystemAppArmor().HeldBy(appArmorHolder(id)) {
 			releaseAppArmor(name, id)
 		}
 		os.RemoveAll(sb.dir)

@@ -27,6 +27,10 @@ type AppArmorState struct {
 	Dir string
 }
 
+// SystemAppArmor is the system's AppArmorState (DefaultAppArmorState),
+// the one every program of ClawOS counts profile users in.
+func SystemAppArmor() AppArmorState { return AppArmorState{Dir: DefaultAppArmorState} }
+
 // profileName tells whether name can name a file here: [A-Za-z0-9] then
 // up to 200 of [A-Za-z0-9._-] (ours are clawos-<whitelist>-<digest> or a
 // P1.6 preset's name). No regexp: a bounded repeat compiles into a
