@@ -67,7 +67,7 @@ func (s *Sandbox) guard(ctx context.Context) (stop func(), err error) {
 		// The sandbox holds its own copies of the staged mounts now.
 		unstageAll(idmapDir(s.stageDir, s.plan.ID))
 	}
-	if s.plan.Pasta {
+	if s.plan.Pasta() {
 		p, err := startPasta(s.plan.cfg.StateDir, s.plan.ID, pid)
 		if err != nil {
 			return nil, err
@@ -78,7 +78,7 @@ func (s *Sandbox) guard(ctx context.Context) (stop func(), err error) {
 	ports := s.plan.Ports
 	// In the host's network namespace (--net host) the port rules are
 	// Landlock's alone: no table is installed there.
-	if ports != nil && s.plan.PrivateNet {
+	if ports != nil && s.plan.PrivateNet() {
 		if held, err = installPolicy(ctx, pid, ports, s.log); err != nil {
 			return nil, err
 		}

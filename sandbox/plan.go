@@ -130,12 +130,8 @@ type Plan struct {
 	AppArmor *confine.AppArmorProfile
 	// PIDOneInit: clawos-init stays as pid 1 (Config.Init).
 	PIDOneInit bool
-	// PrivateNet: the sandbox has a network namespace of its own, where
-	// the port policy's nftables table goes (not --net host).
-	PrivateNet bool
-	// Pasta: pasta gives the namespace egress (--net pasta); Hosts is
-	// then the sandbox's /etc/hosts, written into the bundle.
-	Pasta bool
+	// Hosts is the sandbox's /etc/hosts under --net pasta, written into
+	// the bundle; nil otherwise.
 	Hosts []byte
 
 	cfg  Config
@@ -468,7 +464,7 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	}
 	return &Plan{AppArmor: prof, ID: id, Bundle: bundle, Spec: spec, Stages: plan.Stages, AgentBPF: plan.AgentBPF, Links: links,
 		Init: host.Init, Ports: plan.Ports, Command: cmdArgs, obs: obs, Landlock: landlock,
-		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, PrivateNet: netMode != namespaces.NetHost, Pasta: netMode == namespaces.NetPasta, Hosts: hosts, prepared: time.Now(), cfg: c, host: host, log: log}, nil
+		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, Hosts: hosts, prepared: time.Now(), cfg: c, host: host, log: log}, nil
 }
 
 // baseConfig reads the config.json of the bundle directory, with its root
@@ -560,6 +556,13 @@ func sandboxPATH(env []string) string {
 	}
 	return path
 }
+
+// PrivateNet reports whether the sandbox has a network namespace of its
+// own, where the port policy's nftables table goes (not --net host).
+func (p *Plan) PrivateNet() bool { return p.cfg.Net != string(namespaces.NetHost) }
+
+// Pasta reports whether pasta gives the namespace egress (--net pasta).
+func (p *Plan) Pasta() bool { return p.cfg.Net == string(namespaces.NetPasta) }
 
 // PrintSpec writes what the plan would run as JSON: the OCI config, the
 // agent stage, the container stage's origins, the port rules, the rootfs
