@@ -44,7 +44,7 @@ help:
 # so that LD_PRELOAD and friends cannot reach them.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
-build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
+build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-wait $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
 	$(GO) build -o $(BIN)/ ./cmd/clawos-policy ./cmd/clawos-run
 	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
@@ -57,6 +57,15 @@ $(BIN)/clawos-probe: test/probe/probe.c
 $(BIN)/clawos-init: cmd/clawos-init/init.c
 	@mkdir -p $(BIN)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+# What clawos-run becomes while a long-running agent runs (sandbox.HandOff).
+$(BIN)/clawos-wait: cmd/clawos-wait/wait.c
+	@mkdir -p $(BIN)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BIN)/clawos-wait-san: cmd/clawos-wait/wait.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -o $@ $<
 
 # clawos-init's parsers under AddressSanitizer and UBSan: the fuzz driver
 # (make fuzz), and a sanitized clawos-init that one test run puts in real
@@ -90,7 +99,7 @@ $(BIN)/clawos-pause: test/pause/pause.c
 
 test: lint test-go fuzz
 
-test-go: build $(BIN)/clawos-init-san vm-kernel crictl
+test-go: build $(BIN)/clawos-init-san $(BIN)/clawos-wait-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
 
 # Unit tests only (no kernel, engine or VM tests): what the launcher's,
@@ -144,7 +153,7 @@ DOCUMENTED := clawos-run clawos-policy clawos-hook
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/clawos/whitelists
-	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-init $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-init $(BIN)/clawos-wait $(DESTDIR)$(PREFIX)/bin/
 	for f in hook/hooks.d/*.json; do \
 		sed 's#/usr/local/bin/clawos-hook#$(PREFIX)/bin/clawos-hook#' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); done
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
@@ -155,7 +164,7 @@ install: build
 		sed -e 's#/usr/local/bin#$(PREFIX)/bin#' -e '/"cri": true/d' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-init)
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-init clawos-wait)
 	rm -f $(foreach p,$(DOCUMENTED),$(DESTDIR)$(PREFIX)/share/man/man1/$(p).1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$(p))
 	rm -f $(addprefix $(DESTDIR)$(HOOKS_DIR)/,$(notdir $(wildcard hook/hooks.d/*.json)))
 

@@ -118,7 +118,7 @@ func (e *embeddedRuntime) create(ctx context.Context, s *Sandbox, stdio Stdio, l
 		p.Stdin, p.Stdout, p.Stderr, p.ConsoleSocket = nil, nil, nil, child
 		consoleParent = parent
 	}
-	if err := startLocked(func() error { return c.Start(p) }); err != nil {
+	if err := s.thread.do(func() error { return c.Start(p) }); err != nil {
 		ec.destroy()
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "start the container")
 	}
@@ -180,21 +180,38 @@ func socketPair() (*os.File, *os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child"), nil
 }
 
-// startLocked runs start (which forks the container's init) on an OS
-// thread that lives as long as this process. The init's parent-death
-// signal fires when the thread that forked it ends, and the Go runtime ends
-// a thread whose locked goroutine returns (libcontainer locks threads for
-// setns work): on an ordinary thread the agent could be killed while
-// clawos-run still runs.
-func startLocked(start func() error) error {
-	res := make(chan error)
+// osThread is the sandbox's launcher thread: an OS thread that lives until
+// the sandbox is destroyed. The container's init and pasta are forked from
+// it: their parent-death signal fires when the thread that forked them
+// ends, and the Go runtime ends a thread whose locked goroutine returns
+// (libcontainer locks threads for its setns work), so on an ordinary
+// thread the agent could be killed while clawos-run still runs. HandOff
+// execs clawos-wait on it: an exec keeps the calling thread, and its
+// children with their parent, and ends the others.
+type osThread struct{ work chan func() }
+
+func newOSThread() *osThread {
+	t := &osThread{work: make(chan func())}
 	go func() {
 		goruntime.LockOSThread()
-		res <- start()
-		select {} // the thread stays until clawos-run exits
+		for f := range t.work {
+			f()
+		}
+		// Returning while locked ends the thread: Destroy has removed
+		// everything forked from it.
 	}()
+	return t
+}
+
+// do runs f on the thread.
+func (t *osThread) do(f func() error) error {
+	res := make(chan error, 1)
+	t.work <- func() { res <- f() }
 	return <-res
 }
+
+// end lets the thread go.
+func (t *osThread) end() { close(t.work) }
 
 // cleanOrphans destroys containers in libcontainer's state whose bundle is
 // gone (a clawos-run killed between removing its bundle and destroying its

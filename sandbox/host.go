@@ -68,7 +68,7 @@ func (s *Sandbox) guard(ctx context.Context) (stop func(), err error) {
 		unstageAll(idmapDir(s.stageDir, s.plan.ID))
 	}
 	if s.plan.Pasta() {
-		p, err := startPasta(s.plan.cfg.StateDir, s.plan.ID, pid)
+		p, err := startPasta(s.plan.cfg.StateDir, s.plan.ID, pid, s.thread.do)
 		if err != nil {
 			return nil, err
 		}
@@ -82,6 +82,7 @@ func (s *Sandbox) guard(ctx context.Context) (stop func(), err error) {
 		if held, err = installPolicy(ctx, pid, ports, s.log); err != nil {
 			return nil, err
 		}
+		s.held = held
 	}
 	// Only where the agent may execute programs: with start-only exec the
 	// filter already kills the execve of a memfd (and this costs a
@@ -259,12 +260,11 @@ func (a *agentProc) close() {
 // seccomp kill is logged with the syscall the kernel reported. With --init,
 // pid 1 exits with the agent's status, 128+N for a signal, and the agent
 // is its child, s.agentPID.
-func exitStatus(ws unix.WaitStatus, pid int, s *Sandbox) int {
-	log := s.log
-	if s.plan.PIDOneInit && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
+func exitStatus(ws unix.WaitStatus, pid int, e exitInfo, log logrus.FieldLogger) int {
+	if e.pidOneInit && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
 		name := "unknown (the agent's pid was not seen)"
-		if s.agentPID > 0 {
-			name = killedSyscall(s.plan, s.agentPID)
+		if e.agentPID > 0 {
+			name = e.killedSyscall(e.agentPID)
 		}
 		log.WithField("syscall", name).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
 	}
@@ -273,9 +273,21 @@ func exitStatus(ws unix.WaitStatus, pid int, s *Sandbox) int {
 	}
 	sig := ws.Signal()
 	if sig == unix.SIGSYS {
-		log.WithField("syscall", killedSyscall(s.plan, pid)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
+		log.WithField("syscall", e.killedSyscall(pid)).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
 	}
 	return 128 + int(sig)
+}
+
+// exitInfo is what exitStatus needs of a sandbox to name a seccomp kill.
+type exitInfo struct {
+	pidOneInit bool
+	agentPID   int       // the agent's host pid under PIDOneInit, once seen
+	since      time.Time // when the plan was made
+	arch       translate.Arch
+}
+
+func (s *Sandbox) exitInfo() exitInfo {
+	return exitInfo{pidOneInit: s.plan.PIDOneInit, agentPID: s.agentPID, since: s.plan.prepared, arch: s.plan.Stages.Agent.Arch}
 }
 
 // nsenterArgs runs a command in a sandbox's network namespace. A non-root
@@ -383,25 +395,32 @@ func reportRefusals(ns *heldNS, complain bool, log logrus.FieldLogger) int {
 	return report(namespaces.RefusedPackets(string(out)))
 }
 
-// forwardSignals passes each signal to the agent. The agent is pid 1 of its
-// pid namespace, so the kernel drops a signal it has no handler for; if it
-// has not exited killAfter after the first signal, or a second signal
+// forwardSignals passes each signal to the agent: first (when not nil,
+// one already taken from sigs), then those of sigs. The agent is pid 1 of
+// its pid namespace, so the kernel drops a signal it has no handler for; if
+// it has not exited killAfter after the first signal, or a second signal
 // comes, it is killed. It ends when done is closed.
-func forwardSignals(sigs <-chan os.Signal, done <-chan struct{}, agent *agentProc, killAfter time.Duration, log logrus.FieldLogger) {
+func forwardSignals(first os.Signal, sigs <-chan os.Signal, done <-chan struct{}, agent *agentProc, killAfter time.Duration, log logrus.FieldLogger) {
 	var deadline <-chan time.Time
 	forwarded := 0
+	forward := func(s os.Signal) {
+		forwarded++
+		if forwarded > 1 {
+			agent.signal(unix.SIGKILL)
+			return
+		}
+		agent.signal(s.(syscall.Signal))
+		deadline = time.After(killAfter)
+	}
+	if first != nil {
+		forward(first)
+	}
 	for {
 		select {
 		case <-done:
 			return
 		case s := <-sigs:
-			forwarded++
-			if forwarded > 1 {
-				agent.signal(unix.SIGKILL)
-				continue
-			}
-			agent.signal(s.(syscall.Signal))
-			deadline = time.After(killAfter)
+			forward(s)
 		case <-deadline:
 			select {
 			case <-done:
@@ -532,8 +551,8 @@ const killLogWait = time.Second
 
 // killedSyscall names the syscall of the agent's (pid's) seccomp kill, as
 // the kernel logged it after the sandbox was prepared.
-func killedSyscall(p *Plan, pid int) string {
-	name, _ := killlog.Syscall(pid, p.prepared, p.Stages.Agent.Arch, killLogWait)
+func (e exitInfo) killedSyscall(pid int) string {
+	name, _ := killlog.Syscall(pid, e.since, e.arch, killLogWait)
 	return name
 }
 
@@ -601,16 +620,25 @@ type staleBundle struct {
 // staleBundles lists the bundles whose clawos-run is gone (it was killed).
 // A bundle without a readable owner record is left alone: nothing can say
 // whether its owner lives, nor which runtime would stop its container.
+// readOwner reads the owner record of bundle dir.
+func readOwner(dir string) (owner, error) {
+	var o owner
+	b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+	if err == nil {
+		err = json.Unmarshal(b, &o)
+	}
+	if err == nil && (o.PID <= 0 || o.Runtime == "") {
+		err = errors.New("incomplete owner record")
+	}
+	return o, err
+}
+
 func staleBundles(stateDir string, log logrus.FieldLogger) []staleBundle {
 	var out []staleBundle
 	dirs, _ := filepath.Glob(filepath.Join(stateDir, "bundles", "*"))
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, ownerFile))
-		var o owner
-		if err == nil {
-			err = json.Unmarshal(b, &o)
-		}
-		if err != nil || o.PID <= 0 || o.Runtime == "" {
+		o, err := readOwner(d)
+		if err != nil {
 			log.WithField("bundle", d).Debug("a bundle without a readable owner record is left alone")
 			continue
 		}
@@ -640,23 +668,32 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 		id := filepath.Base(sb.dir)
 		l := log.WithFields(logrus.Fields{"id": id, "runtime": sb.o.Runtime})
 		l.Info("removing a sandbox whose clawos-run is gone")
-		var err error
-		if sb.o.Runtime == "embedded" {
-			err = destroyEmbedded(sb.o.Root, id)
-		} else {
-			err = destroyRunc(ctx, sb.o.Runtime, sb.o.Root, id)
-		}
-		if err != nil {
+		if err := removeSandbox(ctx, stateDir, id, sb.o, l); err != nil {
 			l.WithError(err).Warn("a stale sandbox could not be confirmed stopped; its bundle is kept")
-			continue
 		}
-		unstageAll(idmapDir(stateDir, id))
-		unbindNetns(filepath.Join(netnsDir(stateDir), id))
-		for _, name := range confine.SystemAppArmor().HeldBy(appArmorHolder(id)) {
-			releaseAppArmor(name, id)
-		}
-		os.RemoveAll(sb.dir)
 	}
+}
+
+// removeSandbox removes everything sandbox id of stateDir holds on the host
+// once its container is confirmed stopped (o names its runtime): what a
+// killed clawos-run left, and what a handed-off run (FinishHandOff) leaves
+// to its end.
+func removeSandbox(ctx context.Context, stateDir, id string, o owner, log logrus.FieldLogger) error {
+	var err error
+	if o.Runtime == "embedded" {
+		err = destroyEmbedded(o.Root, id)
+	} else {
+		err = destroyRunc(ctx, o.Runtime, o.Root, id)
+	}
+	if err != nil {
+		return err
+	}
+	unstageAll(idmapDir(stateDir, id))
+	unbindNetns(filepath.Join(netnsDir(stateDir), id))
+	for _, name := range confine.SystemAppArmor().HeldBy(appArmorHolder(id)) {
+		releaseAppArmor(name, id)
+	}
+	return os.RemoveAll(bundleDir(stateDir, id))
 }
 
 // memfdNoexec is the setting that makes memfds non-executable, per pid

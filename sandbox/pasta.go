@@ -43,10 +43,10 @@ func netnsDir(stateDir string) string { return filepath.Join(stateDir, "netns") 
 // gets the host's addresses and routes (--config-net), no port of the host
 // is forwarded into it nor its loopback to the host's (-t, -u, -T, -U
 // none), and the gateway address reaches the host's loopback. pasta dies
-// with clawos-run (parent-death signal from a thread that lives as long as
-// the process) and when the file is removed; it is ready once the
+// with clawos-run (parent-death signal from the sandbox's launcher thread,
+// onThread) and when the file is removed; it is ready once the
 // namespace has its default route.
-func startPasta(stateDir, id string, pid int) (*pasta, error) {
+func startPasta(stateDir, id string, pid int, onThread func(func() error) error) (*pasta, error) {
 	if os.Geteuid() != 0 {
 		return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "--net pasta runs as root only (rootless pasta is not supported yet)",
 			Hint: "run as root, or --net loopback"}
@@ -72,7 +72,7 @@ func startPasta(stateDir, id string, pid int) (*pasta, error) {
 		"-t", "none", "-u", "none", "-T", "none", "-U", "none")
 	p.cmd.Stderr = &p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startLocked(p.cmd.Start); err != nil {
+	if err := onThread(p.cmd.Start); err != nil {
 		p.release()
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "start pasta")
 	}

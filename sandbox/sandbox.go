@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -89,9 +90,17 @@ type Sandbox struct {
 	// bundle for another runtime).
 	idmapped []string
 	stageDir string
-	// stop ends what guard set up: the port policy's hold.
-	stop    func()
-	refused int // packets the port policy refused (or would have)
+	// thread is the launcher thread the sandbox's processes are forked
+	// from (osThread); stdio the agent's streams as the runtime got them.
+	thread *osThread
+	stdio  Stdio
+	// held holds the sandbox's namespaces for the port policy's
+	// counters; stop ends what guard set up: the port policy's hold.
+	held *heldNS
+	stop func()
+	// launcher is the launcher pipe's write end (launchPipe).
+	launcher *os.File
+	refused  int // packets the port policy refused (or would have)
 	// undo are Destroy's steps, run last first.
 	undo []func()
 }
@@ -112,7 +121,8 @@ func (s *Sandbox) Plan() *Plan { return s.plan }
 // failure everything is undone; otherwise the caller must Wait and
 // Destroy.
 func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, error) {
-	s := &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log}
+	s := &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log, thread: newOSThread()}
+	s.onDestroy(s.thread.end)
 	started := false
 	defer func() {
 		// Whatever failed, nothing of the sandbox stays.
@@ -128,6 +138,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 		}
 		s.onDestroy(closeIn)
 	}
+	s.stdio = stdio
 	stateDir := p.cfg.StateDir
 	rt.cleanStale(ctx)
 	release, err := s.hold(stateDir)
@@ -144,6 +155,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	if err != nil {
 		return nil, err
 	}
+	s.launcher = pw
 	s.onDestroy(func() { pw.Close() })
 	ctr, err := rt.create(ctx, s, stdio, pr)
 	pr.Close()
@@ -192,7 +204,7 @@ func (s *Sandbox) Wait() (int, error) {
 		}
 	}
 	s.stopGuard()
-	return exitStatus(ws, s.ctr.pid(), s), nil
+	return exitStatus(ws, s.ctr.pid(), s.exitInfo(), s.log), nil
 }
 
 // stopGuard ends the port policy's hold, once.
@@ -223,9 +235,27 @@ func Run(ctx context.Context, p *Plan, rt Runtime, stdio Stdio, signals <-chan o
 	if err != nil {
 		return 0, err
 	}
+	return s.Supervise(signals, report, nil)
+}
+
+// Supervise is Run once Start has returned s. With h, once the agent has
+// run for h.After, this process becomes clawos-wait (HandOff) and
+// Supervise does not return; where s needs this process while the agent
+// runs (handOffBlocker), or the exec fails, it goes on here.
+func (s *Sandbox) Supervise(signals <-chan os.Signal, report io.Writer, h *HandOff) (int, error) {
 	defer s.Destroy()
+	var first os.Signal
+	if h != nil && s.handOffBlocker() == "" {
+		select {
+		case <-s.agent.exited():
+		case first = <-signals:
+		case <-time.After(h.After):
+			err := s.handOff(h, signals)
+			s.log.WithError(err).Debug("waiting for the agent in clawos-run")
+		}
+	}
 	done := make(chan struct{})
-	go forwardSignals(signals, done, s.agent, p.cfg.KillAfter, s.log)
+	go forwardSignals(first, signals, done, s.agent, s.plan.cfg.KillAfter, s.log)
 	status, err := s.Wait()
 	close(done)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,7 +113,7 @@ func TestAgentSignals(t *testing.T) {
 	v := openAgent(victim.Process.Pid)
 	defer v.close()
 	sigs, done, ended := make(chan os.Signal, 1), make(chan struct{}), make(chan struct{})
-	go func() { forwardSignals(sigs, done, v, time.Hour, logrus.New()); close(ended) }()
+	go func() { forwardSignals(nil, sigs, done, v, time.Hour, logrus.New()); close(ended) }()
 	sigs <- unix.SIGCONT // harmless to sleep; arms the deadline
 	close(done)
 	select {
@@ -122,5 +123,21 @@ func TestAgentSignals(t *testing.T) {
 	}
 	if err := v.signal(0); err != nil {
 		t.Errorf("the agent was signalled after forwarding stopped: %v", err)
+	}
+
+	// A signal taken before forwarding began (Supervise's wait for the
+	// hand-off) is forwarded first.
+	first := exec.Command("sleep", "30")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := openAgent(first.Process.Pid)
+	defer f.close()
+	done2 := make(chan struct{})
+	go forwardSignals(unix.SIGTERM, make(chan os.Signal), done2, f, time.Hour, logrus.New())
+	err = first.Wait()
+	close(done2)
+	if ws, ok := first.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != unix.SIGTERM {
+		t.Errorf("the first signal was not forwarded: %v", err)
 	}
 }

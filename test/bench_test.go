@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,27 +41,7 @@ func BenchmarkStart(b *testing.B) {
 	os.RemoveAll(bundle)
 	defer os.RemoveAll(bundle)
 	wl := "../examples/ironclaw.whitelist.json"
-	if out, err := exec.Command(run, "--state-dir", state, "--write-bundle", bundle, "--whitelist", wl, "--", "/usr/bin/true").CombinedOutput(); err != nil {
-		b.Fatalf("write bundle: %v %s", err, out)
-	}
-	// The bare equivalent: same rootfs, mounts, namespaces and limits; no
-	// seccomp, no init, no port rules.
-	cfgPath := filepath.Join(bundle, "config.json")
-	raw, err := os.ReadFile(cfgPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		b.Fatal(err)
-	}
-	spec.Linux.Seccomp = nil
-	spec.Process.Args = []string{"/usr/bin/true"}
-	spec.Linux.CgroupsPath = ""
-	out, _ := json.Marshal(&spec)
-	if err := os.WriteFile(cfgPath, out, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	bareBundle(b, run, state, bundle, wl, "/usr/bin/true")
 	timeIt := func(name string, args ...string) time.Duration {
 		start := time.Now()
 		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
@@ -87,6 +68,32 @@ func BenchmarkStart(b *testing.B) {
 	b.ReportMetric(float64(init)/float64(claw), "init/plain")
 	b.ReportMetric(float64(cold.Microseconds())/n, "clawos-run-cold-µs/run")
 	b.ReportMetric(float64(cold)/float64(claw), "cold/warm")
+}
+
+// bareBundle writes to bundle the bundle clawos-run would run for cmd
+// under wl, made bare: the same rootfs, mounts, namespaces and limits; no
+// seccomp, no init, no port rules, no cgroup path.
+func bareBundle(b *testing.B, run, state, bundle, wl string, cmd ...string) {
+	b.Helper()
+	if out, err := exec.Command(run, append([]string{"--state-dir", state, "--write-bundle", bundle, "--whitelist", wl, "--"}, cmd...)...).CombinedOutput(); err != nil {
+		b.Fatalf("write bundle: %v %s", err, out)
+	}
+	cfgPath := filepath.Join(bundle, "config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		b.Fatal(err)
+	}
+	spec.Linux.Seccomp = nil
+	spec.Process.Args = cmd
+	spec.Linux.CgroupsPath = ""
+	out, _ := json.Marshal(&spec)
+	if err := os.WriteFile(cfgPath, out, 0o644); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkSyscallCost measures the cost of one syscall in a tight loop
@@ -194,4 +201,140 @@ func BenchmarkSyscallCost(b *testing.B) {
 			b.ReportMetric(sum["clawos"]/sum["docker-default"], "clawos/docker")
 		})
 	}
+}
+
+// BenchmarkHeldMemory measures the host memory a sandbox holds while its
+// agent runs, everything of it but the agent (the sum of the resident sets,
+// VmRSS and PSS, of the launcher's process tree without the agent):
+// clawos-run after the hand-off to clawos-wait, clawos-run waiting itself
+// (--hand-off-after -1s), `runc run` of the equivalent bundle, and
+// bubblewrap with equivalent namespaces where it is installed. The agent
+// is `clawos-probe ready`.
+func BenchmarkHeldMemory(b *testing.B) {
+	if os.Getenv(integrationEnv) == "" || os.Geteuid() != 0 {
+		b.Skipf("needs root, runc and %s=1", integrationEnv)
+	}
+	run, err := filepath.Abs("../bin/clawos-run")
+	if err != nil {
+		b.Fatal(err)
+	}
+	probe, err := filepath.Abs("../bin/clawos-probe")
+	if err != nil {
+		b.Fatal(err)
+	}
+	state := "/run/clawos-bench"
+	bundle := filepath.Join(state, "held-bundle")
+	os.RemoveAll(bundle)
+	defer os.RemoveAll(bundle)
+	bareBundle(b, run, state, bundle, probeWhitelist, probe, "ready")
+	runcRoot := filepath.Join(state, "runc-bare")
+	launchers := []struct {
+		name string
+		args []string
+	}{
+		{"clawos-run", []string{run, "--state-dir", state, "--whitelist", probeWhitelist, "--", probe, "ready"}},
+		{"clawos-run-no-hand-off", []string{run, "--state-dir", state, "--hand-off-after", "-1s", "--whitelist", probeWhitelist, "--", probe, "ready"}},
+		{"runc", nil}, // the container id is new each run
+	}
+	if bwrap, err := exec.LookPath("bwrap"); err == nil {
+		launchers = append(launchers, struct {
+			name string
+			args []string
+		}{"bubblewrap", []string{bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
+			"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", probe, "/probe", "/probe", "ready"}})
+	}
+	rss := make([]float64, len(launchers))
+	pss := make([]float64, len(launchers))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, l := range launchers {
+			args := l.args
+			if l.name == "runc" {
+				id := fmt.Sprintf("held-%d-%d", os.Getpid(), i)
+				args = []string{"runc", "--root", runcRoot, "run", "--bundle", bundle, id}
+				defer exec.Command("runc", "--root", runcRoot, "delete", "-f", id).Run()
+			}
+			r, p := heldBy(b, args, l.name == "clawos-run")
+			rss[k] += float64(r)
+			pss[k] += float64(p)
+		}
+	}
+	b.StopTimer()
+	// The killed clawos-runs' sandboxes are removed by the next run.
+	if out, err := exec.Command(run, "--state-dir", state, "--whitelist", probeWhitelist, "--", probe, "status").CombinedOutput(); err != nil {
+		b.Errorf("clean-up run: %v %s", err, out)
+	}
+	for k, l := range launchers {
+		b.ReportMetric(rss[k]/float64(b.N), l.name+"-rss-kB")
+		b.ReportMetric(pss[k]/float64(b.N), l.name+"-pss-kB")
+	}
+}
+
+// heldBy starts a launcher whose agent is `clawos-probe ready`, waits for
+// the agent's ready (and, handedOff, for the launcher to be clawos-wait),
+// sums VmRSS and PSS of the launcher's process tree without the agent in
+// kB, then kills the launcher and waits for it.
+func heldBy(b *testing.B, args []string, handedOff bool) (rssKB, pssKB int) {
+	b.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		// The agents die with their launchers (parent-death signals).
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "ready\n" {
+		b.Fatalf("%s: the agent did not get ready: %q %v (%s)", args[0], buf, err, stderr.String())
+	}
+	for deadline := time.Now().Add(5 * time.Second); handedOff && program(cmd.Process.Pid) != "clawos-wait"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("clawos-run did not hand off in 5 s")
+		}
+	}
+	for _, pid := range processTree(cmd.Process.Pid) {
+		if program(pid) == "clawos-probe" {
+			continue
+		}
+		rssKB += residentKB(b, pid)
+		pssKB += rollupKB(pid, "Pss:")
+	}
+	return rssKB, pssKB
+}
+
+// processTree is pid and its descendants.
+func processTree(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(out[i]) + "/task/*/children")
+		for _, t := range tasks {
+			b, _ := os.ReadFile(t)
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// rollupKB is a field of /proc/PID/smaps_rollup in kB, 0 if unreadable.
+func rollupKB(pid int, field string) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
 }

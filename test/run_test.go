@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,35 +127,13 @@ func (s sandboxTools) flags() []string {
 }
 
 // start starts clawos-run in the background and waits until the agent
-// (clawos-probe ready or sigwait) says it is ready.
+// (clawos-probe ready or sigwait) says it is ready; the agent's stdin is
+// at its end.
 func (s sandboxTools) start(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(s.run, append(s.flags(), args...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 6)
-		_, err := io.ReadFull(out, buf)
-		if err == nil && string(buf) != "ready\n" {
-			err = fmt.Errorf("agent said %q", buf)
-		}
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatalf("agent did not get ready: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("agent did not get ready in 20 s")
-	}
-	return cmd
+	l := s.launch(t, args...)
+	l.stdin.Close()
+	return l.cmd
 }
 
 func sysnr(t *testing.T, name string) string {
@@ -1189,12 +1166,14 @@ func TestRunWorkdirManaged(t *testing.T) {
 // (a dynamic program, a script, a bare name searched in $PATH), and the
 // filter it loads. The container stage only logs (--measure-runtime), since
 // the sanitizers' own start-up calls are not in clawos-init's baseline; the
-// agent's filter stays exact. Any sanitizer report fails the test.
+// agent's filter stays exact. clawos-wait is the sanitized one too
+// (bin/clawos-wait-san). Any sanitizer report fails the test.
 func TestInitSanitized(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, s sandboxTools) {
 		dir := t.TempDir()
 		run := filepath.Join(dir, "clawos-run")
 		for src, dst := range map[string]string{s.run: run, built(t, "../bin/clawos-init-san"): filepath.Join(dir, "clawos-init"),
+			built(t, "../bin/clawos-wait-san"):                  filepath.Join(dir, "clawos-wait"),
 			filepath.Join(filepath.Dir(s.run), "clawos-policy"): filepath.Join(dir, "clawos-policy")} {
 			b, err := os.ReadFile(src)
 			if err != nil {
@@ -1219,7 +1198,9 @@ func TestInitSanitized(t *testing.T) {
 			{"--init: pid 1 reaps an orphan", []string{"--init", "--whitelist", "testdata/init.whitelist.json", "--", s.probe, "orphan"}, 0},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				r := san.clawosRun(t, append([]string{"--measure-runtime", "--baseline", "start"}, c.args...)...)
+				// Handed off at once: the sanitized clawos-wait waits (the
+				// embedded runtime).
+				r := san.clawosRun(t, append([]string{"--measure-runtime", "--baseline", "start", "--hand-off-after", "0s"}, c.args...)...)
 				for _, bad := range []string{"AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer", "LeakSanitizer"} {
 					if strings.Contains(r.stderr, bad) {
 						t.Fatalf("sanitizer report:\n%s", r.stderr)

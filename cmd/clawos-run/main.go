@@ -19,5 +19,8 @@ func init() {
 
 func main() {
 	platform.RunChild() // a platform probe of --check, in a process of its own
+	if len(os.Args) > 1 && os.Args[1] == finishArg {
+		os.Exit(finish(context.Background(), os.Args[2:], os.Stderr))
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -50,6 +51,7 @@ type config struct {
 	writeBundle, generate        string
 	printSpec, check, version    bool
 	quiet                        bool
+	handOffAfter                 time.Duration
 }
 
 // defineFlags defines clawos-run's flags on fs, into c: the one
@@ -96,6 +98,7 @@ func defineFlags(fs *flag.FlagSet, c *config) {
 	fs.BoolVar(&s.LearnFailed, "learn-failed", false, "with --learn: write the whitelist even when the agent exits with a non-zero status")
 	fs.BoolVar(&s.Force, "force", false, "with --learn: replace an existing OUT (without --merge)")
 	fs.BoolVar(&s.Init, "init", false, "keep clawos-init as the sandbox's pid 1, a minimal init (docker run --init): it reaps orphaned processes and forwards signals to the agent, which runs as its child under exactly its filter")
+	fs.DurationVar(&c.handOffAfter, "hand-off-after", sandbox.DefaultHandOffAfter, "once the agent has run this long, clawos-run becomes the small static clawos-wait (same process) that waits for it, forwards signals and then cleans up through clawos-run again: a few hundred kilobytes held instead of clawos-run's megabytes (not with --tty, --learn, --complain, --net pasta, --runtime runc); negative: never")
 	fs.StringVar(&c.generate, "generate", "", "print clawos-run's manual page (man) or bash completion (bash), generated from these flags, and exit")
 	fs.BoolVar(&c.version, "version", false, "print the version (clawos-run, commit, Go, libseccomp, runc's libcontainer) and exit")
 }
@@ -155,9 +158,6 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*config, error) {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	log := logrus.New()
-	log.SetOutput(stderr)
-	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
 	c, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -166,18 +166,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "%s: %v\n", progName, err)
 		return exitUsage
 	}
-	if c.logFormat == "json" {
-		log.SetFormatter(&logrus.JSONFormatter{})
-	}
-	level, err := logrus.ParseLevel(c.logLevel)
-	if err != nil || level > logrus.DebugLevel || level < logrus.ErrorLevel {
-		fmt.Fprintf(stderr, "%s: --log-level %q: want debug, info, warn or error\n", progName, c.logLevel)
+	log, err := newLogger(stderr, c.logFormat, c.logLevel, c.quiet)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", progName, err)
 		return exitUsage
 	}
-	if c.quiet {
-		level = logrus.ErrorLevel
-	}
-	log.SetLevel(level)
 	switch {
 	case c.check:
 		return checkHost(c, stdout, stderr)
@@ -193,20 +186,67 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	status, err := launch(ctx, c, stdin, stdout, stderr, log)
 	if err != nil {
-		if c.logFormat == "json" {
-			b, _ := json.Marshal(clawerr.PayloadOf(progName, err))
-			fmt.Fprintf(stderr, "%s\n", b)
-		} else {
-			fmt.Fprintf(stderr, "%s: %v\n", progName, err)
-		}
-		var usage *sandbox.UsageError
-		switch {
-		case errors.As(err, &usage):
-			return exitUsage
-		case errors.Is(err, sandbox.ErrNotFound):
-			return exitNotFound
-		}
+		return failed(err, c.logFormat, stderr)
+	}
+	return status
+}
+
+// newLogger is clawos-run's logger on stderr.
+func newLogger(stderr io.Writer, format, level string, quiet bool) (*logrus.Logger, error) {
+	log := logrus.New()
+	log.SetOutput(stderr)
+	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	if format == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	}
+	l, err := logrus.ParseLevel(level)
+	if err != nil || l > logrus.DebugLevel || l < logrus.ErrorLevel {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	if quiet {
+		l = logrus.ErrorLevel
+	}
+	log.SetLevel(l)
+	return log, nil
+}
+
+// failed prints err and returns clawos-run's exit status for it.
+func failed(err error, logFormat string, stderr io.Writer) int {
+	if logFormat == "json" {
+		b, _ := json.Marshal(clawerr.PayloadOf(progName, err))
+		fmt.Fprintf(stderr, "%s\n", b)
+	} else {
+		fmt.Fprintf(stderr, "%s: %v\n", progName, err)
+	}
+	var usage *sandbox.UsageError
+	switch {
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.Is(err, sandbox.ErrNotFound):
+		return exitNotFound
+	}
+	return exitFailure
+}
+
+// finishArg is the hidden first argument clawos-wait runs clawos-run with
+// at the end of a handed-off run: LOG-FORMAT LOG-LEVEL, then what
+// sandbox.FinishHandOff takes.
+const finishArg = "__finish-hand-off"
+
+// finish is clawos-run at the end of a handed-off run: it cleans up and
+// exits with the agent's status.
+func finish(ctx context.Context, args []string, stderr io.Writer) int {
+	if len(args) < 2 {
+		fmt.Fprintf(stderr, "%s: %s: want LOG-FORMAT LOG-LEVEL ...\n", progName, finishArg)
 		return exitFailure
+	}
+	log, err := newLogger(stderr, args[0], args[1], false)
+	if err != nil {
+		return failed(err, args[0], stderr)
+	}
+	status, err := sandbox.FinishHandOff(ctx, args[2:], log)
+	if err != nil {
+		return failed(err, args[0], stderr)
 	}
 	return status
 }
@@ -236,5 +276,27 @@ func launch(ctx context.Context, c *config, stdin io.Reader, stdout, stderr io.W
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer signal.Stop(sigs)
-	return sandbox.Run(ctx, plan, rt, sandbox.Stdio{In: stdin, Out: stdout, Err: stderr}, sigs, stderr)
+	s, err := sandbox.Start(ctx, plan, rt, sandbox.Stdio{In: stdin, Out: stdout, Err: stderr})
+	if err != nil {
+		return 0, err
+	}
+	return s.Supervise(sigs, stderr, handOff(c, log))
+}
+
+// handOff is how the sandbox is handed to clawos-wait, nil for never (or
+// when it is not installed).
+func handOff(c *config, log logrus.FieldLogger) *sandbox.HandOff {
+	if c.handOffAfter < 0 {
+		return nil
+	}
+	waiter, err := sandbox.FindWaiter()
+	if err != nil {
+		log.WithError(err).Debug("no hand-off")
+		return nil
+	}
+	level := c.logLevel
+	if c.quiet {
+		level = "error"
+	}
+	return &sandbox.HandOff{Waiter: waiter, Args: []string{progName, finishArg, c.logFormat, level}, After: c.handOffAfter}
 }

@@ -115,10 +115,17 @@ int main(int argc, char **argv) {
 		i += 2;
 	}
 	if (i >= argc) {
-		fprintf(stderr, "usage: clawos-probe [--bpf FILE] call NR [ARGS] | int80 NR [ARGS] | connect IPV4 PORT\n");
+		fprintf(stderr, "usage: clawos-probe [--bpf FILE] [ready-then] call NR [ARGS] | int80 NR [ARGS] | connect IPV4 PORT\n");
 		return 125;
 	}
 	const char *op = argv[i++];
+	/* ready-then OP ...: say ready, wait for a byte on stdin, then OP. */
+	if (strcmp(op, "ready-then") == 0 && i < argc) {
+		char c;
+		syscall(SYS_write, 1, "ready\n", 6);
+		syscall(SYS_read, 0, &c, 1);
+		op = argv[i++];
+	}
 	if (strcmp(op, "call") == 0) {
 		long r = syscall(arg(argc, argv, i), arg(argc, argv, i + 1), arg(argc, argv, i + 2), arg(argc, argv, i + 3),
 		                 arg(argc, argv, i + 4), arg(argc, argv, i + 5), arg(argc, argv, i + 6));

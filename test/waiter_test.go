@@ -1,0 +1,88 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestWaiter runs clawos-wait alone, built with AddressSanitizer and UBSan
+// (bin/clawos-wait-san), as clawos-run's hand-off makes it: a shell starts
+// a child and execs clawos-wait on it, with /bin/echo as the program it
+// execs at the end, which prints the arguments: the raw wait status and
+// whether it killed the child for not exiting in time. Bad arguments are
+// refused with 125.
+func TestWaiter(t *testing.T) {
+	waiter := built(t, "../bin/clawos-wait-san")
+	for _, c := range []struct {
+		name, child string
+		signals     []unix.Signal
+		want        string // echo's output
+	}{
+		{"exit status", "exit 3", nil, "end 768 0"},
+		{"signal forwarded", "exec sleep 30", []unix.Signal{unix.SIGTERM}, "end 15 0"},
+		{"ignored signal: killed after the deadline", "trap '' TERM; while :; do sleep 0.05; done", []unix.Signal{unix.SIGTERM}, "end 9 1"},
+		{"a second signal kills", "trap '' INT HUP; while :; do sleep 0.05; done", []unix.Signal{unix.SIGINT, unix.SIGHUP}, "end 9 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// fd 3: the program clawos-wait execs at the end.
+			script := "sh -c \"$1\" & exec \"$0\" $! 300 3 -- echo end"
+			cmd := exec.Command("sh", "-c", script, waiter, c.child)
+			echo, err := os.Open("/bin/echo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer echo.Close()
+			cmd.ExtraFiles = []*os.File{echo}
+			var out, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if len(c.signals) > 0 {
+				waitWaiting(t, cmd.Process.Pid)
+				for _, sig := range c.signals {
+					cmd.Process.Signal(sig)
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("%v: %s", err, stderr.String())
+			}
+			if got := strings.TrimSpace(out.String()); got != c.want {
+				t.Errorf("got %q, want %q (%s)", got, c.want, stderr.String())
+			}
+			for _, bad := range []string{"AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"} {
+				if strings.Contains(stderr.String(), bad) {
+					t.Fatalf("sanitizer report:\n%s", stderr.String())
+				}
+			}
+		})
+	}
+	for _, args := range [][]string{{}, {"1", "2", "3", "x", "echo"}, {"-1", "2", "3", "--", "echo"}, {"1", "2x", "3", "--", "echo"},
+		{"99999999999999999999", "2", "3", "--", "echo"}, {"1", "2", "", "--", "echo"}} {
+		r := runSplit(t, 10*time.Second, waiter, args...)
+		if r.code != 125 {
+			t.Errorf("clawos-wait %q: exit %d, want 125 (%s)", args, r.code, r.stderr)
+		}
+	}
+}
+
+// waitWaiting waits until pid waits for signals (clawos-wait is set up):
+// the call it is in, /proc/PID/syscall's first field, is rt_sigtimedwait.
+func waitWaiting(t *testing.T, pid int) {
+	t.Helper()
+	nr := sysnr(t, "rt_sigtimedwait")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/syscall")
+		if f := strings.Fields(string(b)); len(f) > 0 && f[0] == nr {
+			return
+		}
+	}
+	t.Fatalf("process %d never waited for signals", pid)
+}
