@@ -130,6 +130,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 			s.Destroy()
 		}
 	}()
+	ph := newPhases(p.log)
 	var err error
 	if !p.cfg.TTY {
 		var closeIn func()
@@ -141,6 +142,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	s.stdio = stdio
 	stateDir := p.cfg.StateDir
 	rt.cleanStale(ctx)
+	ph.done("clean stale")
 	release, err := s.hold(stateDir)
 	if err != nil {
 		return nil, err
@@ -151,6 +153,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 		return nil, err
 	}
 	s.onDestroy(func() { os.RemoveAll(p.Bundle) })
+	ph.done("bundle")
 	pr, pw, err := launchPipe()
 	if err != nil {
 		return nil, err
@@ -164,6 +167,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	}
 	s.ctr = ctr
 	s.onDestroy(ctr.destroy)
+	ph.done("create")
 	s.agent = openAgent(ctr.pid())
 	s.onDestroy(s.agent.close)
 	if s.stop, err = s.guard(ctx); err != nil {
@@ -171,10 +175,12 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 		return nil, err
 	}
 	s.onDestroy(s.stopGuard)
+	ph.done("guard")
 	if err := ctr.start(ctx); err != nil {
 		ctr.kill()
 		return nil, err
 	}
+	ph.done("start")
 	s.started(ctr.pid(), pw)
 	if o := p.obs; o != nil {
 		if err := o.super.start(ctr.pid()); err != nil {
@@ -243,7 +249,11 @@ func Run(ctx context.Context, p *Plan, rt Runtime, stdio Stdio, signals <-chan o
 // Supervise does not return; where s needs this process while the agent
 // runs (handOffBlocker), or the exec fails, it goes on here.
 func (s *Sandbox) Supervise(signals <-chan os.Signal, report io.Writer, h *HandOff) (int, error) {
-	defer s.Destroy()
+	ph := newPhases(s.log)
+	defer func() {
+		s.Destroy()
+		ph.done("destroy")
+	}()
 	var first os.Signal
 	if h != nil && s.handOffBlocker() == "" {
 		select {
@@ -258,10 +268,25 @@ func (s *Sandbox) Supervise(signals <-chan os.Signal, report io.Writer, h *HandO
 	go forwardSignals(first, signals, done, s.agent, s.plan.cfg.KillAfter, s.log)
 	status, err := s.Wait()
 	close(done)
+	ph.done("wait")
 	if err != nil {
 		return status, err
 	}
 	return status, s.Finish(status, report)
+}
+
+// phases logs at debug level how long each step took since the last.
+type phases struct {
+	log  logrus.FieldLogger
+	last time.Time
+}
+
+func newPhases(log logrus.FieldLogger) *phases { return &phases{log: log, last: time.Now()} }
+
+func (p *phases) done(step string) {
+	now := time.Now()
+	p.log.WithFields(logrus.Fields{"step": step, "took": now.Sub(p.last)}).Debug("timing")
+	p.last = now
 }
 
 // WriteBundle writes the bundle of plan p, as runtime rt would run it, to

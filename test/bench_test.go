@@ -23,8 +23,9 @@ import (
 // BenchmarkStart measures start-to-exit of /usr/bin/true under clawos-run
 // (reference whitelist, start baseline, port rules, two filters, Landlock)
 // against bare `runc run` of the bundle clawos-run writes for the same
-// command, without its filter and init, and clawos-run --init against
-// clawos-run. Runs alternate, so drift hits all.
+// command, without its filter and init, clawos-run --init against
+// clawos-run, and bubblewrap with equivalent confinement where it is
+// installed. Runs alternate, so drift hits all.
 func BenchmarkStart(b *testing.B) {
 	if os.Getenv(integrationEnv) == "" || os.Geteuid() != 0 {
 		b.Skipf("needs root, runc and %s=1", integrationEnv)
@@ -49,9 +50,26 @@ func BenchmarkStart(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	var bare, claw, init, cold time.Duration
+	// bubblewrap with equivalent confinement, where it is installed: the
+	// same namespaces, read-only /usr, /proc, /dev, tmpfs /tmp and the
+	// agent stage's BPF (the reference whitelist with the start baseline).
+	var bwrap []string
+	if bw, err := exec.LookPath("bwrap"); err == nil {
+		bpf := filepath.Join(b.TempDir(), "agent.bpf")
+		policy := filepath.Join(filepath.Dir(run), "clawos-policy")
+		if out, err := exec.Command(policy, "compile", "--baseline", "start", "-o", bpf, wl).CombinedOutput(); err != nil {
+			b.Fatalf("compile: %v %s", err, out)
+		}
+		bwrap = []string{"sh", "-c", `exec "$0" "$@" 3<` + bpf, bw, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
+			"--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
+			"--symlink", "usr/sbin", "/sbin", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--seccomp", "3", "/usr/bin/true"}
+	}
+	var bare, claw, init, cold, bw time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if bwrap != nil {
+			bw += timeIt(bwrap[0], bwrap[1:]...)
+		}
 		bare += timeIt("runc", "--root", filepath.Join(state, "runc-bare"), "run", "--bundle", bundle, fmt.Sprintf("bench-%d-%d", os.Getpid(), i))
 		claw += timeIt(run, "--state-dir", state, "--whitelist", wl, "--", "/usr/bin/true")
 		init += timeIt(run, "--state-dir", state, "--init", "--whitelist", wl, "--", "/usr/bin/true")
@@ -68,6 +86,10 @@ func BenchmarkStart(b *testing.B) {
 	b.ReportMetric(float64(init)/float64(claw), "init/plain")
 	b.ReportMetric(float64(cold.Microseconds())/n, "clawos-run-cold-µs/run")
 	b.ReportMetric(float64(cold)/float64(claw), "cold/warm")
+	if bwrap != nil {
+		b.ReportMetric(float64(bw.Microseconds())/n, "bubblewrap-µs/run")
+		b.ReportMetric(float64(claw)/float64(bw), "clawos/bubblewrap")
+	}
 }
 
 // bareBundle writes to bundle the bundle clawos-run would run for cmd
