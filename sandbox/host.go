@@ -460,10 +460,12 @@ func writeBundle(dir string, s *Sandbox) error {
 	if err := copyFile(p.Init, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
 		return err
 	}
-	// Before the mount points: /etc/hosts is a file's.
-	if p.Hosts != nil {
-		if err := atomicfile.WriteFile(filepath.Join(dir, "hosts"), p.Hosts, 0o644); err != nil {
-			return err
+	// Before the mount points: /etc/hosts and resolv.conf are files'.
+	for name, b := range map[string][]byte{"hosts": p.Hosts, "resolv.conf": p.Resolv} {
+		if b != nil {
+			if err := atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	if s.spec.Root.Path == "rootfs" {

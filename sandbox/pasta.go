@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +22,11 @@ import (
 // --net pasta: pasta maps its gateway address to the host's loopback
 // (podman's host.containers.internal convention).
 const HostAlias = "host.clawos.internal"
+
+// DNSForward is the address the sandbox's /etc/resolv.conf names under
+// --net pasta: pasta forwards what is sent to it on port 53 to the first
+// nameserver of the host's /etc/resolv.conf (podman's choice of address).
+const DNSForward = "169.254.1.1"
 
 // pastaReady bounds the wait for pasta to configure the namespace.
 const pastaReady = 5 * time.Second
@@ -37,39 +43,42 @@ type pasta struct {
 // (pasta joins a namespace by path, and quits when the path goes away).
 func netnsDir(stateDir string) string { return filepath.Join(stateDir, "netns") }
 
-// startPasta binds the network namespace of pid to a file under the state
-// directory and starts pasta on it, as root (--runas 0:0: pasta would drop
-// to nobody otherwise and could not join the namespace): the namespace
-// gets the host's addresses and routes (--config-net), no port of the host
-// is forwarded into it nor its loopback to the host's (-t, -u, -T, -U
-// none), and the gateway address reaches the host's loopback. pasta dies
-// with clawos-run (parent-death signal from the sandbox's launcher thread,
-// onThread) and when the file is removed; it is ready once the
-// namespace has its default route.
+// startPasta starts pasta on the network namespace of pid: for root,
+// bound to a file under the state directory, pasta staying root (--runas
+// 0:0: it would drop to nobody otherwise and could not join the
+// namespace); for a user, as the user in the sandbox's user namespace
+// (which needs the tun device usable by the user). The namespace gets the
+// host's addresses and routes (--config-net), DNS at DNSForward, no port
+// of the host is forwarded into it nor its loopback to the host's (-t, -u,
+// -T, -U none), and the gateway address reaches the host's loopback.
+// pasta dies with clawos-run (parent-death signal from the sandbox's
+// launcher thread, onThread), is killed at the end of the run, and quits
+// when root's namespace file is removed; it is ready once the namespace
+// has its default route.
 func startPasta(stateDir, id string, pid int, onThread func(func() error) error) (*pasta, error) {
-	if os.Geteuid() != 0 {
-		return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "--net pasta runs as root only (rootless pasta is not supported yet)",
-			Hint: "run as root, or --net loopback"}
-	}
 	bin, err := exec.LookPath("pasta")
 	if err != nil {
 		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: "--net pasta needs passt's pasta, which is not installed; the agent was not started", Err: err,
 			Hint: "apt-get install passt, or another --net mode"}
 	}
-	dir := netnsDir(stateDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, clawerr.Wrap(clawerr.EIO, err, "pasta's namespace file")
+	common := []string{"--config-net", "--dns-forward", DNSForward, "--foreground", "--quiet", "-t", "none", "-u", "none", "-T", "none", "-U", "none"}
+	p := &pasta{}
+	if os.Geteuid() == 0 {
+		if err := p.bindNetns(stateDir, id, pid); err != nil {
+			return nil, err
+		}
+		p.cmd = exec.Command(bin, append([]string{"--runas", "0:0", "--netns", p.nsFile}, common...)...)
+	} else {
+		// A user's pasta joins the sandbox's user namespace, which the
+		// user owns, for the capabilities over its network namespace, and
+		// opens the tun device there.
+		if err := platform.TunUsable(platform.TunDevice); err != nil {
+			return nil, &clawerr.Error{Code: clawerr.EPerm, Message: "--net pasta as a non-root user needs " + platform.TunDevice + " readable and writable by the user; the agent was not started",
+				Err: err, Hint: "Debian's udev makes it 0666 (KERNEL==\"tun\", MODE=\"0666\"); on a host without udev: chmod 0666 " + platform.TunDevice + ", or run as root"}
+		}
+		ns := "/proc/" + strconv.Itoa(pid) + "/ns/"
+		p.cmd = exec.Command(bin, append([]string{"--userns", ns + "user", "--netns", ns + "net"}, common...)...)
 	}
-	p := &pasta{nsFile: filepath.Join(dir, id)}
-	if err := os.WriteFile(p.nsFile, nil, 0o600); err != nil {
-		return nil, clawerr.Wrap(clawerr.EIO, err, "pasta's namespace file")
-	}
-	if err := unix.Mount("/proc/"+strconv.Itoa(pid)+"/ns/net", p.nsFile, "", unix.MS_BIND, ""); err != nil {
-		os.Remove(p.nsFile)
-		return nil, clawerr.Wrap(clawerr.EIO, err, "bind the sandbox's network namespace for pasta")
-	}
-	p.cmd = exec.Command(bin, "--runas", "0:0", "--netns", p.nsFile, "--config-net", "--foreground", "--quiet",
-		"-t", "none", "-u", "none", "-T", "none", "-U", "none")
 	p.cmd.Stderr = &p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := onThread(p.cmd.Start); err != nil {
@@ -104,8 +113,31 @@ func (p *pasta) stop() {
 	p.release()
 }
 
-// release removes the namespace's file (pasta quits when it goes).
-func (p *pasta) release() { unbindNetns(p.nsFile) }
+// bindNetns binds the network namespace of pid to a file under the state
+// directory (root: pasta, which drops to nobody otherwise, is told to stay
+// root, and quits when the file goes).
+func (p *pasta) bindNetns(stateDir, id string, pid int) error {
+	dir := netnsDir(stateDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "pasta's namespace file")
+	}
+	p.nsFile = filepath.Join(dir, id)
+	if err := os.WriteFile(p.nsFile, nil, 0o600); err != nil {
+		return clawerr.Wrap(clawerr.EIO, err, "pasta's namespace file")
+	}
+	if err := unix.Mount("/proc/"+strconv.Itoa(pid)+"/ns/net", p.nsFile, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(p.nsFile)
+		return clawerr.Wrap(clawerr.EIO, err, "bind the sandbox's network namespace for pasta")
+	}
+	return nil
+}
+
+// release removes the namespace's file, if any (pasta quits when it goes).
+func (p *pasta) release() {
+	if p.nsFile != "" {
+		unbindNetns(p.nsFile)
+	}
+}
 
 // unbindNetns detaches and removes a namespace file of netnsDir.
 func unbindNetns(path string) {
@@ -121,4 +153,16 @@ func hostsFile(host []byte, gw netip.Addr) []byte {
 		out = append(out, '\n')
 	}
 	return append(out, fmt.Sprintf("%s\t%s\n", gw, HostAlias)...)
+}
+
+// resolvFile is the sandbox's /etc/resolv.conf under --net pasta: the
+// host's search and options lines, and DNSForward as the only nameserver.
+func resolvFile(host []byte) []byte {
+	out := []byte("nameserver " + DNSForward + "\n")
+	for _, l := range strings.Split(string(host), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && (f[0] == "search" || f[0] == "domain" || f[0] == "options") {
+			out = append(out, strings.Join(f, " ")+"\n"...)
+		}
+	}
+	return out
 }

@@ -130,6 +130,9 @@ type Plan struct {
 	AppArmor *confine.AppArmorProfile
 	// PIDOneInit: clawos-init stays as pid 1 (Config.Init).
 	PIDOneInit bool
+	// Resolv is the sandbox's /etc/resolv.conf under --net pasta, written
+	// into the bundle and bound there.
+	Resolv []byte
 	// Hosts is the sandbox's /etc/hosts under --net pasta, written into
 	// the bundle; nil otherwise.
 	Hosts []byte
@@ -409,7 +412,7 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	// What the agent writes never runs: every writable mount is noexec,
 	// the bundle's own included.
 	namespaces.NoExecWritable(spec.Mounts)
-	var hosts []byte
+	var hosts, resolv []byte
 	if netMode == namespaces.NetPasta {
 		// The host's loopback services are reachable at HostAlias: pasta
 		// maps the gateway (the host's default gateway, which it copies) to
@@ -420,17 +423,12 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 		}
 		own, _ := os.ReadFile("/etc/hosts")
 		hosts = hostsFile(own, gw)
-		src := filepath.Join(bundle, "hosts")
-		found := false
-		for i := range spec.Mounts {
-			if spec.Mounts[i].Destination == "/etc/hosts" {
-				spec.Mounts[i].Source, found = src, true
-			}
-		}
-		if !found {
-			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: src,
-				Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
-		}
+		// DNS goes to pasta's forwarding address, which reaches the
+		// host's own resolver wherever it listens (127.0.0.53 included).
+		ownResolv, _ := os.ReadFile("/etc/resolv.conf")
+		resolv = resolvFile(ownResolv)
+		etcFromBundle(spec, bundle, "hosts")
+		etcFromBundle(spec, bundle, "resolv.conf")
 	}
 	rootless := host.EUID != 0
 	if rootless && c.Slice != "" && !host.CgroupV2 {
@@ -464,7 +462,7 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	}
 	return &Plan{AppArmor: prof, ID: id, Bundle: bundle, Spec: spec, Stages: plan.Stages, AgentBPF: plan.AgentBPF, Links: links,
 		Init: host.Init, Ports: plan.Ports, Command: cmdArgs, obs: obs, Landlock: landlock,
-		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, Hosts: hosts, prepared: time.Now(), cfg: c, host: host, log: log}, nil
+		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, Hosts: hosts, Resolv: resolv, prepared: time.Now(), cfg: c, host: host, log: log}, nil
 }
 
 // baseConfig reads the config.json of the bundle directory, with its root
@@ -621,4 +619,18 @@ func nftText(p *namespaces.PortPolicy) string {
 		return ""
 	}
 	return p.Ruleset()
+}
+
+// etcFromBundle makes the sandbox's /etc/NAME the bundle's file NAME: the
+// mount of the host's file, where the view has one, is redirected.
+func etcFromBundle(spec *specs.Spec, bundle, name string) {
+	src, dst := filepath.Join(bundle, name), "/etc/"+name
+	for i := range spec.Mounts {
+		if spec.Mounts[i].Destination == dst {
+			spec.Mounts[i].Source = src
+			return
+		}
+	}
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: dst, Type: "bind", Source: src,
+		Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
 }

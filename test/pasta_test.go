@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/internal/platform"
@@ -25,6 +27,27 @@ func hostGateway(t testing.TB) string {
 		t.Fatalf("the host has no IPv4 default route (pasta needs one): %v", err)
 	}
 	return gw.String()
+}
+
+// hostListeners listens on the host's 127.0.0.1 on each TCP port (the
+// listeners pasta's gateway mapping reaches) and returns what closes them.
+func hostListeners(t testing.TB, ports ...string) (closeAll func()) {
+	t.Helper()
+	var ls []net.Listener
+	closeAll = func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, port := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			closeAll()
+			t.Fatalf("a host listener on 127.0.0.1:%s: %v", port, err)
+		}
+		ls = append(ls, l)
+	}
+	return closeAll
 }
 
 // pastaOf lists the pasta processes of sandboxes of stateDir (pasta
@@ -63,13 +86,7 @@ func TestRunPasta(t *testing.T) {
 		t.Fatal("pasta is missing: .ci/setup installs passt")
 	}
 	gw := hostGateway(t)
-	for _, port := range []string{"5432", "39213"} {
-		l, err := net.Listen("tcp", "127.0.0.1:"+port)
-		if err != nil {
-			t.Fatalf("a host listener on 127.0.0.1:%s: %v", port, err)
-		}
-		defer l.Close()
-	}
+	defer hostListeners(t, "5432", "39213")()
 	udp, err := net.ListenPacket("udp", "127.0.0.1:5432")
 	if err != nil {
 		t.Fatalf("a host UDP listener on 127.0.0.1:5432: %v", err)
@@ -212,4 +229,97 @@ func BenchmarkPasta(b *testing.B) {
 	b.ReportMetric(bulkSandbox/n/1e6, "pasta-MB/s")
 	b.ReportMetric(bulkHost/n/1e6, "host-MB/s")
 	b.ReportMetric(bulkSandbox/bulkHost, "throughput-ratio")
+}
+
+// TestRunPastaDNS: under --net pasta the sandbox's /etc/resolv.conf names
+// pasta's forwarding address, and a query sent there reaches the host's
+// resolver, wherever that listens, through pasta. The host's resolver here
+// is a responder on the host's 127.0.0.1:53 that answers every A query
+// with 192.0.2.55: clawos-run runs in a private mount namespace whose
+// /etc/resolv.conf names it (pasta forwards to the first nameserver of the
+// resolv.conf it sees), so no query leaves this machine. DNS is held to the
+// port rules like any traffic: a whitelist whose port rules lack 53 gets
+// EPERM.
+func TestRunPastaDNS(t *testing.T) {
+	s := requireSandbox(t)
+	if _, err := exec.LookPath("pasta"); err != nil {
+		t.Fatal("pasta is missing: .ci/setup installs passt")
+	}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:53")
+	if err != nil {
+		t.Fatalf("the test's resolver on the host's 127.0.0.1:53: %v", err)
+	}
+	defer conn.Close()
+	go answerA(conn, [4]byte{192, 0, 2, 55})
+	dir := t.TempDir()
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\nsearch example.internal\noptions ndots:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The reference whitelist's ports and 53: anysocket's with 53 added,
+	// signed again.
+	wl := filepath.Join(dir, "dns.whitelist.json")
+	raw, err := os.ReadFile("testdata/anysocket.whitelist.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDNS := regexp.MustCompile(`"allowed_ports":\s*\[\s*5432\s*\]`).ReplaceAllString(string(raw), `"allowed_ports": [53, 5432]`)
+	if withDNS == string(raw) {
+		t.Fatal("testdata/anysocket.whitelist.json: no port rule [5432] to add 53 to")
+	}
+	if err := os.WriteFile(wl, []byte(withDNS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(filepath.Dir(s.run), "clawos-policy")
+	if out, err := exec.Command(policy, "sign", "--in-place", wl).CombinedOutput(); err != nil {
+		t.Fatalf("sign: %v %s", err, out)
+	}
+	inMountNS := func(args ...string) runResult {
+		return runSplit(t, 60*time.Second, "unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c",
+			`mount --bind "$0" /etc/resolv.conf && exec "$@"`, resolv, s.run}, append(s.flags(), args...)...)...)
+	}
+	r := inMountNS("--net", "pasta", "--whitelist", wl, "--", s.probe, "dns", "db.example.internal")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "a 192.0.2.55" {
+		t.Errorf("a name resolved through pasta: exit %d, %q (%s)", r.code, r.stdout, r.stderr)
+	}
+	r = inMountNS("--net", "pasta", "--whitelist", "testdata/tools.whitelist.json", "--", "/bin/cat", "/etc/resolv.conf")
+	if want := "nameserver 169.254.1.1\nsearch example.internal\noptions ndots:1\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("the sandbox's /etc/resolv.conf: exit %d, %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+	r = inMountNS("--net", "pasta", "--whitelist", "testdata/anysocket.whitelist.json", "--", s.probe, "dns", "db.example.internal")
+	if r.code != int(unix.EPERM) {
+		t.Errorf("DNS without port 53 in the port rules: exit %d, want EPERM (%s%s)", r.code, r.stdout, r.stderr)
+	}
+	noPasta(t, s.stateDir, "after the DNS runs")
+	assertClean(t, s)
+}
+
+// answerA answers every DNS query that arrives on conn with one A record,
+// addr, until conn is closed.
+func answerA(conn net.PacketConn, addr [4]byte) {
+	buf := make([]byte, 512)
+	for {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RecursionAvailable: true})
+		b.EnableCompression()
+		b.StartQuestions()
+		b.Question(q)
+		b.StartAnswers()
+		b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: addr})
+		if msg, err := b.Finish(); err == nil {
+			conn.WriteTo(msg, from)
+		}
+	}
 }

@@ -737,6 +737,7 @@ func TestRunRootless(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []struct{ src, name string }{{s.run, "clawos-run"}, {filepath.Join(filepath.Dir(s.run), "clawos-init"), "clawos-init"},
+		{filepath.Join(filepath.Dir(s.run), "clawos-wait"), "clawos-wait"},
 		{filepath.Join(filepath.Dir(s.run), "clawos-policy"), "clawos-policy"}, {s.probe, "clawos-probe"}, {probeWhitelist, "wl.json"},
 		{"testdata/tools.whitelist.json", "tools.json"}} {
 		b, err := os.ReadFile(f.src)
@@ -822,10 +823,47 @@ func TestRunRootless(t *testing.T) {
 					t.Errorf("rootless --slice on cgroup v1: exit %d %s", r.code, r.stderr)
 				}
 			}
+			rootlessPasta(t, func(args ...string) runResult { return rootless(t, rt, args...) }, uid, probe)
 			if left, _ := filepath.Glob(filepath.Join(stateDir, "bundles", "*")); len(left) > 0 {
 				t.Errorf("rootless bundles left behind: %v", left)
 			}
 		})
+	}
+}
+
+// rootlessPasta checks --net pasta as the user uid (run runs clawos-run as
+// it): where the tun device is usable by the user (Debian's udev makes it
+// 0666), a listener on the host's loopback is reached on the allowed port
+// through pasta's gateway mapping and refused on another; where it is not,
+// the run is refused with EPERM and the reason, and no agent runs. No
+// pasta of the user's is left either way.
+func rootlessPasta(t *testing.T, run func(args ...string) runResult, uid, probe string) {
+	t.Helper()
+	gw := hostGateway(t)
+	defer hostListeners(t, "5432", "39213")()
+	tun := exec.Command("setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "sh", "-c", "exec 3<>/dev/net/tun").Run() == nil
+	for _, c := range []struct {
+		port string
+		code int
+	}{{"5432", 0}, {"39213", refusedTCP()}} {
+		r := run("--net", "pasta", "--", probe, "connect", gw, c.port)
+		switch {
+		case !tun && (r.code != 125 || !strings.Contains(r.stderr, "needs /dev/net/tun") || strings.Contains(r.stdout, "ok")):
+			t.Errorf("rootless --net pasta without a usable tun device: exit %d, want 125 and the reason (%s%s)", r.code, r.stdout, r.stderr)
+		case tun && r.code != c.code:
+			t.Errorf("rootless --net pasta to the host's %s: exit %d, want %d (%s%s)", c.port, r.code, c.code, r.stdout, r.stderr)
+		}
+	}
+	t.Logf("rootless --net pasta, tun device usable by %s: %v", uid, tun)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := exec.Command("pgrep", "-a", "-u", uid, "-f", "pasta|passt").Output()
+		if len(out) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the user's pasta still runs: %s", out)
+			break
+		}
 	}
 }
 

@@ -38,3 +38,18 @@ func DefaultGateway(routeFile string) (netip.Addr, error) {
 	}
 	return netip.Addr{}, fmt.Errorf("no default route in %s", routeFile)
 }
+
+// TunDevice is the device pasta opens in the namespace it serves.
+const TunDevice = "/dev/net/tun"
+
+// TunUsable reports whether this process may open dev (TunDevice) for
+// reading and writing: a user's pasta opens it inside a user namespace the
+// user owns, where the device's host owner and mode decide (Debian's udev
+// makes it 0666; without udev it is often 0600 root).
+func TunUsable(dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
