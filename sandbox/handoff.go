@@ -80,8 +80,6 @@ func (s *Sandbox) handOffBlocker() string {
 		return "--tty (the terminal is copied by this process)"
 	case p.obs != nil:
 		return "learn or complain (the supervisor answers the agent's calls)"
-	case p.Pasta():
-		return "--net pasta (pasta's stderr is read by this process)"
 	}
 	for _, f := range []any{s.stdio.In, s.stdio.Out, s.stdio.Err} {
 		if _, ok := f.(*os.File); !ok && f != nil {

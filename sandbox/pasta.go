@@ -36,7 +36,9 @@ const pastaReady = 5 * time.Second
 type pasta struct {
 	cmd    *exec.Cmd
 	nsFile string
-	stderr bytes.Buffer
+	// stderr is pasta's, a file without a name (no pipe that this
+	// process must drain: the run can be handed to clawos-wait).
+	stderr *os.File
 }
 
 // netnsDir is where a sandbox's network namespace is bound for pasta
@@ -79,7 +81,11 @@ func startPasta(stateDir, id string, pid int, onThread func(func() error) error)
 		ns := "/proc/" + strconv.Itoa(pid) + "/ns/"
 		p.cmd = exec.Command(bin, append([]string{"--userns", ns + "user", "--netns", ns + "net"}, common...)...)
 	}
-	p.cmd.Stderr = &p.stderr
+	if p.stderr, err = anonymousFile(); err != nil {
+		p.release()
+		return nil, err
+	}
+	p.cmd.Stderr = p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := onThread(p.cmd.Start); err != nil {
 		p.release()
@@ -95,7 +101,7 @@ func startPasta(stateDir, id string, pid int, onThread func(func() error) error)
 		case <-exited:
 			p.release()
 			return nil, &clawerr.Error{Code: clawerr.EIO, Message: "pasta exited before it configured the sandbox's network; the agent was not started",
-				Err: fmt.Errorf("%s", bytes.TrimSpace(p.stderr.Bytes()))}
+				Err: fmt.Errorf("%s", bytes.TrimSpace(p.said()))}
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -132,11 +138,33 @@ func (p *pasta) bindNetns(stateDir, id string, pid int) error {
 	return nil
 }
 
-// release removes the namespace's file, if any (pasta quits when it goes).
+// release removes the namespace's file, if any (pasta quits when it
+// goes), and closes pasta's stderr.
 func (p *pasta) release() {
 	if p.nsFile != "" {
 		unbindNetns(p.nsFile)
 	}
+	if p.stderr != nil {
+		p.stderr.Close()
+	}
+}
+
+// said is what pasta wrote to its stderr (bounded).
+func (p *pasta) said() []byte {
+	b := make([]byte, 4096)
+	n, _ := p.stderr.ReadAt(b, 0)
+	return b[:n]
+}
+
+// anonymousFile is a new file of the temporary directory whose name is
+// already removed.
+func anonymousFile() (*os.File, error) {
+	f, err := os.CreateTemp("", "clawos-pasta-")
+	if err != nil {
+		return nil, clawerr.Wrap(clawerr.EIO, err, "pasta's stderr")
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 // unbindNetns detaches and removes a namespace file of netnsDir.

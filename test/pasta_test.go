@@ -131,6 +131,22 @@ func TestRunPasta(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(s.stateDir, "netns", "*")); len(left) > 0 {
 			t.Errorf("namespace files left: %v", left)
 		}
+		// Handed off to clawos-wait (the embedded runtime): pasta still
+		// serves the agent, and goes at its end, and with a killed
+		// clawos-wait.
+		want := map[string]string{"embedded": "clawos-wait", "runc": "clawos-run"}[s.runtime]
+		h := s.launch(t, "--net", "pasta", "--hand-off-after", "0s", "--whitelist", probeWhitelist, "--", s.probe, "ready-then", "connect", gw, "5432")
+		waitProgram(t, h.cmd.Process.Pid, want)
+		h.stdin.Write([]byte{1})
+		if code := h.exitCode(t); code != 0 {
+			t.Errorf("a host listener through pasta after the hand-off: exit %d (%s)", code, h.stderr)
+		}
+		noPasta(t, s.stateDir, "after a handed-off run")
+		h = s.launch(t, "--net", "pasta", "--hand-off-after", "0s", "--whitelist", probeWhitelist, "--", s.probe, "ready")
+		waitProgram(t, h.cmd.Process.Pid, want)
+		h.cmd.Process.Kill()
+		h.cmd.Wait()
+		noPasta(t, s.stateDir, "after clawos-wait was killed")
 		// Killed: pasta dies with clawos-run (parent-death signal).
 		cmd := s.start(t, "--net", "pasta", "--whitelist", probeWhitelist, "--", s.probe, "ready")
 		if len(pastaOf(s.stateDir)) == 0 {

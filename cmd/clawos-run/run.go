@@ -98,7 +98,7 @@ func defineFlags(fs *flag.FlagSet, c *config) {
 	fs.BoolVar(&s.LearnFailed, "learn-failed", false, "with --learn: write the whitelist even when the agent exits with a non-zero status")
 	fs.BoolVar(&s.Force, "force", false, "with --learn: replace an existing OUT (without --merge)")
 	fs.BoolVar(&s.Init, "init", false, "keep clawos-init as the sandbox's pid 1, a minimal init (docker run --init): it reaps orphaned processes and forwards signals to the agent, which runs as its child under exactly its filter")
-	fs.DurationVar(&c.handOffAfter, "hand-off-after", sandbox.DefaultHandOffAfter, "once the agent has run this long, clawos-run becomes the small static clawos-wait (same process) that waits for it, forwards signals and then cleans up through clawos-run again: a few hundred kilobytes held instead of clawos-run's megabytes (not with --tty, --learn, --complain, --net pasta, --runtime runc); negative: never")
+	fs.DurationVar(&c.handOffAfter, "hand-off-after", sandbox.DefaultHandOffAfter, "once the agent has run this long, clawos-run becomes the small static clawos-wait (same process) that waits for it, forwards signals and then cleans up through clawos-run again: a few hundred kilobytes held instead of clawos-run's megabytes (not with --tty, --learn, --complain, --runtime runc); negative: never")
 	fs.StringVar(&c.generate, "generate", "", "print clawos-run's manual page (man) or bash completion (bash), generated from these flags, and exit")
 	fs.BoolVar(&c.version, "version", false, "print the version (clawos-run, commit, Go, libseccomp, runc's libcontainer) and exit")
 }
