@@ -66,16 +66,18 @@ var vmConfigs = []struct {
 		"aa-unloaded":   "0",
 	}},
 	{"cgroupv2", "", "", "", map[string]string{
-		"cgroup":           "v2",
-		"v2 forks-200":     "11",  // EAGAIN: pids.max 128 of the wasm slice
-		"v2 forks-100":     "0",   //
-		"v2 alloc-600":     "137", // OOM kill: memory.max 512M, no swap
-		"v2 alloc-8":       "0",   //
-		"v2 unlisted-kill": "159", // the filter kills getuid
-		"v2 exec-kill":     "159", // start-only exec
-		"v2 cgroups-left":  "0",
-		"v2 bundles-left":  "0",
-		"apparmor-enabled": "Y",
+		"cgroup":             "v2",
+		"v2 forks-200":       "11",          // EAGAIN: pids.max 128 of the wasm slice
+		"v2 forks-100":       "0",           //
+		"v2 alloc-600":       "137",         // OOM kill: memory.max 512M, no swap
+		"v2 alloc-8":         "0",           //
+		"v2 unlisted-kill":   "159",         // the filter kills getuid
+		"v2 exec-kill":       "159",         // start-only exec
+		"v2 handoff-program": "clawos-wait", // handed off
+		"v2 handoff":         "137",         // SIGTERM forwarded, the agent killed after --kill-after
+		"v2 cgroups-left":    "0",
+		"v2 bundles-left":    "0",
+		"apparmor-enabled":   "Y",
 	}},
 	{"nolandlock", "lsm=lockdown,yama,apparmor", "", "", map[string]string{
 		"landlock":                  "off",
@@ -123,6 +125,9 @@ var vmConfigs = []struct {
 		"a64 runc-init-status":   "0",
 		"a64 forks-200":          "11", // EAGAIN: pids.max 128 of the wasm slice
 		"a64 forks-100":          "0",
+		"a64 handoff-program":    "clawos-wait", // cross-built; execveat back into clawos-run
+		"a64 handoff":            "137",
+		"a64 handoff-kill":       "159",
 		"a64 bundles-left":       "0",
 		"a64 init-bpf-allowed":   "0",   // clawos-init loads a filter compiled on the host
 		"a64 init-bpf-kill":      "159", // (clawos-policy compile --arch aarch64 -o)
@@ -371,9 +376,11 @@ func buildInitramfs(t *testing.T, s sandboxTools, archName string, extra map[str
 	if native {
 		copyIn(s.probe, "clawos-probe", 0o755)
 		copyIn(built(t, "../bin/clawos-init"), "clawos-init", 0o755)
+		copyIn(built(t, "../bin/clawos-wait"), "clawos-wait", 0o755)
 	} else {
 		copyIn(cc("probe/probe.c", "clawos-probe"), "clawos-probe", 0o755)
 		copyIn(cc("../cmd/clawos-init/init.c", "clawos-init"), "clawos-init", 0o755)
+		copyIn(cc("../cmd/clawos-wait/wait.c", "clawos-wait"), "clawos-wait", 0o755)
 	}
 	copyIn("../examples/ironclaw.whitelist.json", "vmtest/examples/ironclaw.whitelist.json", 0o644)
 	copyIn("testdata/minimal.whitelist.json", "vmtest/minimal.json", 0o644)
@@ -558,6 +565,9 @@ func vmWhitelist(t *testing.T, exec bool) []byte {
 	if exec {
 		rules = append(rules, map[string]any{"name": "execve", "permission": "ALLOW"})
 	}
+	// The probe's ready waits with ppoll where the architecture has no
+	// pause (aarch64).
+	rules = append(rules, map[string]any{"name": "ppoll", "permission": "ALLOW"})
 	wl["syscalls"] = rules
 	b, err := json.Marshal(wl)
 	if err != nil {

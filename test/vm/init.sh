@@ -57,6 +57,24 @@ run() {
 	echo $?
 }
 
+# handoff ARGS...: clawos-run ARGS -- /clawos-probe ready in the
+# background, handed off at once; once the agent is ready and the launcher's
+# process runs clawos-wait, SIGTERM it: prints the program it ran and its
+# exit status (137: the agent, pid 1 without a handler, is killed after
+# --kill-after).
+handoff() {
+	/clawos-run --state-dir /run/clawos --hand-off-after 0s --kill-after 200ms "$@" -- /clawos-probe ready >/tmp/h.out 2>/tmp/h.log &
+	pid=$!
+	i=0
+	while [ "$i" -lt 200 ] && ! grep -q ready /tmp/h.out; do sleep 0.1; i=$((i + 1)); done
+	i=0
+	while [ "$i" -lt 100 ] && [ "$(basename "$(readlink /proc/$pid/exe)")" != clawos-wait ]; do sleep 0.1; i=$((i + 1)); done
+	prog=$(basename "$(readlink /proc/$pid/exe)")
+	kill -TERM "$pid"
+	wait "$pid"
+	echo "$prog $?"
+}
+
 case $vm in
 apparmor)
 	attr=/proc/self/attr/apparmor/exec
@@ -116,6 +134,10 @@ cgroupv2)
 	echo "CLAWOS v2 alloc-8 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe alloc 8)"
 	echo "CLAWOS v2 unlisted-kill $(run --apparmor off --whitelist /vmtest/minimal.json -- /clawos-probe call 102)"
 	echo "CLAWOS v2 exec-kill $(run --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe exec /bin/busybox)"
+	# Handed off to clawos-wait: its clean-up removes the v2 cgroup too.
+	r=$(handoff --apparmor off --whitelist /vmtest/vmprobe.json --slice wasm)
+	echo "CLAWOS v2 handoff-program ${r% *}"
+	echo "CLAWOS v2 handoff ${r#* }"
 	echo "CLAWOS v2 cgroups-left $(ls -d /sys/fs/cgroup/clawos-* 2>/dev/null | wc -l)"
 	echo "CLAWOS v2 bundles-left $(ls /run/clawos/bundles 2>/dev/null | wc -l)"
 	;;
@@ -179,6 +201,10 @@ aarch64)
 	echo "CLAWOS a64 runc-init-status $(run --init --runtime runc --apparmor off --whitelist /vmtest/vmprobe.json -- /clawos-probe status)"
 	echo "CLAWOS a64 forks-200 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 200)"
 	echo "CLAWOS a64 forks-100 $(run --apparmor off --whitelist /vmtest/minimal.json --slice wasm -- /clawos-probe forks 100)"
+	r=$(handoff --apparmor off --whitelist /vmtest/vmprobe.json)
+	echo "CLAWOS a64 handoff-program ${r% *}"
+	echo "CLAWOS a64 handoff ${r#* }"
+	echo "CLAWOS a64 handoff-kill $(run --hand-off-after 0s --apparmor off --whitelist /vmtest/minimal.json -- /clawos-probe call $NR_getgid)"
 	echo "CLAWOS a64 bundles-left $(ls /run/clawos/bundles 2>/dev/null | wc -l)"
 	# A filter compiled on the build host (clawos-policy compile --arch
 	# aarch64 --baseline start): clawos-init loads it and execs the probe;
