@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -55,11 +56,11 @@ func newEngineFixture(t testing.TB, tools ...string) *engineFixture {
 	// Short: podman refuses a runroot path longer than 50 characters.
 	sum := sha256.Sum256([]byte(t.Name()))
 	dir := filepath.Join("/run/clawos-test", "e-"+hex.EncodeToString(sum[:4]))
-	os.RemoveAll(dir)
+	removeUnder(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { removeUnder(dir) })
 	f := &engineFixture{dir: dir, wlDir: filepath.Join(dir, "whitelists"), stateDir: filepath.Join(dir, "hook-state"),
 		audit: filepath.Join(dir, "audit.jsonl"), hook: built(t, "../bin/clawos-hook"), wrapper: built(t, "../bin/clawos-runc"),
 		init: built(t, "../bin/clawos-init"), probe: built(t, "../bin/clawos-probe")}
@@ -919,4 +920,23 @@ func TestPodmanExec(t *testing.T) {
 			}
 		})
 	}
+}
+
+// removeUnder removes dir, detaching first what is mounted under it:
+// podman's overlay driver leaves its storage directory mounted on itself,
+// which os.RemoveAll cannot remove and later cleanup checks find.
+func removeUnder(dir string) {
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	var points []string
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	// The deepest first.
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		unix.Unmount(p, unix.MNT_DETACH)
+	}
+	os.RemoveAll(dir)
 }
