@@ -791,6 +791,10 @@ func TestRunRootless(t *testing.T) {
 				{[]string{"--", probe, "listen-connect", "5432"}, 0},
 				{[]string{"--", probe, "listen-connect", "8080"}, refusedTCP()},
 				{[]string{"--", probe, "exec", "/bin/true"}, 159}, // start-only exec: the filter kills it
+				// Handed off at once where the agent still runs: the
+				// user's clawos-wait, and the clean-up as the user.
+				{[]string{"--hand-off-after", "0s", "--", probe, "call", sysnr(t, "getuid")}, 159},
+				{[]string{"--hand-off-after", "0s", "--", probe, "listen-connect", "8080"}, refusedTCP()},
 			} {
 				if r := rootless(t, rt, c.args...); r.code != c.code {
 					t.Errorf("%v: exit %d, want %d (%s)", c.args, r.code, c.code, r.stderr)
