@@ -40,13 +40,15 @@ help:
 	@echo "make clean      remove $(BIN)/ and .cache/"
 	@echo "make help       this list"
 
-# The hook and the runtime wrapper run in an engine's environment: static,
-# so that LD_PRELOAD and friends cannot reach them.
+# The hook, the runtime wrapper and clawos-policy (which validates for the
+# hook on a plan-cache miss) run in an engine's environment and on nodes:
+# static, so that LD_PRELOAD and friends cannot reach them and no library
+# is needed on the node.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
 build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-wait $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
-	$(GO) build -o $(BIN)/ ./cmd/clawos-policy ./cmd/clawos-run
-	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc
+	$(GO) build -o $(BIN)/ ./cmd/clawos-run
+	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc ./cmd/clawos-policy
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
 
 # Static C programs: they run inside sandboxes that may have no libc.

@@ -23,7 +23,6 @@ import (
 	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/namespaces"
 	"github.com/clawos/clawos-security/translate"
-	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // AnnotationRefusal carries a refusal from precreate to prestart (see
@@ -214,11 +213,10 @@ func planFor(spec *specs.Spec, req runcargs.Request, runtime string, cfg Config,
 	if err != nil {
 		return nil, err
 	}
-	v, err := schema.NewValidator()
-	if err != nil {
-		return nil, err
+	wl, sig, err := cfg.lookup().Whitelist(path, raw, opts, log)
+	if sig == "" && err != nil {
+		sig = confine.SignatureOf(raw)
 	}
-	wl, sig, err := confine.Parse(v, path, raw, opts, log)
 	out.Signature = sig
 	if err != nil {
 		return nil, err

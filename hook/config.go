@@ -18,6 +18,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/internal/runcargs"
 )
 
@@ -65,6 +66,13 @@ type Config struct {
 	// Hook is clawos-hook on the host, injected as the prestart and
 	// poststop hooks.
 	Hook string `json:"hook,omitempty"`
+	// Policy is clawos-policy on the host: it validates a whitelist the
+	// plan cache does not hold (clawos-hook does not link the JSON Schema
+	// library).
+	Policy string `json:"policy,omitempty"`
+	// PlanCache is the plan cache's directory (plancache.DefaultDir), or
+	// "off": validate every time.
+	PlanCache string `json:"plan_cache,omitempty"`
 	// Runc is the real OCI runtime the wrapper execs.
 	Runc string `json:"runc,omitempty"`
 	// Runtime names the runtime whose measured needs the container-level
@@ -79,6 +87,9 @@ type Config struct {
 	CRI bool `json:"cri,omitempty"`
 	// Timeout bounds every stage, in Go duration syntax.
 	Timeout string `json:"timeout,omitempty"`
+
+	// validate replaces clawos-policy (tests validate in-process).
+	validate plancache.Validator
 }
 
 // WithDefaults fills what c leaves empty. Programs are looked for next to
@@ -97,6 +108,8 @@ func (c Config) WithDefaults(self string) Config {
 	def(&c.Landlock, confine.LandlockAuto)
 	def(&c.Init, filepath.Join(dir, "clawos-init"))
 	def(&c.Hook, filepath.Join(dir, "clawos-hook"))
+	def(&c.Policy, filepath.Join(dir, "clawos-policy"))
+	def(&c.PlanCache, plancache.DefaultDir(os.Geteuid()))
 	def(&c.Runc, runcargs.DefaultRunc)
 	def(&c.Runtime, "runc")
 	def(&c.Timeout, DefaultTimeout.String())
@@ -107,7 +120,7 @@ func (c Config) WithDefaults(self string) Config {
 // unknown AppArmor mode, a bad timeout.
 func (c Config) Check() error {
 	for name, p := range map[string]string{"whitelist_dir": c.WhitelistDir, "state_dir": c.StateDir, "audit_log": c.AuditLog,
-		"init": c.Init, "hook": c.Hook, "runc": c.Runc} {
+		"init": c.Init, "hook": c.Hook, "runc": c.Runc, "policy": c.Policy} {
 		if !filepath.IsAbs(p) {
 			return &clawerr.Error{Code: clawerr.EProto, Path: name, Message: fmt.Sprintf("%q is not an absolute path", p)}
 		}
@@ -148,7 +161,7 @@ func (c Config) TimeoutDuration() time.Duration {
 // Args is c as clawos-hook's flags, for the hooks precreate injects.
 func (c Config) Args() []string {
 	args := []string{"--config", "", "--whitelist-dir", c.WhitelistDir, "--state-dir", c.StateDir, "--audit-log", c.AuditLog,
-		"--apparmor", c.AppArmor, "--init", c.Init, "--runtime-name", c.Runtime, "--timeout", c.Timeout}
+		"--apparmor", c.AppArmor, "--init", c.Init, "--policy", c.Policy, "--plan-cache", c.PlanCache, "--runtime-name", c.Runtime, "--timeout", c.Timeout}
 	if c.RequireSignature {
 		args = append(args, "--require-signature")
 	}
@@ -172,4 +185,21 @@ func ReadConfig(path string, missingOK bool) (Config, error) {
 		return c, &clawerr.Error{Code: clawerr.EProto, Path: path, Message: "not a clawos runtime configuration", Err: err}
 	}
 	return c, nil
+}
+
+// lookup is how the hook finds a validated whitelist: the plan cache
+// (unless "off"), clawos-policy on a miss. Entries are for this
+// clawos-hook and clawos-policy (their identity is part of the key); one
+// that cannot be identified is validated every time.
+func (c Config) lookup() plancache.Lookup {
+	l := plancache.Lookup{EUID: os.Geteuid(), Validate: plancache.PolicyValidator(c.Policy)}
+	if c.validate != nil {
+		l.Validate = c.validate
+	}
+	if c.PlanCache != "off" {
+		if build, err := plancache.Build(c.Hook, c.Policy); err == nil {
+			l.Dir, l.Build = c.PlanCache, build
+		}
+	}
+	return l
 }

@@ -16,6 +16,7 @@ import (
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/translate"
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // trusted makes a trusted directory with the probe whitelist, and a
@@ -79,10 +80,11 @@ func testConfig(t *testing.T) Config {
 	init := filepath.Join(t.TempDir(), "clawos-init")
 	os.WriteFile(init, []byte("placeholder: only its existence is checked here"), 0o755)
 	cfg := Config{WhitelistDir: dir, StateDir: t.TempDir(), AuditLog: filepath.Join(t.TempDir(), "audit.jsonl"),
-		AppArmor: confine.AppArmorOff, Init: init, Hook: "/usr/local/bin/clawos-hook"}.WithDefaults("/usr/local/bin/clawos-hook")
+		AppArmor: confine.AppArmorOff, Init: init, Hook: "/usr/local/bin/clawos-hook", PlanCache: "off"}.WithDefaults("/usr/local/bin/clawos-hook")
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
+	cfg.validate = schema.Plan
 	return cfg
 }
 

@@ -51,17 +51,7 @@ func testRoot(t testing.TB) string {
 func testHost(euid int) Host {
 	return Host{EUID: euid, EGID: euid, Cwd: "/home/user/project", Home: "/home/user", Init: "/opt/clawos/bin/clawos-init",
 		LandlockABI: 7, MemfdNoexec: true, HardLimits: map[string]uint64{"RLIMIT_NOFILE": 524288, "RLIMIT_NPROC": 95000},
-		Rand: rand.NewChaCha8([32]byte{'c', 'l', 'a', 'w'}), Validate: inProcess}
-}
-
-// inProcess validates as clawos-policy does, in the test's process.
-func inProcess(raw []byte, opts translate.Options, key string) (plancache.Result, error) {
-	v, err := schema.NewValidator()
-	if err != nil {
-		return plancache.Result{}, err
-	}
-	_, rep := v.Validate(raw, opts)
-	return plancache.Validated(key, raw, rep), nil
+		Rand: rand.NewChaCha8([32]byte{'c', 'l', 'a', 'w'}), Validate: schema.Plan}
 }
 
 func quiet() *logrus.Logger {
@@ -260,7 +250,7 @@ func TestPlanCacheUse(t *testing.T) {
 		h.PlanCache, h.Build = cache, "test-build"
 		h.Validate = func(raw []byte, opts translate.Options, key string) (plancache.Result, error) {
 			calls++
-			return inProcess(raw, opts, key)
+			return schema.Plan(raw, opts, key)
 		}
 		return h
 	}

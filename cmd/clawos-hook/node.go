@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clawos/clawos-security/internal/nodeinstall"
+	"github.com/clawos/clawos-security/internal/plancache"
 )
 
 // Node subcommands: the installer DaemonSet's (deploy/installer.yaml).
@@ -67,6 +68,7 @@ func installNode(args []string, stdout, stderr io.Writer) int {
 		}
 		o.From = filepath.Dir(filepath.Dir(self))
 	}
+	o.Validate = plancache.PolicyValidator(filepath.Join(o.From, "bin", "clawos-policy"))
 	res, err := nodeinstall.Install(*o, log)
 	if res != nil && res.Whitelists != nil {
 		reportSync(log, res.Whitelists)
@@ -141,9 +143,16 @@ func syncWhitelists(args []string, stderr io.Writer) int {
 			return nodeFail(log, err)
 		}
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return nodeFail(log, err)
+	}
+	// Validated by clawos-policy next to this program (the installer
+	// image's): clawos-hook does not link the JSON Schema library.
+	validate := plancache.PolicyValidator(filepath.Join(filepath.Dir(self), "clawos-policy"))
 	reported := map[string]string{} // refused name -> the reason already reported
 	for {
-		res, err := nodeinstall.SyncWhitelists(*from, *to, log)
+		res, err := nodeinstall.SyncWhitelists(*from, *to, validate, log)
 		if res != nil {
 			reportSync(log, res)
 			for name, why := range res.Refused {

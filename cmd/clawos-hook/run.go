@@ -48,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.AppArmor, "apparmor", "", "AppArmor: auto, required or off (default auto)")
 	fs.BoolVar(&cfg.RequireSignature, "require-signature", false, "refuse unsigned whitelists")
 	fs.StringVar(&cfg.Init, "init", "", "clawos-init on the host (default: next to clawos-hook)")
+	fs.StringVar(&cfg.Policy, "policy", "", "clawos-policy on the host, which validates a whitelist the plan cache does not hold (default: next to clawos-hook)")
+	fs.StringVar(&cfg.PlanCache, "plan-cache", "", "the plan cache: whitelists clawos-policy validated, by content (default /var/cache/clawos/plans for root; off: validate every time)")
 	fs.StringVar(&cfg.Runtime, "runtime-name", "", "runtime whose measured needs the container filter includes (default runc)")
 	fs.StringVar(&cfg.Timeout, "timeout", "", "bound on the stage's run time (default 10s)")
 	configPath := fs.String("config", hook.DefaultConfigFile, "the runtime configuration (runtime.json) every entry point reads, the runtime wrapper included; a missing file is an empty one. Flags given here override it")
@@ -104,6 +106,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			base.RequireSignature = cfg.RequireSignature
 		case "init":
 			base.Init = cfg.Init
+		case "policy":
+			base.Policy = cfg.Policy
+		case "plan-cache":
+			base.PlanCache = cfg.PlanCache
 		case "runtime-name":
 			base.Runtime = cfg.Runtime
 		case "timeout":

@@ -83,17 +83,17 @@ func Parse(v *translate.Validator, name string, raw []byte, opts translate.Optio
 	state := rep.Signature
 	if err := rep.Err(); err != nil {
 		if state == "" {
-			state = signatureState(raw)
+			state = SignatureOf(raw)
 		}
 		return nil, state, fmt.Errorf("%s: %w", name, err)
 	}
 	return wl, state, nil
 }
 
-// signatureState verifies the signature of a whitelist that validation
+// SignatureOf verifies the signature of a whitelist that validation
 // refused before its signature check ran (it could not be decoded as a
 // whitelist), for the audit record; "" if it is not JSON.
-func signatureState(raw []byte) translate.SignatureState {
+func SignatureOf(raw []byte) translate.SignatureState {
 	var sig struct {
 		Signature string `json:"signature"`
 	}

@@ -17,11 +17,12 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/clawos/clawos-security/internal/atomicfile"
+	"github.com/clawos/clawos-security/internal/plancache"
 )
 
 // Programs are what a node runs: the wrapper, the hook it hands confined
 // calls to, and the agent's init.
-var Programs = []string{"clawos-init", "clawos-hook", "clawos-runc"}
+var Programs = []string{"clawos-init", "clawos-hook", "clawos-runc", "clawos-policy"}
 
 // Options says where things are.
 type Options struct {
@@ -36,6 +37,9 @@ type Options struct {
 	Whitelists string
 	// Containerd: configure containerd's runtime handler.
 	Containerd bool
+	// Validate validates each whitelist fully before it is installed
+	// (plancache.PolicyValidator: clawos-policy).
+	Validate plancache.Validator
 }
 
 // Result is what Install did.
@@ -112,7 +116,7 @@ func Install(o Options, log logrus.FieldLogger) (*Result, error) {
 	}
 	res := &Result{}
 	if o.Whitelists != "" {
-		r, err := SyncWhitelists(o.Whitelists, filepath.Join(etc, "whitelists"), log)
+		r, err := SyncWhitelists(o.Whitelists, filepath.Join(etc, "whitelists"), o.Validate, log)
 		if err != nil {
 			return res, err
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/sirupsen/logrus"
+
+	"github.com/clawos/clawos-security/translate/schema"
 )
 
 func node(t *testing.T, config, kubelet string) string {
@@ -110,7 +112,7 @@ func TestSyncWhitelists(t *testing.T) {
 	os.Symlink(outside, filepath.Join(src, "escape.json"))
 	os.WriteFile(filepath.Join(dst, "bad.json"), valid, 0o644) // the node's good copy
 	os.WriteFile(filepath.Join(dst, "gone.json"), valid, 0o644)
-	res, err := SyncWhitelists(src, dst, logrus.New())
+	res, err := SyncWhitelists(src, dst, schema.Plan, logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +126,7 @@ func TestSyncWhitelists(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dst, "escape.json")); err == nil {
 		t.Error("an escaping entry was installed")
 	}
-	if res, _ := SyncWhitelists(src, dst, logrus.New()); len(res.Installed) != 0 || strings.Join(res.Unchanged, ",") != "good.json" {
+	if res, _ := SyncWhitelists(src, dst, schema.Plan, logrus.New()); len(res.Installed) != 0 || strings.Join(res.Unchanged, ",") != "good.json" {
 		t.Errorf("a second sync: %+v", res)
 	}
 }

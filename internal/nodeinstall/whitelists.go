@@ -9,9 +9,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/translate"
-	"github.com/clawos/clawos-security/translate/schema"
 )
 
 // SyncResult is what SyncWhitelists did.
@@ -31,7 +30,7 @@ type SyncResult struct {
 // whitelist is refused by name and never installed; a refused name keeps
 // the node's current copy, if any, so that a bad update does not remove a
 // good whitelist. Only NAME.json files are touched in dst.
-func SyncWhitelists(src, dst string, log logrus.FieldLogger) (*SyncResult, error) {
+func SyncWhitelists(src, dst string, validate plancache.Validator, log logrus.FieldLogger) (*SyncResult, error) {
 	res := &SyncResult{Refused: map[string]string{}}
 	real, err := filepath.EvalSymlinks(src)
 	if err != nil {
@@ -44,17 +43,16 @@ func SyncWhitelists(src, dst string, log logrus.FieldLogger) (*SyncResult, error
 	if err != nil {
 		return nil, err
 	}
-	v, err := schema.NewValidator()
-	if err != nil {
-		return nil, err
-	}
+	// Validated fully, with no cache: the installer's own programs are not
+	// the node's.
+	check := plancache.Lookup{Validate: validate}
 	want := map[string]bool{}
 	for _, e := range entries {
 		name := filepath.Base(e)
 		want[name] = true
 		data, why := readEntry(e, real)
 		if why == "" {
-			if _, _, err := confine.Parse(v, name, data, translate.Options{}, log); err != nil {
+			if _, _, err := check.Whitelist(name, data, translate.Options{}, log); err != nil {
 				why = "not a valid whitelist: " + err.Error()
 			}
 		}

@@ -2,8 +2,8 @@
 // translate.Validator. It is the only package that links a JSON Schema
 // library, whose initialisation (the meta-schemas of five drafts, 1.7 MB
 // and about 9 ms at every start of a program that links it) the launcher's
-// hot path does not pay: clawos-run uses whitelists clawos-policy
-// validated (see internal/plancache).
+// hot path does not pay: clawos-run and clawos-hook use whitelists
+// clawos-policy validated (see internal/plancache).
 package schema
 
 import (
@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/message"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -33,6 +34,18 @@ func NewValidator() (*translate.Validator, error) {
 		return nil, err
 	}
 	return translate.NewValidator(s), nil
+}
+
+// Plan validates raw in this process as `clawos-policy compile --plan`
+// does, for key: a plancache.Validator for what links this package anyway
+// (clawos-policy, tests).
+func Plan(raw []byte, opts translate.Options, key string) (plancache.Result, error) {
+	v, err := NewValidator()
+	if err != nil {
+		return plancache.Result{}, err
+	}
+	_, rep := v.Validate(raw, opts)
+	return plancache.Validated(key, raw, rep), nil
 }
 
 // Compile compiles the embedded P1.2 schema (translate.SchemaJSON) with
