@@ -15,6 +15,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
+	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/translate"
 	"github.com/clawos/clawos-security/translate/schema"
 )
@@ -428,5 +429,61 @@ func TestAuditBounds(t *testing.T) {
 	}
 	if fi, _ := os.Stat(log); fi.Size() > 1024 {
 		t.Errorf("the new log is %d bytes", fi.Size())
+	}
+}
+
+// TestApplyValidation checks the hook's whitelist lookup: without
+// clawos-policy a container that names a whitelist is refused (never run
+// unvalidated); with the plan cache, a second container of the same
+// whitelist is not validated again, and a tampered whitelist is refused
+// with its signature state though a valid one of the same name was cached.
+func TestApplyValidation(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.validate, cfg.Policy = nil, "/nonexistent/clawos-policy"
+	s := exampleSpec(map[string]string{AnnotationWhitelist: "probe"})
+	before, _ := json.Marshal(s)
+	if _, err := Apply(s, cfg, quiet()); err == nil || !strings.Contains(err.Error(), "clawos-policy") {
+		t.Errorf("without clawos-policy: %v, want a refusal", err)
+	}
+	if after, _ := json.Marshal(s); !bytes.Equal(before, after) {
+		t.Error("a refused container's config was changed")
+	}
+
+	cfg = testConfig(t)
+	cfg.PlanCache = filepath.Join(t.TempDir(), "plans")
+	// The programs the entries are for must exist: their identity is part
+	// of the key.
+	progs := t.TempDir()
+	cfg.Hook, cfg.Policy = filepath.Join(progs, "clawos-hook"), filepath.Join(progs, "clawos-policy")
+	for _, p := range []string{cfg.Hook, cfg.Policy} {
+		if err := os.WriteFile(p, []byte(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	validated := 0
+	cfg.validate = func(raw []byte, opts translate.Options, key string) (plancache.Result, error) {
+		validated++
+		return schema.Plan(raw, opts, key)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := Apply(exampleSpec(map[string]string{AnnotationWhitelist: "probe"}), cfg, quiet()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if validated != 1 {
+		t.Errorf("two containers of one whitelist validated %d times, want 1", validated)
+	}
+	path := filepath.Join(cfg.WhitelistDir, "probe.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Replace(raw, []byte(`"permission": "DENY"`), []byte(`"permission": "ALLOW"`), 1)
+	if err := os.WriteFile(path, tampered, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Apply(exampleSpec(map[string]string{AnnotationWhitelist: "probe"}), cfg, quiet())
+	if err == nil || out == nil || out.Signature != translate.SignatureMismatch {
+		t.Errorf("a tampered whitelist: %+v, %v, want refused as a signature mismatch", out, err)
 	}
 }
