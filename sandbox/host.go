@@ -434,9 +434,10 @@ func forwardSignals(first os.Signal, sigs <-chan os.Signal, done <-chan struct{}
 	}
 }
 
-// writeBundle writes config.json, the init and the agent's filter, and the
-// empty root with its mount points (created here, as root, because runc's
-// init creates them as the sandbox's mapped root otherwise).
+// writeBundle writes config.json (not for a runtime that takes the spec
+// from memory: Sandbox.inProcess), the init and the agent's filter, and
+// the empty root with its mount points (created here, as root, because
+// runc's init creates them as the sandbox's mapped root otherwise).
 func writeBundle(dir string, s *Sandbox) error {
 	p := s.plan
 	root := filepath.Join(dir, "rootfs")
@@ -497,6 +498,9 @@ func writeBundle(dir string, s *Sandbox) error {
 		if err := stageIDMaps(s.stageDir, s); err != nil {
 			return err
 		}
+	}
+	if s.inProcess {
+		return nil
 	}
 	cfg, err := translate.MarshalSpec(s.spec)
 	if err != nil {

@@ -100,7 +100,12 @@ type Sandbox struct {
 	stop func()
 	// launcher is the launcher pipe's write end (launchPipe).
 	launcher *os.File
-	refused  int // packets the port policy refused (or would have)
+	// inProcess: the runtime takes the spec from memory (the embedded
+	// one), so no config.json is written: the agent's environment, which
+	// may hold secrets, never reaches a file, and the start skips encoding
+	// it.
+	inProcess bool
+	refused   int // packets the port policy refused (or would have)
 	// undo are Destroy's steps, run last first.
 	undo []func()
 }
@@ -121,7 +126,7 @@ func (s *Sandbox) Plan() *Plan { return s.plan }
 // failure everything is undone; otherwise the caller must Wait and
 // Destroy.
 func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, error) {
-	s := &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log, thread: newOSThread()}
+	s := &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log, thread: newOSThread(), inProcess: runtimeKind(rt.Name()) == "embedded"}
 	s.onDestroy(s.thread.end)
 	started := false
 	defer func() {

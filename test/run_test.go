@@ -956,7 +956,8 @@ func requireKillsI386(t *testing.T, wl string, nr int32) {
 // secret given with --env) is readable by its owner only while the agent
 // runs, under both runtimes: every file under the state directory that
 // contains the secret is mode 0600 or stricter and unreadable to another
-// user (read as uid 65534 fails); and that clawos-run changes the modes of
+// user (read as uid 65534 fails), and the embedded runtime writes no such
+// file at all (the agent has the secret); and that clawos-run changes the modes of
 // the directories it creates only: a sticky, world-writable parent of
 // --state-dir or --write-bundle keeps its mode.
 func TestRunSecretFiles(t *testing.T) {
@@ -983,7 +984,22 @@ func TestRunSecretFiles(t *testing.T) {
 			}
 			return nil
 		})
-		if found == 0 {
+		switch {
+		case s.runtime == "embedded" && found != 0:
+			t.Errorf("%d files under %s hold the environment: the embedded runtime takes the spec from memory and writes none", found, s.stateDir)
+		case s.runtime == "embedded":
+			// Nothing found: proved only if the agent has the secret.
+			out, _ := exec.Command("pgrep", "-f", "clawos-probe ready").Output()
+			seen := false
+			for _, pid := range strings.Fields(string(out)) {
+				if env, err := os.ReadFile("/proc/" + pid + "/environ"); err == nil && bytes.Contains(env, []byte(secret)) {
+					seen = true
+				}
+			}
+			if !seen {
+				t.Fatal("the agent's environment lacks the secret: the check above proved nothing")
+			}
+		case found == 0:
 			t.Fatalf("no file under %s holds the environment: the check above proved nothing", s.stateDir)
 		}
 
