@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,9 +42,13 @@ func TestWaiter(t *testing.T) {
 			cmd.ExtraFiles = []*os.File{echo}
 			var out, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &stderr
+			// A group of its own: whatever happens to the test, the
+			// waiter and its child (which may ignore SIGTERM) go.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			defer unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
 			if len(c.signals) > 0 {
 				waitWaiting(t, cmd.Process.Pid)
 				for _, sig := range c.signals {
