@@ -214,9 +214,9 @@ func FinishHandOff(ctx context.Context, args []string, log logrus.FieldLogger) (
 		held.Close()
 	}
 	killChildren()
-	if err := removeSandbox(ctx, st.StateDir, st.ID, o, log); err != nil {
+	if err := removeSandbox(ctx, st.StateDir, st.ID, o); err != nil {
 		// As Destroy: the agent's status stands; the next run retries.
-		log.WithError(err).WithField("id", st.ID).Warn("the sandbox could not be removed; the next clawos-run retries")
+		log.WithError(err).WithField("id", st.ID).Warn("the sandbox could not be confirmed stopped; the next clawos-run removes it")
 	}
 	return status, nil
 }

@@ -623,9 +623,6 @@ type staleBundle struct {
 	o   owner
 }
 
-// staleBundles lists the bundles whose clawos-run is gone (it was killed).
-// A bundle without a readable owner record is left alone: nothing can say
-// whether its owner lives, nor which runtime would stop its container.
 // readOwner reads the owner record of bundle dir.
 func readOwner(dir string) (owner, error) {
 	var o owner
@@ -639,6 +636,9 @@ func readOwner(dir string) (owner, error) {
 	return o, err
 }
 
+// staleBundles lists the bundles whose clawos-run is gone (it was killed).
+// A bundle without a readable owner record is left alone: nothing can say
+// whether its owner lives, nor which runtime would stop its container.
 func staleBundles(stateDir string, log logrus.FieldLogger) []staleBundle {
 	var out []staleBundle
 	dirs, _ := filepath.Glob(filepath.Join(stateDir, "bundles", "*"))
@@ -674,17 +674,17 @@ func cleanStale(ctx context.Context, stateDir string, log logrus.FieldLogger) {
 		id := filepath.Base(sb.dir)
 		l := log.WithFields(logrus.Fields{"id": id, "runtime": sb.o.Runtime})
 		l.Info("removing a sandbox whose clawos-run is gone")
-		if err := removeSandbox(ctx, stateDir, id, sb.o, l); err != nil {
+		if err := removeSandbox(ctx, stateDir, id, sb.o); err != nil {
 			l.WithError(err).Warn("a stale sandbox could not be confirmed stopped; its bundle is kept")
 		}
 	}
 }
 
 // removeSandbox removes everything sandbox id of stateDir holds on the host
-// once its container is confirmed stopped (o names its runtime): what a
-// killed clawos-run left, and what a handed-off run (FinishHandOff) leaves
-// to its end.
-func removeSandbox(ctx context.Context, stateDir, id string, o owner, log logrus.FieldLogger) error {
+// once its container is confirmed stopped (o names its runtime), and fails
+// only when it is not: what a killed clawos-run left, and what a
+// handed-off run (FinishHandOff) leaves to its end.
+func removeSandbox(ctx context.Context, stateDir, id string, o owner) error {
 	var err error
 	if o.Runtime == "embedded" {
 		err = destroyEmbedded(o.Root, id)
@@ -699,7 +699,8 @@ func removeSandbox(ctx context.Context, stateDir, id string, o owner, log logrus
 	for _, name := range confine.SystemAppArmor().HeldBy(appArmorHolder(id)) {
 		releaseAppArmor(name, id)
 	}
-	return os.RemoveAll(bundleDir(stateDir, id))
+	os.RemoveAll(bundleDir(stateDir, id))
+	return nil
 }
 
 // memfdNoexec is the setting that makes memfds non-executable, per pid
