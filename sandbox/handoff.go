@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
-	"github.com/clawos/clawos-security/translate"
 )
 
 // WaiterName is the small static program a launcher becomes while a
@@ -47,14 +46,11 @@ type HandOff struct {
 // handedOff is the state the cleaning program needs, passed through
 // clawos-wait as one argument (nothing secret: ids, paths, pids).
 type handedOff struct {
-	StateDir   string         `json:"state_dir"`
-	ID         string         `json:"id"`
-	InitPID    int            `json:"init_pid"`
-	AgentPID   int            `json:"agent_pid,omitempty"`
-	PIDOneInit bool           `json:"pid_one_init,omitempty"`
-	Since      time.Time      `json:"since"`
-	Arch       translate.Arch `json:"arch"`
-	KillAfter  time.Duration  `json:"kill_after"`
+	StateDir string `json:"state_dir"`
+	ID       string `json:"id"`
+	InitPID  int    `json:"init_pid"`
+	exitInfo
+	KillAfter time.Duration `json:"kill_after"`
 	// NetFD and UserFD hold the sandbox's namespaces for the port
 	// policy's counters, -1 without a policy.
 	NetFD    int  `json:"net_fd"`
@@ -74,7 +70,7 @@ func (s *Sandbox) handOffBlocker() string {
 		return "no launcher thread"
 	case s.agent == nil || s.agent.pidfd < 0:
 		return "no pidfd for the sandbox's init"
-	case runtimeKind(s.rt.Name()) != "embedded":
+	case !s.inProcess:
 		return "runtime " + s.rt.Name() + " (its processes are not this one's children)"
 	case p.cfg.TTY:
 		return "--tty (the terminal is copied by this process)"
@@ -109,14 +105,11 @@ func (a *agentProc) exited() <-chan struct{} {
 // it did not (then nothing has changed and the caller waits in-process).
 // The signals clawos-wait forwards are blocked on the exec's thread first
 // (the mask survives execve, a signal arriving meanwhile stays pending for
-// clawos-wait); one Go already took means no hand-off.
+// clawos-wait); one Go already took means no hand-off. Supervise has
+// checked that s has no handOffBlocker.
 func (s *Sandbox) handOff(h *HandOff, signals <-chan os.Signal) error {
-	if why := s.handOffBlocker(); why != "" {
-		return fmt.Errorf("%w: %s", errNoHandOff, why)
-	}
 	p := s.plan
-	st := handedOff{StateDir: p.cfg.StateDir, ID: p.ID, InitPID: s.agent.pid, AgentPID: s.agentPID,
-		PIDOneInit: p.PIDOneInit, Since: p.prepared, Arch: p.Stages.Agent.Arch, KillAfter: p.cfg.KillAfter, NetFD: -1, UserFD: -1}
+	st := handedOff{StateDir: p.cfg.StateDir, ID: p.ID, InitPID: s.agent.pid, exitInfo: s.exitInfo(), KillAfter: p.cfg.KillAfter, NetFD: -1, UserFD: -1}
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
@@ -207,7 +200,7 @@ func FinishHandOff(ctx context.Context, args []string, log logrus.FieldLogger) (
 	if args[2] == "1" {
 		log.WithField("after", st.KillAfter).Warn("the agent did not exit after the forwarded signal; killing it")
 	}
-	status := exitStatus(unix.WaitStatus(ws), st.InitPID, exitInfo{pidOneInit: st.PIDOneInit, agentPID: st.AgentPID, since: st.Since, arch: st.Arch}, log)
+	status := exitStatus(unix.WaitStatus(ws), st.InitPID, st.exitInfo, log)
 	if st.NetFD >= 0 && st.UserFD >= 0 {
 		held := &heldNS{net: os.NewFile(uintptr(st.NetFD), "netns"), user: os.NewFile(uintptr(st.UserFD), "userns")}
 		reportRefusals(held, st.Complain, log)

@@ -261,10 +261,10 @@ func (a *agentProc) close() {
 // pid 1 exits with the agent's status, 128+N for a signal, and the agent
 // is its child, s.agentPID.
 func exitStatus(ws unix.WaitStatus, pid int, e exitInfo, log logrus.FieldLogger) int {
-	if e.pidOneInit && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
+	if e.PIDOneInit && !ws.Signaled() && ws.ExitStatus() == 128+int(unix.SIGSYS) {
 		name := "unknown (the agent's pid was not seen)"
-		if e.agentPID > 0 {
-			name = e.killedSyscall(e.agentPID)
+		if e.AgentPID > 0 {
+			name = e.killedSyscall(e.AgentPID)
 		}
 		log.WithField("syscall", name).Error("agent killed by seccomp (SIGSYS): a call outside its whitelist")
 	}
@@ -278,16 +278,17 @@ func exitStatus(ws unix.WaitStatus, pid int, e exitInfo, log logrus.FieldLogger)
 	return 128 + int(sig)
 }
 
-// exitInfo is what exitStatus needs of a sandbox to name a seccomp kill.
+// exitInfo is what exitStatus needs of a sandbox to name a seccomp kill;
+// a hand-off passes it on (handedOff).
 type exitInfo struct {
-	pidOneInit bool
-	agentPID   int       // the agent's host pid under PIDOneInit, once seen
-	since      time.Time // when the plan was made
-	arch       translate.Arch
+	PIDOneInit bool           `json:"pid_one_init,omitempty"`
+	AgentPID   int            `json:"agent_pid,omitempty"` // the agent's host pid under PIDOneInit, once seen
+	Since      time.Time      `json:"since"`               // when the plan was made
+	Arch       translate.Arch `json:"arch"`
 }
 
 func (s *Sandbox) exitInfo() exitInfo {
-	return exitInfo{pidOneInit: s.plan.PIDOneInit, agentPID: s.agentPID, since: s.plan.prepared, arch: s.plan.Stages.Agent.Arch}
+	return exitInfo{PIDOneInit: s.plan.PIDOneInit, AgentPID: s.agentPID, Since: s.plan.prepared, Arch: s.plan.Stages.Agent.Arch}
 }
 
 // nsenterArgs runs a command in a sandbox's network namespace. A non-root
@@ -558,7 +559,7 @@ const killLogWait = time.Second
 // killedSyscall names the syscall of the agent's (pid's) seccomp kill, as
 // the kernel logged it after the sandbox was prepared.
 func (e exitInfo) killedSyscall(pid int) string {
-	name, _ := killlog.Syscall(pid, e.since, e.arch, killLogWait)
+	name, _ := killlog.Syscall(pid, e.Since, e.Arch, killLogWait)
 	return name
 }
 

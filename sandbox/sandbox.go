@@ -100,10 +100,11 @@ type Sandbox struct {
 	stop func()
 	// launcher is the launcher pipe's write end (launchPipe).
 	launcher *os.File
-	// inProcess: the runtime takes the spec from memory (the embedded
-	// one), so no config.json is written: the agent's environment, which
-	// may hold secrets, never reaches a file, and the start skips encoding
-	// it.
+	// inProcess: the runtime runs in this process (the embedded one): it
+	// takes the spec from memory, so no config.json is written (the
+	// agent's environment, which may hold secrets, never reaches a file,
+	// and the start skips encoding it), and the container's init is this
+	// process's child (it can be handed to clawos-wait).
 	inProcess bool
 	refused   int // packets the port policy refused (or would have)
 	// undo are Destroy's steps, run last first.
@@ -252,7 +253,8 @@ func Run(ctx context.Context, p *Plan, rt Runtime, stdio Stdio, signals <-chan o
 // Supervise is Run once Start has returned s. With h, once the agent has
 // run for h.After, this process becomes clawos-wait (HandOff) and
 // Supervise does not return; where s needs this process while the agent
-// runs (handOffBlocker), or the exec fails, it goes on here.
+// runs (handOffBlocker, checked here only), or the exec fails, it goes on
+// here.
 func (s *Sandbox) Supervise(signals <-chan os.Signal, report io.Writer, h *HandOff) (int, error) {
 	ph := newPhases(s.log)
 	defer func() {
