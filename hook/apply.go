@@ -214,9 +214,6 @@ func planFor(spec *specs.Spec, req runcargs.Request, runtime string, cfg Config,
 		return nil, err
 	}
 	wl, sig, err := cfg.lookup().Whitelist(path, raw, opts, log)
-	if sig == "" && err != nil {
-		sig = confine.SignatureOf(raw)
-	}
 	out.Signature = sig
 	if err != nil {
 		return nil, err

@@ -116,6 +116,21 @@ func VerifySignature(raw []byte, sig string) (SignatureState, error) {
 	return SignatureValid, nil
 }
 
+// SignatureOf is the state of the signature of raw read as a JSON object,
+// for a whitelist that validation refused before its signature check ran
+// (it could not be decoded as a whitelist): audit records name it. "" if
+// raw is not a JSON object.
+func SignatureOf(raw []byte) SignatureState {
+	var sig struct {
+		Signature string `json:"signature"`
+	}
+	if json.Unmarshal(raw, &sig) != nil {
+		return ""
+	}
+	state, _ := VerifySignature(raw, sig.Signature)
+	return state
+}
+
 // Sign returns the whitelist with its signature set to the digest of its
 // content, encoded as this package encodes whitelists (two-space indent,
 // P1.2 member order, unknown members kept). Sign does not validate: call

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
@@ -60,49 +59,6 @@ const (
 	AnnotationAgentDigest = runcargs.AnnotationAgentDigest
 	AnnotationRuntime     = annotations.Runtime
 )
-
-// Load reads, validates and (when signed) verifies the whitelist at path
-// ("-" for stdin). Warnings go to log; any error refuses it. The signature
-// state is returned whenever the file could be read, for audit records.
-func Load(v *translate.Validator, path string, stdin io.Reader, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
-	raw, err := translate.ReadFile(path, stdin)
-	if err != nil {
-		return nil, "", err
-	}
-	return Parse(v, path, raw, opts, log)
-}
-
-// Parse is Load for a whitelist already read; name is used in messages.
-// The validator (schema.NewValidator) is the caller's: this package does
-// not link the JSON Schema library, which clawos-run does not use.
-func Parse(v *translate.Validator, name string, raw []byte, opts translate.Options, log logrus.FieldLogger) (*translate.Whitelist, translate.SignatureState, error) {
-	wl, rep := v.Validate(raw, opts)
-	for _, d := range rep.Warnings() {
-		log.WithFields(logrus.Fields{"path": d.Path, "check": d.Check}).Warn(d.Message)
-	}
-	state := rep.Signature
-	if err := rep.Err(); err != nil {
-		if state == "" {
-			state = SignatureOf(raw)
-		}
-		return nil, state, fmt.Errorf("%s: %w", name, err)
-	}
-	return wl, state, nil
-}
-
-// SignatureOf verifies the signature of a whitelist that validation
-// refused before its signature check ran (it could not be decoded as a
-// whitelist), for the audit record; "" if it is not JSON.
-func SignatureOf(raw []byte) translate.SignatureState {
-	var sig struct {
-		Signature string `json:"signature"`
-	}
-	if json.Unmarshal(raw, &sig) != nil {
-		return ""
-	}
-	state, _ := translate.VerifySignature(raw, sig.Signature)
-	return state
-}
 
 // Plan is a whitelist translated for one runtime.
 type Plan struct {

@@ -48,8 +48,8 @@ func TestLandlockMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wl, _, err := Parse(validator(t), "ironclaw", raw, translate.Options{}, logrus.New())
-	if err != nil {
+	wl, rep := validator(t).Validate(raw, translate.Options{})
+	if err := rep.Err(); err != nil {
 		t.Fatal(err)
 	}
 	plan := func(start uint64) *Plan {
@@ -91,9 +91,13 @@ func TestLandlockMode(t *testing.T) {
 
 func ironclaw(t *testing.T) *translate.Whitelist {
 	t.Helper()
-	wl, state, err := Load(validator(t), "../../examples/ironclaw.whitelist.json", nil, translate.Options{}, logrus.New())
-	if err != nil || state != translate.SignatureValid {
-		t.Fatalf("Load: %v (signature %q)", err, state)
+	raw, err := os.ReadFile("../../examples/ironclaw.whitelist.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl, rep := validator(t).Validate(raw, translate.Options{})
+	if err := rep.Err(); err != nil || rep.Signature != translate.SignatureValid {
+		t.Fatalf("validate: %v (signature %q)", err, rep.Signature)
 	}
 	return wl
 }

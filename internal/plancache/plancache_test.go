@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/translate"
 	"github.com/clawos/clawos-security/translate/schema"
@@ -171,4 +173,28 @@ func TestOpen(t *testing.T) {
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestLookupSignature: an invalid whitelist is refused with its signature
+// state for the audit record, from validation when it got that far, else
+// read from the document (a whitelist that did not decode), "" for what
+// is not a JSON object.
+func TestLookupSignature(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		raw  string
+		res  plancache.Result
+		want translate.SignatureState
+	}{
+		{"validation's state", `{"signature": "x"}`, plancache.Result{Invalid: []translate.Diagnostic{{Message: "bad"}}, Signature: translate.SignatureMismatch}, translate.SignatureMismatch},
+		{"undecodable, unsigned", `{"syscalls": "all"}`, plancache.Result{Invalid: []translate.Diagnostic{{Message: "bad"}}}, translate.SignatureMissing},
+		{"undecodable, placeholder", `{"syscalls": "all", "signature": "TODO"}`, plancache.Result{Invalid: []translate.Diagnostic{{Message: "bad"}}}, translate.SignaturePlaceholder},
+		{"not JSON", `syscalls: all`, plancache.Result{Invalid: []translate.Diagnostic{{Message: "bad"}}}, ""},
+	} {
+		l := plancache.Lookup{Validate: func([]byte, translate.Options, string) (plancache.Result, error) { return c.res, nil }}
+		wl, sig, err := l.Whitelist(c.name, []byte(c.raw), translate.Options{}, logrus.New())
+		if wl != nil || err == nil || sig != c.want {
+			t.Errorf("%s: %v, %q, %v; want a refusal with signature %q", c.name, wl, sig, err, c.want)
+		}
+	}
 }

@@ -103,7 +103,11 @@ func (l Lookup) Whitelist(name string, raw []byte, opts translate.Options, log l
 			return nil, "", err
 		}
 		if err := res.Err(); err != nil {
-			return nil, res.Signature, fmt.Errorf("%s: %w", name, err)
+			sig := res.Signature
+			if sig == "" {
+				sig = translate.SignatureOf(raw)
+			}
+			return nil, sig, fmt.Errorf("%s: %w", name, err)
 		}
 		e = res.Entry
 		if cache != nil {
