@@ -156,15 +156,13 @@ func (p *pasta) said() []byte {
 	return b[:n]
 }
 
-// anonymousFile is a new file of the temporary directory whose name is
-// already removed.
+// anonymousFile is a new memory file with no name.
 func anonymousFile() (*os.File, error) {
-	f, err := os.CreateTemp("", "clawos-pasta-")
+	fd, err := unix.MemfdCreate("clawos-pasta-stderr", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, clawerr.Wrap(clawerr.EIO, err, "pasta's stderr")
 	}
-	os.Remove(f.Name())
-	return f, nil
+	return os.NewFile(uintptr(fd), "pasta-stderr"), nil
 }
 
 // unbindNetns detaches and removes a namespace file of netnsDir.

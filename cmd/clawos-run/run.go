@@ -285,7 +285,7 @@ func launch(ctx context.Context, c *config, stdin io.Reader, stdout, stderr io.W
 
 // handOff is how the sandbox is handed to clawos-wait, nil for never (or
 // when it is not installed).
-func handOff(c *config, log logrus.FieldLogger) *sandbox.HandOff {
+func handOff(c *config, log *logrus.Logger) *sandbox.HandOff {
 	if c.handOffAfter < 0 {
 		return nil
 	}
@@ -294,9 +294,7 @@ func handOff(c *config, log logrus.FieldLogger) *sandbox.HandOff {
 		log.WithError(err).Debug("no hand-off")
 		return nil
 	}
-	level := c.logLevel
-	if c.quiet {
-		level = "error"
-	}
-	return &sandbox.HandOff{Waiter: waiter, Args: []string{progName, finishArg, c.logFormat, level}, After: c.handOffAfter}
+	// The clean-up logs as this run does: the logger's level, --quiet
+	// applied.
+	return &sandbox.HandOff{Waiter: waiter, Args: []string{progName, finishArg, c.logFormat, log.GetLevel().String()}, After: c.handOffAfter}
 }
