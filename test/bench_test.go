@@ -327,7 +327,8 @@ func heldBy(b *testing.B, args []string, handedOff bool) (rssKB, pssKB int) {
 			continue
 		}
 		rssKB += residentKB(b, pid)
-		pssKB += rollupKB(pid, "Pss:")
+		pss, _ := procKB(pid, "smaps_rollup", "Pss:") // 0 where it cannot be read
+		pssKB += pss
 	}
 	return rssKB, pssKB
 }
@@ -347,16 +348,4 @@ func processTree(pid int) []int {
 		}
 	}
 	return out
-}
-
-// rollupKB is a field of /proc/PID/smaps_rollup in kB, 0 if unreadable.
-func rollupKB(pid int, field string) int {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
 }

@@ -88,18 +88,27 @@ func program(pid int) string {
 // residentKB is pid's resident set (VmRSS) in kB.
 func residentKB(t testing.TB, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	n, ok := procKB(pid, "status", "VmRSS:")
+	if !ok {
+		t.Fatalf("no VmRSS for %d", pid)
+	}
+	return n
+}
+
+// procKB is a "Field: N kB" line of /proc/PID/FILE (status,
+// smaps_rollup); false when the file or the field is not there.
+func procKB(pid int, file, field string) (int, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
 	if err != nil {
-		t.Fatal(err)
+		return 0, false
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
+		if f := strings.Fields(l); len(f) == 3 && f[0] == field {
+			n, err := strconv.Atoi(f[1])
+			return n, err == nil
 		}
 	}
-	t.Fatalf("no VmRSS for %d", pid)
-	return 0
+	return 0, false
 }
 
 // waitProgram waits until pid runs name.
