@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -50,17 +51,37 @@ type BaselineCall struct {
 	MeasuredIn []string
 }
 
-// Baseline returns the syscalls of a baseline on arch, sorted by name, each
-// with the programs it was measured in. A baseline with no measurement on
-// arch is an error, never an empty list: a launcher must not guess.
-func Baseline(arch Arch, name string) ([]BaselineCall, error) {
+// baselineFiles parses each architecture's embedded baseline file once per
+// process: a sandbox's plan asks for three baselines (the start baseline,
+// the runtime's, clawos-init's), and the embedded file never changes.
+var baselineFiles = map[Arch]func() (*baselineFile, error){
+	ArchX8664:   sync.OnceValues(func() (*baselineFile, error) { return parseBaselineFile(ArchX8664) }),
+	ArchAArch64: sync.OnceValues(func() (*baselineFile, error) { return parseBaselineFile(ArchAArch64) }),
+}
+
+func parseBaselineFile(arch Arch) (*baselineFile, error) {
 	b, err := baselineFS.ReadFile("baselines/" + string(arch) + ".json")
 	if err != nil {
 		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("no baselines for %s", arch), Err: err}
 	}
-	var f baselineFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	f := new(baselineFile)
+	if err := json.Unmarshal(b, f); err != nil {
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "embedded baseline "+string(arch))
+	}
+	return f, nil
+}
+
+// Baseline returns the syscalls of a baseline on arch, sorted by name, each
+// with the programs it was measured in. A baseline with no measurement on
+// arch is an error, never an empty list: a launcher must not guess.
+func Baseline(arch Arch, name string) ([]BaselineCall, error) {
+	load, ok := baselineFiles[arch]
+	if !ok {
+		return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("no baselines for %s", arch)}
+	}
+	f, err := load()
+	if err != nil {
+		return nil, err
 	}
 	bl, ok := f.Baselines[name]
 	if !ok {
