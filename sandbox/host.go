@@ -465,7 +465,7 @@ func writeBundle(dir string, s *Sandbox) error {
 	// Before the mount points: /etc/hosts and resolv.conf are files'.
 	for name, b := range map[string][]byte{"hosts": p.Hosts, "resolv.conf": p.Resolv} {
 		if b != nil {
-			if err := atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			if err := atomicfile.WriteState(filepath.Join(dir, name), b, 0o644); err != nil {
 				return err
 			}
 		}
@@ -507,7 +507,7 @@ func writeBundle(dir string, s *Sandbox) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o600)
+	return atomicfile.WriteState(filepath.Join(dir, "config.json"), cfg, 0o600)
 }
 
 func mountPoint(root, dest string, file bool) error {
@@ -592,7 +592,7 @@ func writeOwner(dir string, o owner) error {
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "encode owner")
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, ownerFile), b, 0o600); err != nil {
+	if err := atomicfile.WriteState(filepath.Join(dir, ownerFile), b, 0o600); err != nil {
 		return clawerr.Wrap(clawerr.EIO, err, "write owner")
 	}
 	return nil
