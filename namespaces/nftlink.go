@@ -129,10 +129,13 @@ func l4protoIs(p byte) *expr.Cmp { return &expr.Cmp{Op: expr.CmpOpEq, Register: 
 // RefusedNetlink sums the packets counted by the reject and drop rules of
 // the policy installed in netns.
 func RefusedNetlink(netns *os.File) (int, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(netns.Fd())))
+	// One netlink socket for both chains (a socket per request would join
+	// the namespace again each time).
+	c, err := nftables.New(nftables.WithNetNSFd(int(netns.Fd())), nftables.AsLasting())
 	if err != nil {
 		return 0, err
 	}
+	defer c.CloseLasting()
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: NftTable}
 	n := 0
 	for _, name := range []string{"output", "input"} {
