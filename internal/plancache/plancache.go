@@ -7,7 +7,9 @@
 // directory belongs to its user and no one else may write to it or to a
 // directory above it (but a sticky one); an entry is checked before use
 // (format, key, its own digest), and a miss or a bad entry means the full
-// validation, never a weaker one.
+// validation, never a weaker one. The cache is bounded (MaxEntries): a
+// store removes the entries used least recently beyond it, so that
+// rebuilt programs and edited whitelists do not fill the disk.
 package plancache
 
 import (
@@ -19,7 +21,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -92,7 +96,25 @@ func DefaultDir(euid int) string {
 }
 
 // Cache is an opened cache directory.
-type Cache struct{ dir string }
+type Cache struct {
+	dir string
+	max int // entries kept (MaxEntries)
+}
+
+// MaxEntries bounds a cache: when a store finds more entries, it removes
+// the least recently used down to three quarters of it. A hit marks its
+// entry used once a day (its modification time), so a whitelist in use
+// is not the first to go; an entry removed is validated again at its next
+// use, nothing more.
+const MaxEntries = 512
+
+// touchAfter is how old an entry's mark of use may be before a hit renews
+// it (one write per entry and day, not one per start).
+const touchAfter = 24 * time.Hour
+
+// tmpAge is the age after which a temporary file of an interrupted store is
+// removed.
+const tmpAge = time.Hour
 
 // Open creates dir (0700) if needed and refuses it unless it is a
 // directory of euid's that no one else can write to, nor any directory
@@ -121,7 +143,7 @@ func Open(dir string, euid int) (*Cache, error) {
 			return nil, fmt.Errorf("plan cache: %s is writable by others (mode %o)", d, st.Mode&0o777)
 		}
 		if d == "/" {
-			return &Cache{dir: dir}, nil
+			return &Cache{dir: dir, max: MaxEntries}, nil
 		}
 	}
 }
@@ -169,6 +191,9 @@ func (c *Cache) Get(key string) *Entry {
 	if json.Unmarshal(stored.Entry, &e) != nil || e.Format != Format || e.Key != key {
 		return nil
 	}
+	if now := time.Now(); now.Sub(time.Unix(st.Mtim.Unix())) > touchAfter {
+		os.Chtimes(c.path(key), now, now) // best effort: a missed mark only ages the entry
+	}
 	return &e
 }
 
@@ -186,7 +211,48 @@ func (c *Cache) Put(e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("plan cache: %w", err)
 	}
-	return atomicfile.WriteFile(c.path(e.Key), b, 0o600)
+	if err := atomicfile.WriteFile(c.path(e.Key), b, 0o600); err != nil {
+		return err
+	}
+	c.prune()
+	return nil
+}
+
+// prune removes the least recently used entries down to three quarters of
+// c.max when there are more than c.max, and what interrupted stores left.
+// It runs after a store (a miss, which validated anyway), never on a hit.
+func (c *Cache) prune() {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return
+	}
+	type used struct {
+		name string
+		at   time.Time
+	}
+	var entries []used
+	for _, d := range ents {
+		name := d.Name()
+		info, err := d.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, ".") && strings.Contains(name, ".json.tmp-"):
+			if time.Since(info.ModTime()) > tmpAge {
+				os.Remove(filepath.Join(c.dir, name))
+			}
+		case strings.HasSuffix(name, ".json"):
+			entries = append(entries, used{name, info.ModTime()})
+		}
+	}
+	if len(entries) <= c.max {
+		return
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].at.Before(entries[j].at) })
+	for _, e := range entries[:len(entries)-c.max*3/4] {
+		os.Remove(filepath.Join(c.dir, e.name))
+	}
 }
 
 // Result is what clawos-policy compile --plan prints: the entry of a valid
