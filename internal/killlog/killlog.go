@@ -19,6 +19,11 @@ import (
 	"github.com/clawos/clawos-security/translate"
 )
 
+var (
+	type1326 = []byte("type=1326 ")
+	sig31    = []byte(" sig=31 ")
+)
+
 var record = regexp.MustCompile(`type=1326 audit\((\d+)\.(\d+):\d+\): .* pid=(\d+) .* sig=31 arch=([0-9a-f]+) syscall=(\d+)`)
 
 // Syscall names the syscall of the last seccomp kill of pid logged at or
@@ -49,9 +54,19 @@ func once(pid int, since time.Time, arch translate.Arch) (string, bool) {
 func Parse(log []byte, pid int, since time.Time, arch translate.Arch) (string, bool) {
 	found := false
 	name := "unknown (the kernel did not log it)"
+	// Every line the expression matches for pid contains these three, so
+	// the expression (which backtracks over a whole audit record) runs
+	// only on the lines that have them: a log full of other processes'
+	// records (SECCOMP_RET_LOG writes one per call) cost milliseconds per
+	// read before.
+	pidField := []byte(" pid=" + strconv.Itoa(pid) + " ")
 	sc := bufio.NewScanner(bytes.NewReader(log))
 	for sc.Scan() {
-		m := record.FindStringSubmatch(sc.Text())
+		line := sc.Bytes()
+		if !bytes.Contains(line, pidField) || !bytes.Contains(line, sig31) || !bytes.Contains(line, type1326) {
+			continue
+		}
+		m := record.FindStringSubmatch(string(line))
 		if m == nil || m[3] != strconv.Itoa(pid) {
 			continue
 		}
