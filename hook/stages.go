@@ -126,7 +126,7 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return out, clawerr.Wrap(clawerr.EIO, err, "create the state directory")
 	}
-	if err := atomicfile.WriteFile(statePath(cfg, st.ID), b, 0o600); err != nil {
+	if err := atomicfile.WriteState(statePath(cfg, st.ID), b, 0o600); err != nil {
 		return out, err
 	}
 	return out, nil

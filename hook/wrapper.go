@@ -109,7 +109,7 @@ func WrapExec(rc runcargs.Command, args []string) ([]string, *Outcome, error) {
 	if err != nil {
 		return args, out, clawerr.Wrap(clawerr.EInternal, err, "encode the exec process")
 	}
-	return args, out, atomicfile.WriteFile(rc.Process, b, 0o600)
+	return args, out, atomicfile.WriteState(rc.Process, b, 0o600)
 }
 
 // confinedContainer reads the config of the container rc names (exec,
