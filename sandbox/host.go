@@ -476,9 +476,20 @@ func writeBundle(dir string, s *Sandbox) error {
 				return clawerr.Wrap(clawerr.EIO, err, "rootfs symlink")
 			}
 		}
+		// A mount point inside a file system the runtime mounts first
+		// (/dev/pts, /dev/shm, /dev/mqueue, /dev/.clawos in /dev's tmpfs)
+		// is made there by the runtime: one in the bundle would be hidden
+		// under it, a directory made and removed for nothing at every
+		// start.
+		var mounted []string
 		for _, m := range s.spec.Mounts {
-			if err := mountPoint(root, m.Destination, m.Type == "bind" && isFile(m.Source)); err != nil {
-				return err
+			if !under(m.Destination, mounted) {
+				if err := mountPoint(root, m.Destination, m.Type == "bind" && isFile(m.Source)); err != nil {
+					return err
+				}
+			}
+			if m.Type != "bind" {
+				mounted = append(mounted, filepath.Clean(m.Destination))
 			}
 		}
 		if s.spec.Linux != nil && len(s.spec.Linux.UIDMappings) > 0 && os.Geteuid() == 0 {
@@ -529,6 +540,17 @@ func mountPoint(root, dest string, file bool) error {
 		return clawerr.Wrap(clawerr.EIO, err, "mount point "+dest)
 	}
 	return nil
+}
+
+// under reports whether dest lies strictly beneath one of dirs.
+func under(dest string, dirs []string) bool {
+	dest = filepath.Clean(dest)
+	for _, d := range dirs {
+		if strings.HasPrefix(dest, d+"/") || (d == "/" && dest != "/") {
+			return true
+		}
+	}
+	return false
 }
 
 func isFile(p string) bool {

@@ -141,3 +141,27 @@ func TestAgentSignals(t *testing.T) {
 		t.Errorf("the first signal was not forwarded: %v", err)
 	}
 }
+
+func TestUnder(t *testing.T) {
+	mounted := []string{"/dev", "/tmp"}
+	for _, c := range []struct {
+		dest string
+		want bool
+	}{
+		{"/dev/pts", true},
+		{"/dev/.clawos", true},
+		{"/dev/", false},
+		{"/dev", false},
+		{"/device", false},
+		{"/tmp/x/y", true},
+		{"/usr", false},
+		{"/dev/../etc/passwd", false},
+	} {
+		if got := under(c.dest, mounted); got != c.want {
+			t.Errorf("under(%q) = %v, want %v", c.dest, got, c.want)
+		}
+	}
+	if !under("/anything", []string{"/"}) || under("/", []string{"/"}) {
+		t.Error("under a file system mounted at /")
+	}
+}

@@ -1032,6 +1032,18 @@ func TestRunSecretFiles(t *testing.T) {
 		if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o711 {
 			t.Errorf("the state directory clawos-run created: %v %v, want 0711", fi.Mode(), err)
 		}
+		// Mount points inside /dev's tmpfs are the runtime's to make
+		// there (the run above had /dev/pts and /dev/.clawos); the bundle
+		// holds /dev itself only.
+		rootfs := filepath.Join(parent, "bundle", "rootfs")
+		if _, err := os.Stat(filepath.Join(rootfs, "dev")); err != nil {
+			t.Errorf("the bundle's /dev mount point: %v", err)
+		}
+		for _, d := range []string{"dev/pts", "dev/shm", "dev/.clawos"} {
+			if _, err := os.Lstat(filepath.Join(rootfs, d)); !os.IsNotExist(err) {
+				t.Errorf("the bundle holds %s, hidden under /dev's tmpfs (%v)", d, err)
+			}
+		}
 	})
 }
 
