@@ -273,6 +273,8 @@ func installPorts(pid int, p *namespaces.PortPolicy) error {
 // stop. By the time an engine runs poststop the record of a kill is there
 // (measured: at the first read, 5 ms after the death); one more read 10 ms
 // later covers the audit thread's lag. It was 50 ms, 50 of poststop's 67.
+// Where the kernel says its audit queue is empty (killlog.IfKilled: root
+// on the host), a container that was not killed does not wait at all.
 const killLogWait = 10 * time.Millisecond
 
 // Poststop removes what prestart left for the container, and names the
@@ -287,9 +289,10 @@ func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 			// A seccomp kill of the agent (the container's pid, which
 			// clawos-init became): the engine says only "Bad system
 			// call". The kernel has logged it by the time the engine
-			// runs poststop, but for its audit thread's lag.
+			// runs poststop, but for its audit thread's lag, which an
+			// empty audit queue rules out.
 			if rec.Pid > 0 {
-				if name, found := killlog.Syscall(rec.Pid, rec.Started, translate.NativeArch(), killLogWait); found {
+				if name, found := killlog.IfKilled(rec.Pid, rec.Started, translate.NativeArch(), killLogWait); found {
 					out.KilledBy = name
 				}
 			}

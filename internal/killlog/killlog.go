@@ -29,25 +29,69 @@ var record = regexp.MustCompile(`type=1326 audit\((\d+)\.(\d+):\d+\): .* pid=(\d
 // Syscall names the syscall of the last seccomp kill of pid logged at or
 // after since, looking again for at most wait while none is found. found
 // is false when there is none (then name says so); a call of another
-// architecture is named by its number and audit architecture.
+// architecture is named by its number and audit architecture. It is for
+// a caller that knows pid died of SIGSYS: the record is on its way.
 func Syscall(pid int, since time.Time, arch translate.Arch, wait time.Duration) (name string, found bool) {
-	deadline := time.Now().Add(wait)
+	return kernel.find(pid, since, arch, wait, false)
+}
+
+// IfKilled is Syscall for a caller that does not know whether pid was
+// killed at all, once pid is dead (an engine's poststop hook): the record
+// of a kill is queued for the kernel's audit thread before the process
+// dies, so when the kernel's audit queue is empty (auditBacklog) and the
+// log has no record, none is coming, and IfKilled returns after one more
+// read settle later (for the instant between the audit thread's taking a
+// record off the queue and printing it) instead of waiting out wait.
+// Where the kernel will not tell its backlog, or the queue holds records,
+// it waits as Syscall does.
+func IfKilled(pid int, since time.Time, arch translate.Arch, wait time.Duration) (name string, found bool) {
+	return kernel.find(pid, since, arch, wait, true)
+}
+
+// settle is how long IfKilled waits for a record the audit thread has
+// taken off its queue to reach the log.
+const settle = time.Millisecond
+
+// source is where the records come from: the kernel, or a test's script.
+type source struct {
+	read    func() ([]byte, error) // the kernel log
+	backlog func() (int, bool)     // records queued for the audit thread
+	sleep   func(time.Duration)
+	now     func() time.Time
+}
+
+var kernel = source{read: readKernelLog, backlog: auditBacklog, sleep: time.Sleep, now: time.Now}
+
+func (src source) find(pid int, since time.Time, arch translate.Arch, wait time.Duration, ifKilled bool) (string, bool) {
+	deadline := src.now().Add(wait)
 	for {
-		name, found = once(pid, since, arch)
-		if found || !time.Now().Before(deadline) {
+		name, found := src.once(pid, since, arch)
+		if found || !src.now().Before(deadline) {
 			return name, found
 		}
-		time.Sleep(10 * time.Millisecond)
+		if n, ok := src.backlog(); ifKilled && ok && n == 0 {
+			src.sleep(settle)
+			return src.once(pid, since, arch)
+		}
+		src.sleep(10 * time.Millisecond)
 	}
 }
 
-func once(pid int, since time.Time, arch translate.Arch) (string, bool) {
-	buf := make([]byte, 1<<20)
-	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+func (src source) once(pid int, since time.Time, arch translate.Arch) (string, bool) {
+	log, err := src.read()
 	if err != nil {
 		return "unknown (the kernel log is not readable)", false
 	}
-	return Parse(buf[:n], pid, since, arch)
+	return Parse(log, pid, since, arch)
+}
+
+func readKernelLog() ([]byte, error) {
+	buf := make([]byte, 1<<20)
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // Parse is Syscall on a kernel log already read.
