@@ -459,7 +459,11 @@ func writeBundle(dir string, s *Sandbox) error {
 	if err := writeOwner(dir, s.owner); err != nil {
 		return err
 	}
-	if err := copyFile(p.Init, filepath.Join(cdir, "clawos-init"), 0o755); err != nil {
+	var shared string
+	if filepath.Dir(filepath.Clean(dir)) == filepath.Join(p.cfg.StateDir, "bundles") {
+		shared = filepath.Join(p.cfg.StateDir, "init")
+	}
+	if err := installInit(p.Init, filepath.Join(cdir, "clawos-init"), shared); err != nil {
 		return err
 	}
 	// Before the mount points: /etc/hosts and resolv.conf are files'.

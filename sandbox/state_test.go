@@ -165,3 +165,73 @@ func TestUnder(t *testing.T) {
 		t.Error("under a file system mounted at /")
 	}
 }
+
+// TestInstallInit: as root, bundles under the state directory link one
+// copy per clawos-init build (root's, mode 0555); a reinstalled
+// clawos-init gets a new copy and the old one goes; a copy that is not
+// what installInit makes (here: writable) is replaced, never linked; any
+// other bundle gets a copy of its own.
+func TestInstallInit(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "clawos-init")
+	os.WriteFile(src, []byte("init v1"), 0o755)
+	shared := filepath.Join(dir, "state", "init")
+	install := func(name, shared string) string {
+		t.Helper()
+		dst := filepath.Join(dir, name)
+		if err := installInit(src, dst, shared); err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	same := func(a, b string) bool {
+		fa, errA := os.Stat(a)
+		fb, errB := os.Stat(b)
+		return errA == nil && errB == nil && os.SameFile(fa, fb)
+	}
+	own := install("own", "")
+	if b, _ := os.ReadFile(own); string(b) != "init v1" || same(own, src) {
+		t.Fatalf("a bundle of its own: %q, the source itself %v", b, same(own, src))
+	}
+	a, b := install("a", shared), install("b", shared)
+	if os.Geteuid() != 0 {
+		if same(a, b) {
+			t.Fatal("rootless bundles share clawos-init")
+		}
+		return
+	}
+	if !same(a, b) || same(a, src) {
+		t.Fatalf("two bundles: shared %v, the source itself %v", same(a, b), same(a, src))
+	}
+	copies, _ := filepath.Glob(filepath.Join(shared, "clawos-init-*"))
+	if len(copies) != 1 {
+		t.Fatalf("copies %v", copies)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(copies[0], &st); err != nil || st.Uid != 0 || st.Mode&0o7777 != 0o555 {
+		t.Errorf("the shared copy: uid %d mode %o %v", st.Uid, st.Mode&0o7777, err)
+	}
+	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o700 {
+		t.Errorf("the shared directory: %v", fi.Mode())
+	}
+	// Tampered (writable): replaced, not linked.
+	os.Chmod(copies[0], 0o755)
+	c := install("c", shared)
+	if same(c, a) {
+		t.Error("a writable shared copy was linked")
+	}
+	// Reinstalled: a new copy, the old ones removed (bundles keep theirs).
+	time.Sleep(10 * time.Millisecond)
+	os.Remove(src)
+	os.WriteFile(src, []byte("init v2"), 0o755)
+	d := install("d", shared)
+	if got, _ := os.ReadFile(d); string(got) != "init v2" {
+		t.Errorf("after the reinstall: %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(shared, "clawos-init-*")); len(left) != 1 {
+		t.Errorf("copies after the reinstall: %v", left)
+	}
+	if got, _ := os.ReadFile(a); string(got) != "init v1" {
+		t.Errorf("an earlier bundle's clawos-init: %q", got)
+	}
+}
