@@ -141,6 +141,11 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	if err != nil {
 		return out, err
 	}
+	// The config goes to the engine: refuse here what its runtime could
+	// not load (prestart, after the runtime loaded it, need not).
+	if err := confine.CheckContainer(plan.Stages); err != nil {
+		return out, err
+	}
 	wl := plan.Whitelist
 	hard, err := confine.HardLimits()
 	if err != nil {

@@ -566,6 +566,9 @@ func (p *Plan) Pasta() bool { return p.cfg.Net == string(namespaces.NetPasta) }
 // agent stage, the container stage's origins, the port rules, the rootfs
 // symlinks and the exec and Landlock modes.
 func (p *Plan) PrintSpec(w io.Writer) error {
+	if err := confine.CheckContainer(p.Stages); err != nil {
+		return err
+	}
 	cfg, err := translate.MarshalSpec(p.Spec)
 	if err != nil {
 		return err

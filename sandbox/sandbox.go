@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
+	"github.com/clawos/clawos-security/internal/confine"
 )
 
 // Stdio are an agent's standard streams. Without a terminal (Config.TTY),
@@ -299,6 +300,12 @@ func (p *phases) done(step string) {
 // WriteBundle writes the bundle of plan p, as runtime rt would run it, to
 // p.Bundle and runs nothing (clawos-run --write-bundle).
 func WriteBundle(p *Plan, rt Runtime) error {
+	// The bundle goes to a runtime later: refuse now what it could not
+	// load. Start does not: its runtime compiles the stage before the
+	// agent's first instruction.
+	if err := confine.CheckContainer(p.Stages); err != nil {
+		return err
+	}
 	s := &Sandbox{plan: p, spec: p.specCopy(), rt: rt, log: p.log}
 	return s.writeBundle(p.Bundle)
 }

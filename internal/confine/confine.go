@@ -99,9 +99,6 @@ func NewPlan(wl *translate.Whitelist, opts translate.Options, runtime string, pr
 	if err != nil {
 		return nil, fmt.Errorf("agent stage: %w", err)
 	}
-	if _, err := seccomp.Compile(stages.Container.Seccomp); err != nil {
-		return nil, fmt.Errorf("container stage: %w", err)
-	}
 	p := &Plan{Whitelist: wl, Stages: stages, AgentBPF: bpf}
 	switch {
 	case noNet:
@@ -112,6 +109,21 @@ func NewPlan(wl *translate.Whitelist, opts translate.Options, runtime string, pr
 		p.Ports = &namespaces.PortPolicy{Connect: netw.ConnectPorts, Bind: netw.BindPorts}
 	}
 	return p, nil
+}
+
+// CheckContainer compiles st's container stage with libseccomp, to refuse
+// a config whose stage does not compile before it leaves for an engine or
+// a file. A launcher that hands the stage to its runtime at once need not:
+// the runtime compiles and loads it before the agent's first instruction,
+// failing the start where it cannot load it, and leaving out a call name
+// its libseccomp does not know (runc and libcontainer do: the stage then
+// allows less, never more). The agent stage, which clawos-init loads as
+// compiled here, is always compiled by NewPlan.
+func CheckContainer(st *translate.Stages) error {
+	if _, err := seccomp.Compile(st.Container.Seccomp); err != nil {
+		return fmt.Errorf("container stage: %w", err)
+	}
+	return nil
 }
 
 // InlineFilter is the agent's filter as clawos-init's FILTER argument, for

@@ -276,3 +276,22 @@ func evalCall(t *testing.T, prog *seccomp.Program, call string, args [6]uint64) 
 	}
 	return e.Evaluate(seccomp.Input{Arch: arch.Audit(), Nr: int32(nr), Args: args})
 }
+
+// TestCheckContainer: a plan's container stage compiles; one that names a
+// call libseccomp does not know is refused, naming the stage.
+func TestCheckContainer(t *testing.T) {
+	p, err := NewPlan(ironclaw(t), translate.Options{Baselines: []string{"start"}}, "embedded", true, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckContainer(p.Stages); err != nil {
+		t.Errorf("the reference whitelist's container stage: %v", err)
+	}
+	bad := *p.Stages.Container.Seccomp
+	bad.Syscalls = append(append([]specs.LinuxSyscall{}, bad.Syscalls...), specs.LinuxSyscall{Names: []string{"no_such_call"}, Action: specs.ActAllow})
+	c := *p.Stages.Container
+	c.Seccomp = &bad
+	if err := CheckContainer(&translate.Stages{Container: &c, Agent: p.Stages.Agent}); err == nil || !strings.Contains(err.Error(), "container stage") {
+		t.Errorf("an unknown call in the container stage: %v", err)
+	}
+}
