@@ -17,7 +17,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 IMAGE     ?= localhost/clawos/clawos-security-installer:0.1.0
 PODMAN    ?= podman
 
-.PHONY: install uninstall all build test test-go test-vm vm-kernel crictl fuzz lint bench demo baselines clean help image cover
+.PHONY: install uninstall all build test test-go test-vm vm-kernel crictl runc-libcontainer fuzz lint bench demo baselines clean help image cover
 
 all: build
 
@@ -28,6 +28,7 @@ help:
 	@echo "make test-vm    the VM matrix: Debian's 6.1 and 6.12 kernels under qemu: AppArmor, cgroup v2, no Landlock, no ia32, aarch64"
 	@echo "make vm-kernel  fetch the VM matrix's kernels and aarch64 guest programs into $(VM_DIR)/"
 	@echo "make crictl     build crictl for the CRI tests into $(CRICTL_DIR)/"
+	@echo "make runc-libcontainer  build runc of the libcontainer clawos-run embeds (BenchmarkStart's second anchor) into /var/cache/clawos-test/"
 	@echo "make fuzz       fuzz clawos-init's parsers (ASan, UBSan) and the whitelist translator"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
 	@echo "make bench      run the benchmarks"
@@ -125,6 +126,14 @@ $(CRICTL_DIR)/crictl:
 	@mkdir -p $(CRICTL_DIR)
 	GOBIN=$(CRICTL_DIR) GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
+# runc of the libcontainer version clawos-run embeds, built from the Go
+# module proxy into a cache outside the checkout: BenchmarkStart's second
+# anchor (Debian's runc is 1.1, an older libcontainer).
+RUNC_LC_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/opencontainers/runc)
+RUNC_LC_DIR     = /var/cache/clawos-test/runc-$(RUNC_LC_VERSION)
+runc-libcontainer:
+	@test -x $(RUNC_LC_DIR)/runc || (mkdir -p $(RUNC_LC_DIR) && GOBIN=$(RUNC_LC_DIR) GOFLAGS=-mod=mod $(GO) install -tags seccomp github.com/opencontainers/runc@$(RUNC_LC_VERSION))
+
 # The kernels the VM matrix boots: Debian's current linux-image-amd64 (6.1
 # LTS, AppArmor built in and enabled), bookworm-backports' (6.12: ia32
 # emulation can be switched off at boot) and linux-image-arm64 with the
@@ -189,7 +198,7 @@ lint:
 # benchmarks (test/) with BENCH_RUNS alternating runs per mode, each a
 # process and a container: medians of a fixed count, not of a time budget.
 BENCH_RUNS ?= 15
-bench: build crictl
+bench: build crictl runc-libcontainer
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /test$$)
 	CLAWOS_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchtime $(BENCH_RUNS)x -timeout 30m ./test
 

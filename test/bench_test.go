@@ -69,11 +69,18 @@ func BenchmarkStart(b *testing.B) {
 	// first cgroup v1 join waits for an RCU grace period (0-10 ms here,
 	// runc's and clawos-run's alike), which a mean of 30 does not average
 	// away.
-	var bare, claw, init, cold, bw []time.Duration
+	// Debian's runc is 1.1, an older libcontainer than the one clawos-run
+	// embeds; runc of the embedded version, where make runc-libcontainer
+	// built it, is the anchor for the same container code.
+	runcLC := runcLibcontainer(b)
+	var bare, bareLC, claw, init, cold, bw []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if bwrap != nil {
 			bw = append(bw, timeIt(bwrap[0], bwrap[1:]...))
+		}
+		if runcLC != "" {
+			bareLC = append(bareLC, timeIt(runcLC, "--root", filepath.Join(state, "runc-lc"), "run", "--bundle", bundle, fmt.Sprintf("bench-lc-%d-%d", os.Getpid(), i)))
 		}
 		bare = append(bare, timeIt("runc", "--root", filepath.Join(state, "runc-bare"), "run", "--bundle", bundle, fmt.Sprintf("bench-%d-%d", os.Getpid(), i)))
 		claw = append(claw, timeIt(run, "--state-dir", state, "--whitelist", wl, "--", "/usr/bin/true"))
@@ -99,10 +106,31 @@ func BenchmarkStart(b *testing.B) {
 	b.ReportMetric(ratio(init, claw), "init/plain")
 	b.ReportMetric(float64(median(cold).Microseconds()), "clawos-run-cold-µs")
 	b.ReportMetric(ratio(cold, claw), "cold/warm")
+	if runcLC != "" {
+		b.ReportMetric(float64(median(bareLC).Microseconds()), "runc-libcontainer-µs")
+		b.ReportMetric(ratio(claw, bareLC), "ratio-libcontainer")
+	}
 	if bwrap != nil {
 		b.ReportMetric(float64(median(bw).Microseconds()), "bubblewrap-µs")
 		b.ReportMetric(ratio(claw, bw), "clawos/bubblewrap")
 	}
+}
+
+// runcLibcontainer is runc of the libcontainer version clawos-run embeds
+// (go.mod's), as make runc-libcontainer installs it; "" where it is not
+// built (the anchor is then left out, and said).
+func runcLibcontainer(b *testing.B) string {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/opencontainers/runc").Output()
+	if err != nil {
+		b.Logf("runc of the embedded libcontainer: %v", err)
+		return ""
+	}
+	p := filepath.Join("/var/cache/clawos-test", "runc-"+strings.TrimSpace(string(out)), "runc")
+	if _, err := os.Stat(p); err != nil {
+		b.Logf("no runc of the embedded libcontainer (make runc-libcontainer): %v", err)
+		return ""
+	}
+	return p
 }
 
 // bareBundle writes to bundle the bundle clawos-run would run for cmd
