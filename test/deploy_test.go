@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"cel.dev/cel-go/cel"
+	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/pelletier/go-toml/v2"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -315,6 +316,7 @@ func TestInstallNode(t *testing.T) {
 			t.Errorf("whitelists/%s is on the node", bad)
 		}
 	}
+	prewarmed(t, host)
 	// containerd 1.6 loads the result: the handler, its wrapper and the
 	// node's cgroup driver.
 	dump, err := exec.Command("unshare", "-m", "sh", "-c",
@@ -382,6 +384,48 @@ func TestInstallNode(t *testing.T) {
 	}
 	if out, err := exec.Command("sh", "../deploy/install-node.sh", "--host", other, "--prefix", "opt").CombinedOutput(); err == nil {
 		t.Errorf("a relative --prefix was accepted: %s", out)
+	}
+}
+
+// prewarmed checks that the installer left the node's plan cache holding
+// probe.json for the node's hook: the installed clawos-hook, with the
+// node's runtime.json, creates a probe.json container while the installed
+// clawos-policy cannot be executed (a miss would run it); with the cache
+// emptied the same create fails, so the check can fail.
+func prewarmed(t *testing.T, host string) {
+	t.Helper()
+	bin := filepath.Join(host, "usr/local/bin")
+	cfg, err := hook.ReadConfig(filepath.Join(host, "etc/clawos/runtime.json"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(host, "var/cache/clawos/plans")
+	cfg.WhitelistDir, cfg.StateDir, cfg.AuditLog = filepath.Join(host, "etc/clawos/whitelists"), t.TempDir(), filepath.Join(t.TempDir(), "audit.jsonl")
+	cfg.Init, cfg.Hook, cfg.Policy, cfg.PlanCache = filepath.Join(bin, "clawos-init"), filepath.Join(bin, "clawos-hook"), filepath.Join(bin, "clawos-policy"), cache
+	cfg = cfg.WithDefaults(cfg.Hook)
+	spec := specconv.Example()
+	spec.Annotations = map[string]string{hook.AnnotationWhitelist: "probe"}
+	spec.Process.Args = []string{"/clawos-probe", "call", "39"}
+	spec.Process.NoNewPrivileges = false
+	in, _ := json.Marshal(spec)
+	precreate := func() ([]byte, error) {
+		cmd := exec.Command(cfg.Hook, append(cfg.Args(), "precreate")...)
+		cmd.Stdin = bytes.NewReader(in)
+		return cmd.CombinedOutput()
+	}
+	if err := os.Chmod(cfg.Policy, 0o644); err != nil { // the identity (device, inode, size, mtime) stays
+		t.Fatal(err)
+	}
+	defer os.Chmod(cfg.Policy, 0o755)
+	if out, err := precreate(); err != nil || !bytes.Contains(out, []byte("clawos-init")) {
+		t.Errorf("the installed hook did not find probe.json in the pre-warmed cache: %v\n%s", err, out)
+	}
+	entries, _ := filepath.Glob(filepath.Join(cache, "*.json"))
+	for _, e := range entries {
+		os.Remove(e)
+	}
+	if out, err := precreate(); err == nil {
+		t.Errorf("with the cache emptied and clawos-policy not executable, the create succeeded (the check above proves nothing):\n%s", out)
 	}
 }
 

@@ -15,8 +15,10 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/clawos/clawos-security/hook"
 	"github.com/clawos/clawos-security/internal/nodeinstall"
 	"github.com/clawos/clawos-security/internal/plancache"
+	"github.com/clawos/clawos-security/internal/runcargs"
 )
 
 // Node subcommands: the installer DaemonSet's (deploy/installer.yaml).
@@ -72,6 +74,16 @@ func installNode(args []string, stdout, stderr io.Writer) int {
 	res, err := nodeinstall.Install(*o, log)
 	if res != nil && res.Whitelists != nil {
 		reportSync(log, res.Whitelists)
+		// The node's hook finds each installed whitelist validated: the
+		// configuration the wrapper reads, its programs in Prefix/bin.
+		cfg, cerr := hook.ReadConfig(filepath.Join(o.Host, runcargs.DefaultConfigFile), true)
+		if cerr == nil {
+			cerr = hook.Prewarm(cfg.WithDefaults(filepath.Join(o.Prefix, "bin", "clawos-runc")), o.Host,
+				res.Whitelists.Paths(filepath.Join(o.Host, "etc/clawos/whitelists")), o.Validate, log)
+		}
+		if cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
 		return nodeFail(log, err)

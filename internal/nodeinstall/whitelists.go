@@ -20,6 +20,17 @@ type SyncResult struct {
 	Refused map[string]string
 }
 
+// Paths are the files of the whitelists that are on the node after the
+// sync (installed or unchanged), in dst, sorted.
+func (r *SyncResult) Paths(dst string) []string {
+	var out []string
+	for _, n := range append(append([]string{}, r.Installed...), r.Unchanged...) {
+		out = append(out, filepath.Join(dst, n))
+	}
+	sort.Strings(out)
+	return out
+}
+
 // SyncWhitelists makes dst, the node's trusted whitelist directory, hold
 // exactly the valid whitelists of src (a ConfigMap volume: NAME.json
 // entries that are symlinks into its own ..data directory): each is
