@@ -58,8 +58,15 @@ func (e *Entry) Decode() (*translate.Whitelist, error) {
 // build: what validation depends on, and nothing else (the per-run exec
 // address is not part of it).
 func Key(raw []byte, opts translate.Options, build string) string {
+	// The architecture validated for: "" is the native one, as every
+	// consumer means it (clawos-policy names it; clawos-run and the hook
+	// leave it empty), so that their keys meet.
+	arch := opts.Arch
+	if arch == "" {
+		arch = translate.NativeArch()
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "clawos-plan %d\x00%s\x00%s\x00%t\x00%s\x00%t\x00", Format, build, opts.Arch, opts.RequireSignature,
+	fmt.Fprintf(h, "clawos-plan %d\x00%s\x00%s\x00%t\x00%s\x00%t\x00", Format, build, arch, opts.RequireSignature,
 		strings.Join(opts.Baselines, ","), opts.InitReaper)
 	h.Write(raw)
 	return hex.EncodeToString(h.Sum(nil))
@@ -285,9 +292,20 @@ func (r Result) Err() error {
 	return &translate.InvalidError{Diagnostics: r.Invalid}
 }
 
-// Identity is the build identity of the programs installed in dir that
-// an entry is for: clawos-run, which uses it, and clawos-policy, which
-// validated it.
-func Identity(dir string) (string, error) {
-	return Build(filepath.Join(dir, "clawos-run"), filepath.Join(dir, "clawos-policy"))
+// Consumers are the programs that look entries up, each with the
+// clawos-policy installed beside it: clawos-run and clawos-hook.
+var Consumers = []string{"clawos-run", "clawos-hook"}
+
+// Identities are the build identities under which entries validated by
+// the clawos-policy installed in dir are found: one per consumer installed
+// beside it (an entry stored under each is found by each), none when no
+// consumer is there.
+func Identities(dir string) []string {
+	var out []string
+	for _, c := range Consumers {
+		if b, err := Build(filepath.Join(dir, c), filepath.Join(dir, "clawos-policy")); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
 }

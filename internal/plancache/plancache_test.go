@@ -130,7 +130,7 @@ func TestKeys(t *testing.T) {
 		"bytes":     plancache.Key([]byte(`{"a":2}`), translate.Options{}, "b"),
 		"signature": plancache.Key(raw, translate.Options{RequireSignature: true}, "b"),
 		"baselines": plancache.Key(raw, translate.Options{Baselines: []string{"start"}}, "b"),
-		"arch":      plancache.Key(raw, translate.Options{Arch: "aarch64"}, "b"),
+		"arch":      plancache.Key(raw, translate.Options{Arch: otherArch()}, "b"),
 		"reaper":    plancache.Key(raw, translate.Options{InitReaper: true}, "b"),
 		"build":     plancache.Key(raw, translate.Options{}, "c"),
 	} {
@@ -141,6 +141,21 @@ func TestKeys(t *testing.T) {
 	if plancache.Key(raw, translate.Options{ExecStart: 0x2000_0000_0000}, "b") != base {
 		t.Error("the key changes with the per-run exec address")
 	}
+	// clawos-policy names the native architecture, clawos-run and the
+	// hook leave it empty: the same key (its pre-warm missed before).
+	if plancache.Key(raw, translate.Options{Arch: translate.NativeArch()}, "b") != base {
+		t.Error("the native architecture named and left empty give different keys")
+	}
+}
+
+// otherArch is a supported architecture that is not this machine's.
+func otherArch() translate.Arch {
+	for _, a := range translate.KnownArches() {
+		if a != translate.NativeArch() {
+			return a
+		}
+	}
+	return "none"
 }
 
 // TestOpen refuses a cache others can write to, or in a directory they
@@ -196,5 +211,25 @@ func TestLookupSignature(t *testing.T) {
 		if wl != nil || err == nil || sig != c.want {
 			t.Errorf("%s: %v, %q, %v; want a refusal with signature %q", c.name, wl, sig, err, c.want)
 		}
+	}
+}
+
+// TestIdentities: an identity per consumer installed beside clawos-policy,
+// none without one.
+func TestIdentities(t *testing.T) {
+	dir := t.TempDir()
+	if ids := plancache.Identities(dir); len(ids) != 0 {
+		t.Fatalf("an empty directory: %v", ids)
+	}
+	os.WriteFile(filepath.Join(dir, "clawos-policy"), []byte("policy"), 0o755)
+	os.WriteFile(filepath.Join(dir, "clawos-run"), []byte("run"), 0o755)
+	one := plancache.Identities(dir)
+	if run, _ := plancache.Build(filepath.Join(dir, "clawos-run"), filepath.Join(dir, "clawos-policy")); len(one) != 1 || one[0] != run {
+		t.Fatalf("clawos-run beside: %v", one)
+	}
+	os.WriteFile(filepath.Join(dir, "clawos-hook"), []byte("hook"), 0o755)
+	two := plancache.Identities(dir)
+	if hook, _ := plancache.Build(filepath.Join(dir, "clawos-hook"), filepath.Join(dir, "clawos-policy")); len(two) != 2 || two[1] != hook || two[0] == two[1] {
+		t.Errorf("clawos-run and clawos-hook beside: %v", two)
 	}
 }
