@@ -31,7 +31,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/internal/plancache"
 	"github.com/clawos/clawos-security/internal/runcargs"
+	"github.com/clawos/clawos-security/translate"
 )
 
 // deployObjects decodes every document of the deploy/ manifests into its
@@ -656,5 +658,41 @@ func TestInstallNodeRestart(t *testing.T) {
 	os.Remove(filepath.Join(host, "usr/sbin/runc"))
 	if out, err := install(); err == nil || !strings.Contains(out, "the wrapper does not run runc on the node") {
 		t.Errorf("without runc: %v\n%s", err, out)
+	}
+}
+
+// TestPolicyPrewarm: `clawos-policy compile --plan` stores a whitelist's
+// entry for each program installed beside it that looks entries up
+// (clawos-run and clawos-hook, bin/ here), under the key each computes
+// for the same options, so that a podman host's hook is pre-warmed too.
+func TestPolicyPrewarm(t *testing.T) {
+	bin, err := filepath.Abs("../bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"clawos-run", "clawos-hook", "clawos-policy"} {
+		built(t, filepath.Join(bin, p))
+	}
+	cache := filepath.Join(t.TempDir(), "plans")
+	if out, err := exec.Command(filepath.Join(bin, "clawos-policy"), "compile", "--plan", "--cache", cache, "--baseline", "start", probeWhitelist).CombinedOutput(); err != nil {
+		t.Fatalf("compile --plan: %v\n%s", err, out)
+	}
+	raw := mustRead(t, probeWhitelist)
+	opts := translate.Options{Baselines: []string{"start"}}
+	c, err := plancache.Open(cache, os.Geteuid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, consumer := range plancache.Consumers {
+		build, err := plancache.Build(filepath.Join(bin, consumer), filepath.Join(bin, "clawos-policy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Get(plancache.Key(raw, opts, build)) == nil {
+			t.Errorf("no entry for %s", consumer)
+		}
+	}
+	if entries, _ := filepath.Glob(filepath.Join(cache, "*.json")); len(entries) != len(plancache.Consumers) {
+		t.Errorf("entries %v, want one per consumer", entries)
 	}
 }

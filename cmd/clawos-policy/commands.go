@@ -441,7 +441,7 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 	pf := addPolicyFlags(fs, true)
 	out := fs.String("o", "", "write the raw BPF program (struct sock_filter array) to this file, atomically")
 	listing := fs.Bool("listing", false, "print the readable listing")
-	plan := fs.Bool("plan", false, "validate the whitelist for clawos-run's plan cache and store it there (pre-warm), printing the entry, or the errors, as JSON; nothing is compiled")
+	plan := fs.Bool("plan", false, "validate the whitelist for the plan cache and store it there (pre-warm) for clawos-run and clawos-hook installed beside this program, printing the entry, or the errors, as JSON; nothing is compiled")
 	cache := fs.String("cache", "", "with --plan: the plan cache directory (default: the caller's, /var/cache/clawos/plans for root); \"off\" stores nothing")
 	reaper := fs.Bool("init-reaper", false, "with --plan: validate as clawos-run --init does")
 	return func(e *env, args []string) error {
@@ -479,7 +479,8 @@ func compileCmd(fs *flag.FlagSet) func(*env, []string) error {
 
 // planEntry validates a whitelist for the plan cache: it prints the
 // entry (or the errors) as JSON, and stores a valid one in the cache
-// keyed for the clawos-run installed beside this program.
+// keyed for each of clawos-run and clawos-hook installed beside this
+// program.
 func planEntry(e *env, pf *policyFlags, args []string, cache string, reaper bool) error {
 	path, opts, err := pf.parse(args)
 	if err != nil {
@@ -494,12 +495,16 @@ func planEntry(e *env, pf *policyFlags, args []string, cache string, reaper bool
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "locate clawos-policy")
 	}
-	build, err := plancache.Identity(filepath.Dir(self))
-	if err != nil {
-		build = "" // no clawos-run beside: the entry is printed, and stored under a key no clawos-run looks up
+	// An entry per program beside this one that looks entries up
+	// (clawos-run, clawos-hook); the first is printed. With none, the
+	// entry is printed and stored nowhere.
+	builds := plancache.Identities(filepath.Dir(self))
+	first := ""
+	if len(builds) > 0 {
+		first = builds[0]
 	}
-	res := plancache.Validated(plancache.Key(raw, opts, build), raw, rep)
-	if res.Entry != nil && cache != "off" && build != "" {
+	res := plancache.Validated(plancache.Key(raw, opts, first), raw, rep)
+	if res.Entry != nil && cache != "off" && len(builds) > 0 {
 		if cache == "" {
 			cache = plancache.DefaultDir(os.Geteuid())
 		}
@@ -507,8 +512,12 @@ func planEntry(e *env, pf *policyFlags, args []string, cache string, reaper bool
 		if err != nil {
 			return clawerr.Wrap(clawerr.EPerm, err, "plan cache")
 		}
-		if err := c.Put(res.Entry); err != nil {
-			return err
+		for _, b := range builds {
+			entry := *res.Entry
+			entry.Key = plancache.Key(raw, opts, b)
+			if err := c.Put(&entry); err != nil {
+				return err
+			}
 		}
 	}
 	return writeJSON(e, res)
