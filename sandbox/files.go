@@ -32,7 +32,7 @@ func copyFile(src, dst string, perm os.FileMode) error {
 }
 
 // installInit puts clawos-init (src) at dst, in the bundle's directory of
-// clawOS files that the sandbox sees read-only at /dev/.clawos. As root,
+// ClawOS files that the sandbox sees read-only at /dev/.clawos. As root,
 // for a bundle under the state directory, dst is a hard link to the one
 // copy of this clawos-init build kept in shared (sharedInit): a link
 // costs a directory entry where a copy of the 0.8 MB program cost 0.3 ms

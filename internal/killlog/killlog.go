@@ -69,9 +69,11 @@ func (src source) find(pid int, since time.Time, arch translate.Arch, wait time.
 		if found || !src.now().Before(deadline) {
 			return name, found
 		}
-		if n, ok := src.backlog(); ifKilled && ok && n == 0 {
-			src.sleep(settle)
-			return src.once(pid, since, arch)
+		if ifKilled {
+			if n, ok := src.backlog(); ok && n == 0 {
+				src.sleep(settle)
+				return src.once(pid, since, arch)
+			}
 		}
 		src.sleep(10 * time.Millisecond)
 	}

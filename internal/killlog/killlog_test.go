@@ -75,9 +75,14 @@ func TestFind(t *testing.T) {
 					reads++
 					return []byte(l), nil
 				},
-				backlog: func() (int, bool) { return c.backlog, c.backlog >= 0 },
-				sleep:   func(d time.Duration) { waited += d; clock = clock.Add(d) },
-				now:     func() time.Time { return clock },
+				backlog: func() (int, bool) {
+					if !c.ifKilled {
+						t.Error("the kernel was asked its backlog for a known kill")
+					}
+					return c.backlog, c.backlog >= 0
+				},
+				sleep: func(d time.Duration) { waited += d; clock = clock.Add(d) },
+				now:   func() time.Time { return clock },
 			}
 			name, found := src.find(42, time.Unix(1500, 0), translate.ArchX8664, 100*time.Millisecond, c.ifKilled)
 			if found != c.found || (found && name != "getuid") || reads != c.reads || waited != c.waited {
