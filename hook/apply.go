@@ -75,7 +75,7 @@ func Refuse(spec *specs.Spec, cfg Config, err error) {
 	}
 	spec.Process.Args = []string{refusedPath(err)}
 	unapply(spec, cfg)
-	inject(spec, cfg)
+	inject(spec, cfg, true)
 }
 
 // refusal is the error Refuse recorded in spec, nil if none.
@@ -118,50 +118,58 @@ type Outcome struct {
 // Apply is deterministic and idempotent: a config it has confined comes out
 // the same.
 func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
+	out, _, err := apply(spec, cfg, log, true)
+	return out, err
+}
+
+// apply is Apply, returning the plan; without createRuntime it injects the
+// poststop hook only, for a wrapper that does the createRuntime stage's
+// work itself once runc's create has returned (WrapCreate).
+func apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger, createRuntime bool) (*Outcome, *confine.Plan, error) {
 	req := runcargs.Requested(spec.Annotations)
 	if err := sandboxMarker(req, cfg); err != nil || (req.Sandbox && cfg.CRI) {
 		if err != nil {
-			return &Outcome{Whitelist: req.Whitelist}, err
+			return &Outcome{Whitelist: req.Whitelist}, nil, err
 		}
-		return nil, nil // a CRI pod's sandbox (pause), as the operator configured
+		return nil, nil, nil // a CRI pod's sandbox (pause), as the operator configured
 	}
 	if req.Whitelist == "" {
 		if req.Named {
-			return &Outcome{}, &clawerr.Error{Code: clawerr.EProto, Path: "annotations." + req.WhitelistKey,
+			return &Outcome{}, nil, &clawerr.Error{Code: clawerr.EProto, Path: "annotations." + req.WhitelistKey,
 				Message: "the annotation names no whitelist", Hint: "name a whitelist, or remove the annotation"}
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	out := &Outcome{Whitelist: req.Whitelist}
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
-		return out, &clawerr.Error{Code: clawerr.EProto, Path: "process.args", Message: "the container has no command"}
+		return out, nil, &clawerr.Error{Code: clawerr.EProto, Path: "process.args", Message: "the container has no command"}
 	}
 	cmd := unapply(spec, cfg)
 	plan, err := planFor(spec, req, cfg.Runtime, cfg, out, log)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
 	// The config goes to the engine: refuse here what its runtime could
 	// not load (prestart, after the runtime loaded it, need not).
 	if err := confine.CheckContainer(plan.Stages); err != nil {
-		return out, err
+		return out, nil, err
 	}
 	wl := plan.Whitelist
 	hard, err := confine.HardLimits()
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
 	if err := namespaces.Harden(spec, namespaces.Options{Level: confine.Level(wl), Slice: req.Slice,
 		CgroupV2: namespaces.CgroupV2("/sys/fs/cgroup"), NoIOWeight: confine.NoIOWeight(req.Slice, log), HardLimits: hard}); err != nil {
-		return out, err
+		return out, nil, err
 	}
 	if _, err := os.Stat(cfg.Init); err != nil {
-		return out, &clawerr.Error{Code: clawerr.ENoEnt, Path: "init", Message: "clawos-init is not installed", Err: err,
+		return out, nil, &clawerr.Error{Code: clawerr.ENoEnt, Path: "init", Message: "clawos-init is not installed", Err: err,
 			Hint: "make install puts it next to clawos-hook"}
 	}
 	use, landlock, err := plan.Landlock(cfg.Landlock, platform.LandlockABI())
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
 	out.Landlock = landlock
 	// The command is resolved inside the container (clawos-init searches
@@ -177,7 +185,7 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	spec.Process.Args = confine.InitArgs(plan.InlineFilter(), ex, cmd)
 	spec.Mounts = append(spec.Mounts, confine.InitMount(cfg.Init))
 	if err := plan.Annotate(spec, cfg.Runtime); err != nil {
-		return out, err
+		return out, nil, err
 	}
 	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
 	var execFiles []string
@@ -186,7 +194,7 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	}
 	var prof *confine.AppArmorProfile
 	if out.AppArmor, prof, err = plan.ApplyAppArmor(spec, cfg.AppArmor, "", execFiles, log); err != nil {
-		return out, err
+		return out, nil, err
 	}
 	// The engine creates the container next: loaded now (a profile of
 	// the same name has the same text), and its text kept for the
@@ -195,14 +203,14 @@ func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, erro
 	// removed it meanwhile.
 	if prof != nil {
 		if err := confine.SystemAppArmor().Save(prof); err != nil {
-			return out, err
+			return out, nil, err
 		}
 		if err := confine.LoadAppArmor(prof); err != nil {
-			return out, err
+			return out, nil, err
 		}
 	}
-	inject(spec, cfg)
-	return out, nil
+	inject(spec, cfg, createRuntime)
+	return out, plan, nil
 }
 
 // planFor reads the whitelist req names from the trusted directory,
@@ -255,11 +263,11 @@ func notInjected(hs []specs.Hook) []specs.Hook {
 	return out
 }
 
-// inject adds our createRuntime (prestart's successor: same point in runc)
-// and poststop hooks, unless the engine already
+// inject adds our createRuntime (prestart's successor: same point in runc;
+// with createRuntime only) and poststop hooks, unless the engine already
 // runs clawos-hook's prestart from its hooks.d (then it runs poststop from
 // there too: podman runs poststop hooks itself).
-func inject(spec *specs.Spec, cfg Config) {
+func inject(spec *specs.Spec, cfg Config, createRuntime bool) {
 	if spec.Hooks == nil {
 		spec.Hooks = &specs.Hooks{}
 	}
@@ -274,7 +282,9 @@ func inject(spec *specs.Spec, cfg Config) {
 		return specs.Hook{Path: cfg.Hook, Args: append(append([]string{"clawos-hook"}, cfg.Args()...), stage),
 			Env: []string{injectedEnv}, Timeout: &secs}
 	}
-	spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, hook("createRuntime"))
+	if createRuntime {
+		spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, hook("createRuntime"))
+	}
 	spec.Hooks.Poststop = append(spec.Hooks.Poststop, hook("poststop"))
 }
 

@@ -90,18 +90,28 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	if err != nil {
 		return out, err
 	}
+	return out, created(st, spec, plan, out, cfg)
+}
+
+// created is the createRuntime stage's work on a container the runtime has
+// created, its process not started: the config carries plan, the runtime
+// made no namespace of the host's, the port rules are installed in its
+// network namespace, its AppArmor profile held, the state record for
+// poststop written. Prestart runs it as runc's hook; the wrapper runs it
+// itself after runc's create (WrapCreate), with the plan it has just made.
+func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome, cfg Config) error {
 	if err := carries(spec, plan); err != nil {
-		return out, err
+		return err
 	}
 	// What the runtime actually made: no namespace of the host's, joined or
 	// inherited (hostPID and hostIPC pods join the sandbox's, the host's).
 	if st.Pid > 0 {
 		if err := namespaces.ProcessHostNamespaces(st.Pid, "/proc/self/ns"); err != nil {
-			return out, err
+			return err
 		}
 	}
 	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
-	rec := record{ID: st.ID, Whitelist: name, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid, Started: time.Now()}
+	rec := record{ID: st.ID, Whitelist: out.Whitelist, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid, Started: time.Now()}
 	if plan.Ports != nil {
 		if joined := netnsPath(spec); joined != "" {
 			// A pod's network namespace, shared with its other
@@ -110,26 +120,27 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 			rec.NetNS, rec.Table = joined, plan.Ports.Table
 		}
 		if err := installPorts(st.Pid, plan.Ports); err != nil {
-			return out, err
+			return err
 		}
 	}
 	// The container's AppArmor profile, when Apply generated it: counted
 	// as used until poststop, so that no other container's stop removes
 	// it from the kernel while this one runs.
+	var err error
 	if rec.AppArmor, err = holdAppArmor(confine.SystemAppArmor(), spec, st.ID, confine.LoadAppArmor); err != nil {
-		return out, err
+		return err
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return out, clawerr.Wrap(clawerr.EInternal, err, "encode state record")
+		return clawerr.Wrap(clawerr.EInternal, err, "encode state record")
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return out, clawerr.Wrap(clawerr.EIO, err, "create the state directory")
+		return clawerr.Wrap(clawerr.EIO, err, "create the state directory")
 	}
 	if err := atomicfile.WriteState(statePath(cfg, st.ID), b, 0o600); err != nil {
-		return out, err
+		return err
 	}
-	return out, nil
+	return nil
 }
 
 // record is what prestart leaves for poststop.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,39 +26,74 @@ import (
 // command line it cannot read as runc would (an unknown flag or command)
 // is refused, and so is restoring an annotated bundle from a checkpoint
 // (the restored process would skip clawos-init).
-func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
+//
+// For a create with --pid-file (what containerd's shim runs), finish is
+// not nil: the caller runs it once runc's create has succeeded, and it
+// does the createRuntime stage's work (created) with the plan just made,
+// in this process, instead of runc running clawos-hook as a hook; if it
+// fails, the caller deletes the container, whose process has not started.
+// Other creates and runc run keep the injected createRuntime hook.
+func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *Outcome, finish func() (*Outcome, error), err error) {
 	if len(rc.Unknown) > 0 {
-		return &Outcome{}, &clawerr.Error{Code: clawerr.EPerm, Path: "args",
+		return &Outcome{}, nil, &clawerr.Error{Code: clawerr.EPerm, Path: "args",
 			Message: fmt.Sprintf("runc %s: %s is not a runc %s flag or command the ClawOS wrapper knows; refused rather than passed to runc unread", rc.Name, strings.Join(rc.Unknown, " "), rc.Name),
 			Hint:    "use the runc the wrapper was built against (runc 1.1), or the flag's documented form"}
 	}
 	if rc.Name == "restore" {
 		spec, err := ReadBundleConfig(rc.Bundle)
 		if err != nil {
-			return &Outcome{}, err
+			return &Outcome{}, nil, err
 		}
 		if req := runcargs.Requested(spec.Annotations); req.Named {
-			return &Outcome{Whitelist: req.Whitelist}, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + req.WhitelistKey,
+			return &Outcome{Whitelist: req.Whitelist}, nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + req.WhitelistKey,
 				Message: "runc restore of a bundle that asks for ClawOS confinement is not supported: the restored process would not start through clawos-init"}
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	if rc.Name != "create" && rc.Name != "run" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	spec, err := ReadBundleConfig(rc.Bundle)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out, err := Apply(spec, cfg, log)
+	finishing := rc.Name == "create" && rc.PidFile != ""
+	out, plan, err := apply(spec, cfg, log, !finishing)
 	if out == nil || err != nil {
-		return out, err
+		return out, nil, err
 	}
 	b, err := translate.MarshalSpec(spec)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
-	return out, atomicfile.WriteFile(filepath.Join(rc.Bundle, "config.json"), b, 0o644)
+	if err := atomicfile.WriteFile(filepath.Join(rc.Bundle, "config.json"), b, 0o644); err != nil {
+		return out, nil, err
+	}
+	if !finishing {
+		return out, nil, nil
+	}
+	return out, func() (*Outcome, error) {
+		fout := &Outcome{Whitelist: out.Whitelist, WhitelistID: out.WhitelistID, Signature: out.Signature, AppArmor: out.AppArmor, Landlock: out.Landlock}
+		pid, err := readPid(rc.PidFile)
+		if err != nil {
+			return fout, err
+		}
+		st := &specs.State{Version: specs.Version, ID: rc.ID, Status: specs.StateCreated, Pid: pid, Bundle: rc.Bundle}
+		return fout, created(st, spec, plan, fout, cfg)
+	}, nil
+}
+
+// readPid reads the pid runc's create wrote to its --pid-file.
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, clawerr.Wrap(clawerr.EIO, err, "the container's pid file")
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("the container's pid file %s holds %q, not a pid", path, b)}
+	}
+	return pid, nil
 }
 
 // WrapExec makes a process that runc exec starts in a container we

@@ -263,7 +263,7 @@ func writeOCIArchive(path, layerTar, name string, cmd []string) error {
 // engine's output.
 type engineRun func(t *testing.T, annotations map[string]string, args ...string) (int, string)
 
-// run runs a command and returns its exit status and combined output.
+// runCmd runs a command and returns its exit status and combined output.
 func runCmd(t testing.TB, env []string, stdin []byte, name string, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -274,6 +274,30 @@ func runCmd(t testing.TB, env []string, stdin []byte, name string, args ...strin
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	out, err := cmd.CombinedOutput()
+	return exitOf(t, name, args, err, out)
+}
+
+// runDetached is runCmd for a command that leaves a process holding its
+// output (runc create: the container's init keeps the standard streams
+// until it runs): the output goes to a file, not a pipe to wait on.
+func runDetached(t testing.TB, name string, args ...string) (int, string) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	err = cmd.Run()
+	out, _ := os.ReadFile(f.Name())
+	return exitOf(t, name, args, err, out)
+}
+
+// exitOf is a finished command's exit status and output; a command that
+// could not run fails the test.
+func exitOf(t testing.TB, name string, args []string, err error, out []byte) (int, string) {
+	t.Helper()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -838,6 +862,81 @@ func TestWrapperRuncForms(t *testing.T) {
 		code, out := runCmd(t, nil, nil, wrapper, "--root", root, "run", "--bogus", "-bundle", filepath.Join(f.dir, "forms-1"), "clawos-forms-x")
 		if code == 0 || code == 128+int(unix.SIGSYS) || !strings.Contains(out, "is not a runc run flag or command the ClawOS wrapper knows") {
 			t.Errorf("exit %d\n%s", code, out)
+		}
+	})
+	// A create with --pid-file (containerd's shim): the wrapper does the
+	// createRuntime stage itself once runc's create returns, runc runs no
+	// clawos-hook for it; start runs the agent confined, and the stop's
+	// poststop names the kill.
+	bundle := filepath.Join(f.dir, "forms-1")
+	t.Run("create --pid-file, start", func(t *testing.T) {
+		id := "clawos-forms-pidfile"
+		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
+		if code, out := runDetached(t, wrapper, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), id); code != 0 {
+			t.Fatalf("create: exit %d\n%s", code, out)
+		}
+		var spec specs.Spec
+		if err := json.Unmarshal(mustRead(t, filepath.Join(bundle, "config.json")), &spec); err != nil {
+			t.Fatal(err)
+		}
+		if spec.Hooks == nil || len(spec.Hooks.CreateRuntime) != 0 || len(spec.Hooks.Poststop) != 1 {
+			t.Errorf("the config's hooks: %+v, want poststop only", spec.Hooks)
+		}
+		if _, err := os.Stat(filepath.Join(f.stateDir, id+".json")); err != nil {
+			t.Errorf("no state record after the create: %v", err)
+		}
+		if code, out := runCmd(t, nil, nil, wrapper, "--root", root, "start", id); code != 0 {
+			t.Fatalf("start: exit %d\n%s", code, out)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			_, out := runCmd(t, nil, nil, "runc", "--root", root, "state", id)
+			if strings.Contains(out, `"status": "stopped"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the agent did not stop: %s", out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		runCmd(t, nil, nil, wrapper, "--root", root, "delete", id)
+		var created, killed bool
+		for _, r := range f.records(t) {
+			created = created || (r.ContainerID == id && r.Stage == "createRuntime" && r.Decision == hook.DecisionAllowed)
+			killed = killed || (r.ContainerID == id && r.Stage == "poststop" && r.KilledBy == "getuid")
+		}
+		if !created || !killed {
+			t.Errorf("audit: createRuntime allowed %v, poststop naming getuid %v", created, killed)
+		}
+	})
+	// The wrapper's createRuntime stage fails (its state directory cannot
+	// be made): the create is refused and the container, created but not
+	// started, is deleted.
+	t.Run("create --pid-file, stage refused", func(t *testing.T) {
+		badDir := filepath.Join(f.dir, "wrapper-bad")
+		os.MkdirAll(badDir, 0o755)
+		bad := filepath.Join(badDir, "clawos-runc")
+		if err := os.Symlink(f.wrapper, bad); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		c := f.config()
+		c.StateDir = filepath.Join(bundle, "config.json", "state") // under a file
+		b, _ := json.Marshal(c)
+		os.WriteFile(filepath.Join(badDir, "clawos-runc.json"), b, 0o644)
+		id := "clawos-forms-refused"
+		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
+		code, out := runDetached(t, bad, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), id)
+		if code == 0 || !strings.Contains(out, "state directory") {
+			t.Errorf("create: exit %d, want the stage's refusal\n%s", code, out)
+		}
+		if _, out := runCmd(t, nil, nil, "runc", "--root", root, "state", id); !strings.Contains(out, "does not exist") {
+			t.Errorf("the refused container is still there: %s", out)
+		}
+		refused := false
+		for _, r := range f.records(t) {
+			refused = refused || (r.ContainerID == id && r.Stage == "createRuntime" && r.Decision == hook.DecisionRefused)
+		}
+		if !refused {
+			t.Error("no createRuntime refusal in the audit log")
 		}
 	})
 }

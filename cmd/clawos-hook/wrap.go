@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -47,13 +49,14 @@ func wrap(args []string, stderr io.Writer) int {
 	}
 	var out *hook.Outcome
 	var stdin []byte
+	var finish func() (*hook.Outcome, error)
 	switch {
 	case rc.Name == "exec" && len(rc.Unknown) == 0:
 		args, out, err = hook.WrapExec(rc, args)
 	case rc.Name == "update" && len(rc.Unknown) == 0:
 		args, stdin, out, err = hook.WrapUpdate(rc, args, os.Stdin)
 	default:
-		out, err = hook.WrapCreate(rc, cfg, log)
+		out, finish, err = hook.WrapCreate(rc, cfg, log)
 	}
 	if err != nil {
 		if aerr := hook.Append(cfg.AuditLog, hook.NewRecord(rc.Name, rc.ID, out, err)); aerr != nil {
@@ -87,10 +90,32 @@ func wrap(args []string, stderr io.Writer) int {
 				status = 1
 			}
 		}
+		if status == 0 && finish != nil {
+			status = finishCreate(rc, cfg, finish, stderr, log)
+		}
 		return status
 	}
 	err = syscall.Exec(cfg.Runc, append([]string{"runc"}, args...), os.Environ())
 	return runcargs.Fail(stderr, rc.Log, &clawerr.Error{Code: clawerr.ENoEnt, Path: "runc", Message: "cannot run the OCI runtime " + cfg.Runc, Err: err})
+}
+
+// finishCreate does the createRuntime stage's work for a create runc has
+// just done (the container created, its process not started), records it
+// as that stage, and on failure, an unrecorded one included, deletes the
+// container and refuses the create.
+func finishCreate(rc runcargs.Command, cfg hook.Config, finish func() (*hook.Outcome, error), stderr io.Writer, log logrus.FieldLogger) int {
+	out, err := finish()
+	if aerr := hook.Append(cfg.AuditLog, hook.NewRecord("createRuntime", rc.ID, out, err)); aerr != nil && err == nil {
+		err = aerr // an unaudited start is refused
+	}
+	if err == nil {
+		return 0
+	}
+	del := exec.Command(cfg.Runc, append(append([]string{}, rc.Globals...), "delete", "--force", rc.ID)...)
+	if out, derr := del.CombinedOutput(); derr != nil {
+		log.WithError(derr).WithField("output", strings.TrimSpace(string(out))).Error("the refused container could not be deleted")
+	}
+	return runcargs.Fail(stderr, rc.Log, err)
 }
 
 // wrapperConfig is the configuration of the wrapper called as wrapper:

@@ -107,6 +107,12 @@ type Command struct {
 	ID      string // the container id
 	Root    string // --root: runc's state directory
 	Process string // exec: --process, the process.json file
+	// PidFile is create's --pid-file (absolute), where runc writes the
+	// container's init pid.
+	PidFile string
+	// Globals are the arguments before the command (runc's global flags),
+	// for another runc call on the same state (a delete).
+	Globals []string
 	// IDIndex is the position of ID in the arguments; for exec without
 	// --process, the command follows it.
 	IDIndex int
@@ -213,6 +219,10 @@ func Parse(args []string, cwd string) Command {
 				}
 			case "process", "p":
 				c.Process = val
+			case "pid-file":
+				if c.Name == "create" {
+					c.PidFile = val
+				}
 			case "cap", "c", "apparmor", "process-label":
 				if c.Name == "exec" {
 					c.Widening = append(c.Widening, "--"+name)
@@ -233,6 +243,9 @@ func Parse(args []string, cwd string) Command {
 		switch {
 		case c.Name == "":
 			c.Name = a
+			if i > 0 {
+				c.Globals = append([]string(nil), args[:i]...)
+			}
 			t, ok := runcFlags[a]
 			if !ok {
 				c.Unknown = append(c.Unknown, a)
@@ -254,6 +267,9 @@ func Parse(args []string, cwd string) Command {
 	}
 	if c.Process != "" && !filepath.IsAbs(c.Process) {
 		c.Process = filepath.Join(cwd, c.Process)
+	}
+	if c.PidFile != "" && !filepath.IsAbs(c.PidFile) {
+		c.PidFile = filepath.Join(cwd, c.PidFile)
 	}
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,15 +17,16 @@ func TestParse(t *testing.T) {
 		want Command
 	}{
 		{[]string{"--root", "/run/c", "--log", "/l.json", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "id1"},
-			Command{Name: "create", Bundle: "/b", Log: "/l.json", ID: "id1", Root: "/run/c", IDIndex: 11}},
+			Command{Name: "create", Bundle: "/b", Log: "/l.json", ID: "id1", Root: "/run/c", IDIndex: 11, PidFile: "/p",
+				Globals: []string{"--root", "/run/c", "--log", "/l.json", "--log-format", "json"}}},
 		{[]string{"--systemd-cgroup", "create", "-b=rel", "--console-socket", "/s", "id2"},
-			Command{Name: "create", Bundle: "/cwd/rel", ID: "id2", Root: "/run/runc", IDIndex: 5}},
-		{[]string{"--log=/x", "start", "id3"}, Command{Name: "start", Bundle: "/cwd", Log: "/x", ID: "id3", Root: "/run/runc", IDIndex: 2}},
+			Command{Name: "create", Bundle: "/cwd/rel", ID: "id2", Root: "/run/runc", IDIndex: 5, Globals: []string{"--systemd-cgroup"}}},
+		{[]string{"--log=/x", "start", "id3"}, Command{Name: "start", Bundle: "/cwd", Log: "/x", ID: "id3", Root: "/run/runc", IDIndex: 2, Globals: []string{"--log=/x"}}},
 		{[]string{"exec", "--process", "p.json", "--detach", "id4"},
 			Command{Name: "exec", Bundle: "/cwd", ID: "id4", Root: "/run/runc", Process: "/cwd/p.json", IDIndex: 4}},
 		{[]string{"exec", "--cap", "CAP_SYS_ADMIN", "-t", "id4", "sh", "-c", "--cap"},
 			Command{Name: "exec", Bundle: "/cwd", ID: "id4", Root: "/run/runc", IDIndex: 4, Widening: []string{"--cap"}}},
-		{[]string{"--debug", "delete", "--force", "id5"}, Command{Name: "delete", Bundle: "/cwd", ID: "id5", Root: "/run/runc", IDIndex: 3}},
+		{[]string{"--debug", "delete", "--force", "id5"}, Command{Name: "delete", Bundle: "/cwd", ID: "id5", Root: "/run/runc", IDIndex: 3, Globals: []string{"--debug"}}},
 		{[]string{"run", "id6"}, Command{Name: "run", Bundle: "/cwd", ID: "id6", Root: "/run/runc", IDIndex: 1}},
 	} {
 		if got := Parse(c.args, "/cwd"); !reflect.DeepEqual(got, c.want) {
@@ -155,6 +157,24 @@ func TestParseForms(t *testing.T) {
 		}
 		if c.unknown && !Concerns(got) {
 			t.Errorf("%v: an unknown flag passes through", c.args)
+		}
+	}
+	// What the wrapper needs to finish a create itself and, on failure,
+	// delete the container with the same state: --pid-file (absolute) and
+	// the global flags.
+	for _, c := range []struct {
+		args    []string
+		pidFile string
+		globals []string
+	}{
+		{[]string{"--root", "/r", "--log", "/l", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "id"}, "/b/init.pid", []string{"--root", "/r", "--log", "/l", "--log-format", "json"}},
+		{[]string{"--systemd-cgroup", "create", "-pid-file=p", "id"}, "/cwd/p", []string{"--systemd-cgroup"}},
+		{[]string{"create", "id"}, "", []string{}},
+		{[]string{"exec", "--pid-file", "/p", "id", "sh"}, "", []string{}},
+	} {
+		got := Parse(c.args, "/cwd")
+		if got.PidFile != c.pidFile || !slices.Equal(got.Globals, c.globals) {
+			t.Errorf("%v: pid file %q, globals %q; want %q, %q", c.args, got.PidFile, got.Globals, c.pidFile, c.globals)
 		}
 	}
 }
