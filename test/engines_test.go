@@ -939,6 +939,28 @@ func TestWrapperRuncForms(t *testing.T) {
 			t.Error("no createRuntime refusal in the audit log")
 		}
 	})
+	// The audit log cannot be written: an unaudited create is refused, and
+	// the container runc made for it does not stay.
+	t.Run("create --pid-file, audit log unwritable", func(t *testing.T) {
+		noDir := filepath.Join(f.dir, "wrapper-noaudit")
+		os.MkdirAll(noDir, 0o755)
+		w := filepath.Join(noDir, "clawos-runc")
+		if err := os.Symlink(f.wrapper, w); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		c := f.config()
+		c.AuditLog = filepath.Join(bundle, "config.json", "audit.jsonl") // under a file
+		b, _ := json.Marshal(c)
+		os.WriteFile(filepath.Join(noDir, "clawos-runc.json"), b, 0o644)
+		id := "clawos-forms-unaudited"
+		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
+		if code, out := runDetached(t, w, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), id); code == 0 {
+			t.Errorf("an unaudited create succeeded\n%s", out)
+		}
+		if _, out := runCmd(t, nil, nil, "runc", "--root", root, "state", id); !strings.Contains(out, "does not exist") {
+			t.Errorf("the unaudited container is still there: %s", out)
+		}
+	})
 }
 
 // TestPodmanExec checks `podman exec` into a confined container with

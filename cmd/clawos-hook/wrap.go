@@ -76,6 +76,7 @@ func wrap(args []string, stderr io.Writer) int {
 		// once runc has returned (a create or exec that runc's init failed
 		// is recorded as failed, never as applied).
 		status, rerr := runRunc(cfg.Runc, args)
+		made := rerr == nil && status == 0
 		rec := hook.NewRecord(rc.Name, rc.ID, out, nil)
 		switch {
 		case rerr != nil:
@@ -90,8 +91,13 @@ func wrap(args []string, stderr io.Writer) int {
 				status = 1
 			}
 		}
-		if status == 0 && finish != nil {
+		switch {
+		case finish != nil && made && status == 0:
 			status = finishCreate(rc, cfg, finish, stderr, log)
+		case finish != nil && made:
+			// Created, but its create could not be recorded: refused,
+			// and no container left to start.
+			deleteCreated(rc, cfg, log)
 		}
 		return status
 	}
@@ -111,11 +117,17 @@ func finishCreate(rc runcargs.Command, cfg hook.Config, finish func() (*hook.Out
 	if err == nil {
 		return 0
 	}
-	del := exec.Command(cfg.Runc, append(append([]string{}, rc.Globals...), "delete", "--force", rc.ID)...)
-	if out, derr := del.CombinedOutput(); derr != nil {
-		log.WithError(derr).WithField("output", strings.TrimSpace(string(out))).Error("the refused container could not be deleted")
-	}
+	deleteCreated(rc, cfg, log)
 	return runcargs.Fail(stderr, rc.Log, err)
+}
+
+// deleteCreated deletes a container the wrapper had runc create and then
+// refused, with the call's global flags (the same state).
+func deleteCreated(rc runcargs.Command, cfg hook.Config, log logrus.FieldLogger) {
+	del := exec.Command(cfg.Runc, append(append([]string{}, rc.Globals...), "delete", "--force", rc.ID)...)
+	if out, err := del.CombinedOutput(); err != nil {
+		log.WithError(err).WithField("output", strings.TrimSpace(string(out))).Error("the refused container could not be deleted")
+	}
 }
 
 // wrapperConfig is the configuration of the wrapper called as wrapper:
