@@ -117,6 +117,23 @@ func (f *engineFixture) config() hook.Config {
 		RequireSignature: true}.WithDefaults(f.hook)
 }
 
+// wrapperWith is the fixture's wrapper in a directory of its own (name)
+// with configuration c beside it (clawos-runc.json), as runc's name.
+func (f *engineFixture) wrapperWith(t *testing.T, name string, c hook.Config) string {
+	t.Helper()
+	dir := filepath.Join(f.dir, name)
+	os.MkdirAll(dir, 0o755)
+	w := filepath.Join(dir, "clawos-runc")
+	if err := os.Symlink(f.wrapper, w); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(c)
+	if err := os.WriteFile(filepath.Join(dir, "clawos-runc.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // hookArgs is clawos-hook's command line for a stage.
 func (f *engineFixture) hookArgs(stage string) []string {
 	return append(append([]string{"clawos-hook"}, f.config().Args()...), stage)
@@ -820,14 +837,7 @@ func TestHookContainerd(t *testing.T) {
 func TestWrapperRuncForms(t *testing.T) {
 	f := newEngineFixture(t, "runc", "tar")
 	rootfs := f.rootfs(t)
-	wrapDir := filepath.Join(f.dir, "wrapper-forms")
-	os.MkdirAll(wrapDir, 0o755)
-	wrapper := filepath.Join(wrapDir, "clawos-runc")
-	if err := os.Symlink(f.wrapper, wrapper); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	cfg, _ := json.Marshal(f.config())
-	os.WriteFile(filepath.Join(wrapDir, "clawos-runc.json"), cfg, 0o644)
+	wrapper := f.wrapperWith(t, "wrapper-forms", f.config())
 	root := filepath.Join(f.dir, "runc-forms")
 	n := 0
 	for _, form := range []func(bundle, id string) []string{
@@ -912,16 +922,9 @@ func TestWrapperRuncForms(t *testing.T) {
 	// be made): the create is refused and the container, created but not
 	// started, is deleted.
 	t.Run("create --pid-file, stage refused", func(t *testing.T) {
-		badDir := filepath.Join(f.dir, "wrapper-bad")
-		os.MkdirAll(badDir, 0o755)
-		bad := filepath.Join(badDir, "clawos-runc")
-		if err := os.Symlink(f.wrapper, bad); err != nil && !os.IsExist(err) {
-			t.Fatal(err)
-		}
 		c := f.config()
 		c.StateDir = filepath.Join(bundle, "config.json", "state") // under a file
-		b, _ := json.Marshal(c)
-		os.WriteFile(filepath.Join(badDir, "clawos-runc.json"), b, 0o644)
+		bad := f.wrapperWith(t, "wrapper-bad", c)
 		id := "clawos-forms-refused"
 		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
 		code, out := runDetached(t, bad, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), id)
@@ -942,16 +945,9 @@ func TestWrapperRuncForms(t *testing.T) {
 	// The audit log cannot be written: an unaudited create is refused, and
 	// the container runc made for it does not stay.
 	t.Run("create --pid-file, audit log unwritable", func(t *testing.T) {
-		noDir := filepath.Join(f.dir, "wrapper-noaudit")
-		os.MkdirAll(noDir, 0o755)
-		w := filepath.Join(noDir, "clawos-runc")
-		if err := os.Symlink(f.wrapper, w); err != nil && !os.IsExist(err) {
-			t.Fatal(err)
-		}
 		c := f.config()
 		c.AuditLog = filepath.Join(bundle, "config.json", "audit.jsonl") // under a file
-		b, _ := json.Marshal(c)
-		os.WriteFile(filepath.Join(noDir, "clawos-runc.json"), b, 0o644)
+		w := f.wrapperWith(t, "wrapper-noaudit", c)
 		id := "clawos-forms-unaudited"
 		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
 		if code, out := runDetached(t, w, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), id); code == 0 {
