@@ -66,7 +66,11 @@ func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *O
 	if err != nil {
 		return out, nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(rc.Bundle, "config.json"), b, 0o644); err != nil {
+	// Not synced: the engine writes the bundle's config again before every
+	// create of the container (containerd's bundles are per boot, podman
+	// regenerates config.json at each init), and the wrapper applies it
+	// again; a torn file after a crash fails to parse, it never runs.
+	if err := atomicfile.WriteState(filepath.Join(rc.Bundle, "config.json"), b, 0o644); err != nil {
 		return out, nil, err
 	}
 	if !finishing {
