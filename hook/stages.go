@@ -284,8 +284,9 @@ func installPorts(pid int, p *namespaces.PortPolicy) error {
 // stop. By the time an engine runs poststop the record of a kill is there
 // (measured: at the first read, 5 ms after the death); one more read 10 ms
 // later covers the audit thread's lag. It was 50 ms, 50 of poststop's 67.
-// Where the kernel says its audit queue is empty (killlog.IfKilled: root
-// on the host), a container that was not killed does not wait at all.
+// Where the kernel says its audit queue is empty and its audit thread
+// sleeps (killlog.IfKilled: root on the host), a container that was not
+// killed does not wait at all.
 const killLogWait = 10 * time.Millisecond
 
 // Poststop removes what prestart left for the container, and names the

@@ -3,6 +3,10 @@ package killlog
 import (
 	"encoding/binary"
 	"errors"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -65,4 +69,65 @@ func parseStatus(b []byte) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// kauditdSleeps reports whether the kernel's audit thread (kauditd) is
+// asleep: it sleeps only once its queue is empty and every record it took
+// off it was sent and printed. A kauditd not found (no audit in the
+// kernel) or in any other state is not asleep.
+func kauditdSleeps() bool {
+	pid := kauditdPid()
+	if pid == 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...
+	st := string(b)
+	i := strings.LastIndexByte(st, ')')
+	return i > 0 && i+2 < len(st) && strings.HasPrefix(st[:i], strconv.Itoa(pid)+" (kauditd") && (st[i+2] == 'S' || st[i+2] == 'I')
+}
+
+// kauditdPid is the pid of the kernel thread kauditd, 0 if there is none.
+// Kernel threads have the lowest pids: the scan is short.
+func kauditdPid() int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if p, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	sort.Ints(pids)
+	for _, p := range pids {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/comm")
+		if err == nil && string(comm) == "kauditd\n" {
+			// Its parent is kthreadd (pid 2): no process can take the name.
+			if stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat"); err == nil && ppidOf(string(stat)) == 2 {
+				return p
+			}
+		}
+	}
+	return 0
+}
+
+// ppidOf is field 4 of a /proc/PID/stat line.
+func ppidOf(stat string) int {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
 }

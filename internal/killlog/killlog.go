@@ -37,30 +37,39 @@ func Syscall(pid int, since time.Time, arch translate.Arch, wait time.Duration) 
 
 // IfKilled is Syscall for a caller that does not know whether pid was
 // killed at all, once pid is dead (an engine's poststop hook): the record
-// of a kill is queued for the kernel's audit thread before the process
-// dies, so when the kernel's audit queue is empty (auditBacklog) and the
-// log has no record, none is coming, and IfKilled returns after one more
-// read settle later (for the instant between the audit thread's taking a
-// record off the queue and printing it) instead of waiting out wait.
-// Where the kernel will not tell its backlog, or the queue holds records,
-// it waits as Syscall does.
+// of a kill is queued for the kernel's audit thread (kauditd) before the
+// process dies, and kauditd prints it after taking it off the queue. So
+// when the queue is empty (auditBacklog) and kauditd is asleep (it sleeps
+// only with the queue empty and every record it took printed), a record
+// not in the log is not coming, and IfKilled returns at once instead of
+// waiting out wait. While kauditd runs (a record taken off the queue may
+// not be printed yet: a preempted kauditd on a loaded machine took more
+// than a millisecond in CI) it looks again every millisecond; where
+// records are queued, or the kernel will not tell, it waits as Syscall
+// does.
 func IfKilled(pid int, since time.Time, arch translate.Arch, wait time.Duration) (name string, found bool) {
 	return kernel.find(pid, since, arch, wait, true)
 }
 
-// settle is how long IfKilled waits for a record the audit thread has
-// taken off its queue to reach the log.
+// clockSlack is how far before since a record may be stamped and still be
+// taken: more than a tick at the slowest kernel clock (HZ=100), far less
+// than the kernel takes to hand a dead process's pid to another.
+const clockSlack = 50 * time.Millisecond
+
+// settle is how long IfKilled waits before it looks again while kauditd
+// runs with its queue empty.
 const settle = time.Millisecond
 
 // source is where the records come from: the kernel, or a test's script.
 type source struct {
 	read    func() ([]byte, error) // the kernel log
 	backlog func() (int, bool)     // records queued for the audit thread
+	idle    func() bool            // the audit thread sleeps
 	sleep   func(time.Duration)
 	now     func() time.Time
 }
 
-var kernel = source{read: readKernelLog, backlog: auditBacklog, sleep: time.Sleep, now: time.Now}
+var kernel = source{read: readKernelLog, backlog: auditBacklog, idle: kauditdSleeps, sleep: time.Sleep, now: time.Now}
 
 func (src source) find(pid int, since time.Time, arch translate.Arch, wait time.Duration, ifKilled bool) (string, bool) {
 	deadline := src.now().Add(wait)
@@ -71,8 +80,11 @@ func (src source) find(pid int, since time.Time, arch translate.Arch, wait time.
 		}
 		if ifKilled {
 			if n, ok := src.backlog(); ok && n == 0 {
+				if src.idle() {
+					return src.once(pid, since, arch)
+				}
 				src.sleep(settle)
-				return src.once(pid, since, arch)
+				continue
 			}
 		}
 		src.sleep(10 * time.Millisecond)
@@ -118,8 +130,12 @@ func Parse(log []byte, pid int, since time.Time, arch translate.Arch) (string, b
 		}
 		sec, _ := strconv.ParseInt(m[1], 10, 64)
 		ms, _ := strconv.ParseInt(m[2], 10, 64)
-		// The record's time has millisecond resolution.
-		if time.Unix(sec, ms*int64(time.Millisecond)).Before(since.Truncate(time.Millisecond)) {
+		// The record's time has millisecond resolution, and comes from the
+		// kernel's coarse real-time clock (the syscall's entry, or the
+		// last tick): up to a tick behind the moment, so a kill soon
+		// after since can carry an earlier time (it did in CI: a
+		// container killed milliseconds after its createRuntime stage).
+		if time.Unix(sec, ms*int64(time.Millisecond)).Before(since.Add(-clockSlack).Truncate(time.Millisecond)) {
 			continue
 		}
 		found = true

@@ -30,22 +30,29 @@ func TestParse(t *testing.T) {
 		{42, time.Unix(1500, 0), "getuid", true},
 		{42, time.Unix(0, 0), "getuid", true},
 		{42, time.Unix(2001, 0), "unknown (the kernel did not log it)", false},
+		// Stamped by the coarse clock, a tick before since: still it.
+		{42, time.Unix(2000, 410_000_000), "getuid", true},
+		// Beyond the slack: an older kill of a pid since reused.
+		{42, time.Unix(2000, 400_000_000).Add(clockSlack + time.Millisecond), "unknown (the kernel did not log it)", false},
 		{43, time.Unix(1500, 0), "execve", true},
 		{44, time.Unix(1500, 0), "syscall 20 of another architecture (audit arch 40000003)", true},
 		{45, time.Unix(0, 0), "unknown (the kernel did not log it)", false},
 	} {
 		name, found := Parse([]byte(log), c.pid, c.since, translate.ArchX8664)
 		if name != c.name || found != c.found {
-			t.Errorf("pid %d since %v: %q %v, want %q %v", c.pid, c.since.Unix(), name, found, c.name, c.found)
+			t.Errorf("pid %d since %v: %q %v, want %q %v", c.pid, c.since, name, found, c.name, c.found)
 		}
 	}
 }
 
 // TestFind scripts the kernel: the log each read returns, the audit
-// queue's backlog, a clock that moves only with the waits. IfKilled stops
-// waiting once the kernel says nothing is queued (one more read after
-// settle), never while records are queued or the kernel will not say;
-// Syscall (a known kill) always waits for its record.
+// queue's backlog, whether kauditd sleeps (at each ask), a clock that
+// moves only with the waits. IfKilled stops waiting once the queue is
+// empty and kauditd asleep (one more read), looks again every millisecond
+// while kauditd runs with an empty queue (a record it took may not be
+// printed yet: CI once read the log in that instant), and waits as before
+// while records are queued or the kernel will not say; Syscall (a known
+// kill) always waits for its record and never asks.
 func TestFind(t *testing.T) {
 	const rec = `[4.0] audit: type=1326 audit(2000.400:4): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=42 comm="a" exe="/a" sig=31 arch=c000003e syscall=102 compat=0 ip=0x1 code=0x80000000` + "\n"
 	const other = "[1.0] eth0: link up\n"
@@ -54,20 +61,22 @@ func TestFind(t *testing.T) {
 		ifKilled bool
 		logs     []string // one per read; the last repeats
 		backlog  int      // -1: the kernel will not say
+		idle     []bool   // kauditd asleep, one per ask; the last repeats
 		found    bool
 		reads    int
 		waited   time.Duration
 	}{
-		{"recorded at once", true, []string{rec}, 0, true, 1, 0},
-		{"not killed, queue empty", true, []string{other}, 0, false, 2, settle},
-		{"printed while asked", true, []string{other, rec}, 0, true, 2, settle},
-		{"records queued", true, []string{other, other, rec}, 3, true, 3, 20 * time.Millisecond},
-		{"backlog unknown", true, []string{other}, -1, false, 11, 100 * time.Millisecond},
-		{"a known kill waits", false, []string{other}, 0, false, 11, 100 * time.Millisecond},
+		{"recorded at once", true, []string{rec}, 0, []bool{true}, true, 1, 0},
+		{"not killed, queue empty, kauditd asleep", true, []string{other}, 0, []bool{true}, false, 2, 0},
+		{"taken, printed after two looks", true, []string{other, other, rec}, 0, []bool{false, false, true}, true, 3, 2 * settle},
+		{"kauditd never sleeps", true, []string{other}, 0, []bool{false}, false, 101, 100 * time.Millisecond},
+		{"records queued", true, []string{other, other, rec}, 3, []bool{true}, true, 3, 20 * time.Millisecond},
+		{"backlog unknown", true, []string{other}, -1, []bool{true}, false, 11, 100 * time.Millisecond},
+		{"a known kill waits", false, []string{other}, 0, []bool{true}, false, 11, 100 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := time.Unix(5000, 0)
-			reads := 0
+			reads, asks := 0, 0
 			var waited time.Duration
 			src := source{
 				read: func() ([]byte, error) {
@@ -81,6 +90,11 @@ func TestFind(t *testing.T) {
 					}
 					return c.backlog, c.backlog >= 0
 				},
+				idle: func() bool {
+					i := c.idle[min(asks, len(c.idle)-1)]
+					asks++
+					return i
+				},
 				sleep: func(d time.Duration) { waited += d; clock = clock.Add(d) },
 				now:   func() time.Time { return clock },
 			}
@@ -89,6 +103,20 @@ func TestFind(t *testing.T) {
 				t.Errorf("%q %v after %d reads and %v, want found %v after %d reads and %v", name, found, reads, waited, c.found, c.reads, c.waited)
 			}
 		})
+	}
+}
+
+// TestKauditd finds the kernel's audit thread wherever the kernel answers
+// AUDIT_GET (audit built in and initialised): a kernel thread, child of
+// kthreadd. Without it IfKilled would look every millisecond until its
+// deadline.
+func TestKauditd(t *testing.T) {
+	pid := kauditdPid()
+	if _, ok := auditBacklog(); ok && pid == 0 {
+		t.Fatal("the kernel answers AUDIT_GET, and no kauditd was found")
+	}
+	if pid != 0 {
+		t.Logf("kauditd is pid %d, asleep %v", pid, kauditdSleeps())
 	}
 }
 
