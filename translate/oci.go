@@ -102,7 +102,7 @@ type Profile struct {
 // re-checks what it relies on and refuses, rather than drops, a rule it
 // cannot express.
 func Translate(wl *Whitelist, opts Options) (*Profile, error) {
-	arch := opts.arch()
+	arch := opts.TargetArch()
 	if _, ok := arches[arch]; !ok {
 		return nil, clawerr.New(clawerr.EProto, fmt.Sprintf("unsupported architecture %q", arch))
 	}

@@ -50,7 +50,7 @@ type Stages struct {
 
 // TwoStage translates wl into both stages for runtime (see Runtimes).
 func TwoStage(wl *Whitelist, opts Options, runtime string) (*Stages, error) {
-	arch := opts.arch()
+	arch := opts.TargetArch()
 	agent, err := Translate(wl, opts)
 	if err != nil {
 		return nil, err
@@ -96,12 +96,12 @@ func SingleStage(wl *Whitelist, opts Options, runtime string, noNewPrivs bool) (
 	if err != nil {
 		return nil, err
 	}
-	rt, err := Baseline(opts.arch(), baselineRuntimePrefix+runtime)
+	rt, err := Baseline(opts.TargetArch(), baselineRuntimePrefix+runtime)
 	if err != nil {
 		return nil, fmt.Errorf("runtime %s: %w", runtime, err)
 	}
 	if !noNewPrivs {
-		privs, err := Baseline(opts.arch(), baselineRuntimePrefix+runtime+"-privs")
+		privs, err := Baseline(opts.TargetArch(), baselineRuntimePrefix+runtime+"-privs")
 		if err != nil {
 			return nil, fmt.Errorf("runtime %s without no_new_privs: %w", runtime, err)
 		}

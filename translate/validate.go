@@ -40,7 +40,9 @@ type Options struct {
 	TCPOnly bool
 }
 
-func (o Options) arch() Arch {
+// TargetArch is the architecture translated and validated for: Arch, or
+// this machine's when it is empty.
+func (o Options) TargetArch() Arch {
 	if o.Arch == "" {
 		return NativeArch()
 	}
@@ -142,7 +144,7 @@ func (v *Validator) Validate(raw []byte, opts Options) (*Whitelist, Report) {
 		}
 		return nil, r
 	}
-	in := &input{raw: raw, wl: wl, opts: opts, arch: opts.arch()}
+	in := &input{raw: raw, wl: wl, opts: opts, arch: opts.TargetArch()}
 	for _, c := range checks {
 		c.run(in, &r)
 	}

@@ -58,15 +58,11 @@ func (e *Entry) Decode() (*translate.Whitelist, error) {
 // build: what validation depends on, and nothing else (the per-run exec
 // address is not part of it).
 func Key(raw []byte, opts translate.Options, build string) string {
-	// The architecture validated for: "" is the native one, as every
-	// consumer means it (clawos-policy names it; clawos-run and the hook
+	// The architecture validated for, as translation resolves it (empty:
+	// this machine's; clawos-policy names it where clawos-run and the hook
 	// leave it empty), so that their keys meet.
-	arch := opts.Arch
-	if arch == "" {
-		arch = translate.NativeArch()
-	}
 	h := sha256.New()
-	fmt.Fprintf(h, "clawos-plan %d\x00%s\x00%s\x00%t\x00%s\x00%t\x00", Format, build, arch, opts.RequireSignature,
+	fmt.Fprintf(h, "clawos-plan %d\x00%s\x00%s\x00%t\x00%s\x00%t\x00", Format, build, opts.TargetArch(), opts.RequireSignature,
 		strings.Join(opts.Baselines, ","), opts.InitReaper)
 	h.Write(raw)
 	return hex.EncodeToString(h.Sum(nil))
