@@ -460,7 +460,7 @@ func writeBundle(dir string, s *Sandbox) error {
 		return err
 	}
 	var shared string
-	if filepath.Dir(filepath.Clean(dir)) == filepath.Join(p.cfg.StateDir, "bundles") {
+	if p.cfg.BundleDir == "" { // the state directory's bundle, not --write-bundle's
 		shared = filepath.Join(p.cfg.StateDir, "init")
 	}
 	if err := installInit(p.Init, filepath.Join(cdir, "clawos-init"), shared); err != nil {
