@@ -79,7 +79,7 @@ func installNode(args []string, stdout, stderr io.Writer) int {
 		cfg, cerr := hook.ReadConfig(filepath.Join(o.Host, runcargs.DefaultConfigFile), true)
 		if cerr == nil {
 			cerr = hook.Prewarm(cfg.WithDefaults(filepath.Join(o.Prefix, "bin", "clawos-runc")), o.Host,
-				res.Whitelists.Paths(filepath.Join(o.Host, "etc/clawos/whitelists")), o.Validate, log)
+				res.Whitelists.Paths(), o.Validate, log)
 		}
 		if cerr != nil && err == nil {
 			err = cerr

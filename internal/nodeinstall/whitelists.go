@@ -18,14 +18,16 @@ type SyncResult struct {
 	Installed, Removed, Unchanged []string
 	// Refused maps a source entry to why it was not installed.
 	Refused map[string]string
+	// Dir is the node's directory the sync wrote to.
+	Dir string
 }
 
 // Paths are the files of the whitelists that are on the node after the
-// sync (installed or unchanged), in dst, sorted.
-func (r *SyncResult) Paths(dst string) []string {
+// sync (installed or unchanged), sorted.
+func (r *SyncResult) Paths() []string {
 	var out []string
 	for _, n := range append(append([]string{}, r.Installed...), r.Unchanged...) {
-		out = append(out, filepath.Join(dst, n))
+		out = append(out, filepath.Join(r.Dir, n))
 	}
 	sort.Strings(out)
 	return out
@@ -42,7 +44,7 @@ func (r *SyncResult) Paths(dst string) []string {
 // the node's current copy, if any, so that a bad update does not remove a
 // good whitelist. Only NAME.json files are touched in dst.
 func SyncWhitelists(src, dst string, validate plancache.Validator, log logrus.FieldLogger) (*SyncResult, error) {
-	res := &SyncResult{Refused: map[string]string{}}
+	res := &SyncResult{Refused: map[string]string{}, Dir: dst}
 	real, err := filepath.EvalSymlinks(src)
 	if err != nil {
 		return nil, fmt.Errorf("whitelists: %w", err)
