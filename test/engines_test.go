@@ -918,45 +918,44 @@ func TestWrapperRuncForms(t *testing.T) {
 			t.Errorf("audit: createRuntime allowed %v, poststop naming getuid %v", created, killed)
 		}
 	})
-	// The wrapper's createRuntime stage fails (its state directory cannot
-	// be made): the create is refused and the container, created but not
-	// started, is deleted.
-	t.Run("create --pid-file, stage refused", func(t *testing.T) {
-		c := f.config()
-		c.StateDir = filepath.Join(bundle, "config.json", "state") // under a file
-		bad := f.wrapperWith(t, "wrapper-bad", c)
-		id := "clawos-forms-refused"
-		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
-		code, out := runDetached(t, bad, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), id)
-		if code == 0 || !strings.Contains(out, "state directory") {
-			t.Errorf("create: exit %d, want the stage's refusal\n%s", code, out)
-		}
-		if _, out := runCmd(t, nil, nil, "runc", "--root", root, "state", id); !strings.Contains(out, "does not exist") {
-			t.Errorf("the refused container is still there: %s", out)
-		}
-		refused := false
-		for _, r := range f.records(t) {
-			refused = refused || (r.ContainerID == id && r.Stage == "createRuntime" && r.Decision == hook.DecisionRefused)
-		}
-		if !refused {
-			t.Error("no createRuntime refusal in the audit log")
-		}
-	})
-	// The audit log cannot be written: an unaudited create is refused, and
-	// the container runc made for it does not stay.
-	t.Run("create --pid-file, audit log unwritable", func(t *testing.T) {
-		c := f.config()
-		c.AuditLog = filepath.Join(bundle, "config.json", "audit.jsonl") // under a file
-		w := f.wrapperWith(t, "wrapper-noaudit", c)
-		id := "clawos-forms-unaudited"
-		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
-		if code, out := runDetached(t, w, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), id); code == 0 {
-			t.Errorf("an unaudited create succeeded\n%s", out)
-		}
-		if _, out := runCmd(t, nil, nil, "runc", "--root", root, "state", id); !strings.Contains(out, "does not exist") {
-			t.Errorf("the unaudited container is still there: %s", out)
-		}
-	})
+	// The create is refused after runc made the container, whose process
+	// has not started: the wrapper's createRuntime stage fails (its state
+	// directory cannot be made; the refusal is audited), or its audit log
+	// cannot be written (an unaudited create is refused). Either way no
+	// container stays.
+	for _, c := range []struct {
+		name, id string
+		broken   func(*hook.Config)
+		say      string // in the create's output ("" for any refusal)
+		audited  bool   // a createRuntime refusal in the fixture's audit log
+	}{
+		{"stage refused", "clawos-forms-refused", func(c *hook.Config) { c.StateDir = filepath.Join(bundle, "config.json", "state") }, "state directory", true},
+		{"audit log unwritable", "clawos-forms-unaudited", func(c *hook.Config) { c.AuditLog = filepath.Join(bundle, "config.json", "audit.jsonl") }, "", false},
+	} {
+		t.Run("create --pid-file, "+c.name, func(t *testing.T) {
+			cfg := f.config()
+			c.broken(&cfg) // a path under a file
+			w := f.wrapperWith(t, "wrapper-"+c.id, cfg)
+			defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", c.id)
+			code, out := runDetached(t, w, "--root", root, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "init.pid"), c.id)
+			if code == 0 || !strings.Contains(out, c.say) {
+				t.Errorf("create: exit %d, want a refusal saying %q\n%s", code, c.say, out)
+			}
+			if _, out := runCmd(t, nil, nil, "runc", "--root", root, "state", c.id); !strings.Contains(out, "does not exist") {
+				t.Errorf("the refused container is still there: %s", out)
+			}
+			if !c.audited {
+				return
+			}
+			refused := false
+			for _, r := range f.records(t) {
+				refused = refused || (r.ContainerID == c.id && r.Stage == "createRuntime" && r.Decision == hook.DecisionRefused)
+			}
+			if !refused {
+				t.Error("no createRuntime refusal in the audit log")
+			}
+		})
+	}
 }
 
 // TestPodmanExec checks `podman exec` into a confined container with
