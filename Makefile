@@ -29,7 +29,7 @@ help:
 	@echo "make vm-kernel  fetch the VM matrix's kernels and aarch64 guest programs into $(VM_DIR)/"
 	@echo "make crictl     build crictl for the CRI tests into $(CRICTL_DIR)/"
 	@echo "make runc-libcontainer  build runc of the libcontainer clawos-run embeds (BenchmarkStart's second anchor) into /var/cache/clawos-test/"
-	@echo "make fuzz       fuzz clawos-init's parsers (ASan, UBSan) and the whitelist translator"
+	@echo "make fuzz       fuzz clawos-init's parsers and the wrapper front's (ASan, UBSan), and the whitelist translator"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
 	@echo "make bench      run the benchmarks"
 	@echo "make cover      unit-test coverage of the libraries and the programs' logic, per package and in total ($(BIN)/cover.out)"
@@ -47,9 +47,9 @@ help:
 # is needed on the node.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
-build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-wait $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
+build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-runc $(BIN)/clawos-wait $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
 	$(GO) build -o $(BIN)/ ./cmd/clawos-run
-	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-runc ./cmd/clawos-policy
+	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-policy
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
 
 # Static C programs: they run inside sandboxes that may have no libc.
@@ -58,6 +58,12 @@ $(BIN)/clawos-probe: test/probe/probe.c
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
 $(BIN)/clawos-init: cmd/clawos-init/init.c
+	@mkdir -p $(BIN)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+# The runtime wrapper's front: it runs for every runc call of its handler
+# and routes it to runc or to `clawos-hook runc-wrap`.
+$(BIN)/clawos-runc: cmd/clawos-runc/front.c
 	@mkdir -p $(BIN)
 	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
@@ -83,7 +89,15 @@ $(BIN)/init-resolve: test/fuzz/init_resolve.c cmd/clawos-init/init.c
 	@mkdir -p $(BIN)
 	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
 
-$(BIN)/init-fuzz: test/fuzz/init_fuzz.c cmd/clawos-init/init.c
+$(BIN)/init-fuzz: test/fuzz/init_fuzz.c test/fuzz/rng.h cmd/clawos-init/init.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
+
+$(BIN)/clawos-runc-san: cmd/clawos-runc/front.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -o $@ $<
+
+$(BIN)/runc-fuzz: test/fuzz/runc_fuzz.c test/fuzz/rng.h cmd/clawos-runc/front.c
 	@mkdir -p $(BIN)
 	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
 
@@ -102,7 +116,7 @@ $(BIN)/clawos-pause: test/pause/pause.c
 
 test: lint test-go fuzz
 
-test-go: build $(BIN)/clawos-init-san $(BIN)/clawos-wait-san vm-kernel crictl
+test-go: build $(BIN)/clawos-init-san $(BIN)/clawos-wait-san $(BIN)/clawos-runc-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
 
 # Unit tests only (no kernel, engine or VM tests): what the launcher's,
@@ -180,10 +194,13 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(HOOKS_DIR)/,$(notdir $(wildcard hook/hooks.d/*.json)))
 
 # clawos-init's ELF and #! reader and filter decoder, a fixed count of
-# deterministic mutations of real programs and scripts, under ASan and UBSan.
+# deterministic mutations of real programs and scripts, and the runtime
+# wrapper front's configuration reader and router, under ASan and UBSan.
 FUZZ_INIT_COUNT ?= 300000
-fuzz: $(BIN)/init-fuzz $(BIN)/clawos-probe
+FUZZ_RUNC_COUNT ?= 2000000
+fuzz: $(BIN)/init-fuzz $(BIN)/runc-fuzz $(BIN)/clawos-probe
 	$(BIN)/init-fuzz $(FUZZ_INIT_COUNT) $(BIN)/clawos-probe /usr/bin/true test/fuzz/seeds/*
+	$(BIN)/runc-fuzz $(FUZZ_RUNC_COUNT) deploy/runtime.json
 	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)
 
 lint:

@@ -52,13 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifndef CLAWOS_LIBFUZZER
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t next(void) {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+#include "rng.h"
 
 static const uint64_t boundary[] = { 0, 1, 2, 3, 0x38, 0x40, 0x7f, 0x80, 0xff, 0xffff, 0x7fffffff, 0xffffffff,
 	                             0xffffffffffffffffull, 0x8000000000000000ull, 0xfffffffffffffff0ull, 65536, 65535, 4096 };
