@@ -118,7 +118,14 @@ func (e *embeddedRuntime) create(ctx context.Context, s *Sandbox, stdio Stdio, l
 		p.Stdin, p.Stdout, p.Stderr, p.ConsoleSocket = nil, nil, nil, child
 		consoleParent = parent
 	}
-	if err := s.thread.do(func() error { return c.Start(p) }); err != nil {
+	start := func() error { return c.Start(p) }
+	if s.privateRoot {
+		root := filepath.Join(s.plan.Bundle, "rootfs")
+		start = func() error {
+			return onPrivateRoot(root, func() error { return s.writeRoot(root) }, func() error { return c.Start(p) })
+		}
+	}
+	if err := s.thread.do(start); err != nil {
 		ec.destroy()
 		return nil, clawerr.Wrap(clawerr.EInternal, err, "start the container")
 	}

@@ -474,38 +474,9 @@ func writeBundle(dir string, s *Sandbox) error {
 			}
 		}
 	}
-	if s.spec.Root.Path == "rootfs" {
-		for _, l := range namespaces.SortedLinks(p.Links) {
-			if err := os.Symlink(p.Links[l], filepath.Join(root, l)); err != nil {
-				return clawerr.Wrap(clawerr.EIO, err, "rootfs symlink")
-			}
-		}
-		// A mount point inside a file system the runtime mounts first
-		// (/dev/pts, /dev/shm, /dev/mqueue, /dev/.clawos in /dev's tmpfs)
-		// is made there by the runtime: one in the bundle would be hidden
-		// under it, a directory made and removed for nothing at every
-		// start.
-		var mounted []string
-		for _, m := range s.spec.Mounts {
-			if !under(m.Destination, mounted) {
-				if err := mountPoint(root, m.Destination, m.Type == "bind" && isFile(m.Source)); err != nil {
-					return err
-				}
-			}
-			if m.Type != "bind" {
-				mounted = append(mounted, filepath.Clean(m.Destination))
-			}
-		}
-		if s.spec.Linux != nil && len(s.spec.Linux.UIDMappings) > 0 && os.Geteuid() == 0 {
-			uid, gid := int(s.spec.Linux.UIDMappings[0].HostID), int(s.spec.Linux.GIDMappings[0].HostID)
-			if err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-				if err != nil {
-					return err
-				}
-				return os.Lchown(p, uid, gid)
-			}); err != nil {
-				return clawerr.Wrap(clawerr.EIO, err, "chown rootfs to the sandbox's root")
-			}
+	if s.spec.Root.Path == "rootfs" && !s.privateRoot {
+		if err := s.writeRoot(root); err != nil {
+			return err
 		}
 	}
 	if s.stageDir != "" {
@@ -523,6 +494,44 @@ func writeBundle(dir string, s *Sandbox) error {
 		return err
 	}
 	return atomicfile.WriteState(filepath.Join(dir, "config.json"), cfg, 0o600)
+}
+
+// writeRoot makes the root's symlinks (/bin -> usr/bin and the like) and
+// the mount points of the spec's mounts in root, owned by the sandbox's
+// mapped root where it has one.
+func (s *Sandbox) writeRoot(root string) error {
+	for _, l := range namespaces.SortedLinks(s.plan.Links) {
+		if err := os.Symlink(s.plan.Links[l], filepath.Join(root, l)); err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "rootfs symlink")
+		}
+	}
+	// A mount point inside a file system the runtime mounts first
+	// (/dev/pts, /dev/shm, /dev/mqueue, /dev/.clawos in /dev's tmpfs) is
+	// made there by the runtime: one in the bundle would be hidden under
+	// it, a directory made and removed for nothing at every start.
+	var mounted []string
+	for _, m := range s.spec.Mounts {
+		if !under(m.Destination, mounted) {
+			if err := mountPoint(root, m.Destination, m.Type == "bind" && isFile(m.Source)); err != nil {
+				return err
+			}
+		}
+		if m.Type != "bind" {
+			mounted = append(mounted, filepath.Clean(m.Destination))
+		}
+	}
+	if s.spec.Linux != nil && len(s.spec.Linux.UIDMappings) > 0 && os.Geteuid() == 0 {
+		uid, gid := int(s.spec.Linux.UIDMappings[0].HostID), int(s.spec.Linux.GIDMappings[0].HostID)
+		if err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, uid, gid)
+		}); err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "chown rootfs to the sandbox's root")
+		}
+	}
+	return nil
 }
 
 func mountPoint(root, dest string, file bool) error {

@@ -107,7 +107,11 @@ type Sandbox struct {
 	// and the start skips encoding it), and the container's init is this
 	// process's child (it can be handed to clawos-wait).
 	inProcess bool
-	refused   int // packets the port policy refused (or would have)
+	// privateRoot: the root's mount points are made in a tmpfs that only
+	// the sandbox's mount namespace holds (onPrivateRoot), not in the
+	// bundle on the host: the embedded runtime as root, in a run.
+	privateRoot bool
+	refused     int // packets the port policy refused (or would have)
 	// undo are Destroy's steps, run last first.
 	undo []func()
 }
@@ -155,6 +159,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 		return nil, err
 	}
 	s.onDestroy(release)
+	s.privateRoot = s.inProcess && os.Geteuid() == 0 && s.spec.Root.Path == "rootfs"
 	if err := s.writeBundle(p.Bundle); err != nil {
 		os.RemoveAll(p.Bundle)
 		return nil, err

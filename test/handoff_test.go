@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -235,4 +236,71 @@ func TestRunHandOffOnlyItsOwn(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.stateDir, "bundles", id)); err != nil {
 		t.Errorf("the sandbox's bundle is gone: %v", err)
 	}
+}
+
+// TestRunPrivateRoot: as root, the embedded runtime makes the sandbox's
+// root a tmpfs of the sandbox's mount namespace alone (the launcher thread
+// mounts it in a namespace of its own before the init is forked): in the
+// sandbox it is read-only, on the host nothing is mounted and the bundle's
+// rootfs stays an empty directory, before and after the hand-off to
+// clawos-wait, and nothing is left afterwards.
+func TestRunPrivateRoot(t *testing.T) {
+	s := requireSandbox(t)
+	s.runtime = "embedded"
+	h := s.launch(t, "--hand-off-after", "0s", "--whitelist", "../examples/ironclaw.whitelist.json", "--", s.probe, "ready-then", "write-file", "/clawos-test")
+	agent := 0
+	for _, pid := range processTree(h.cmd.Process.Pid) {
+		if program(pid) == "clawos-probe" {
+			agent = pid
+		}
+	}
+	if agent == 0 {
+		t.Fatal("no agent process")
+	}
+	bundles, _ := filepath.Glob(filepath.Join(s.stateDir, "bundles", "*", "owner.json"))
+	bundle := ""
+	for _, o := range bundles {
+		if b, _ := os.ReadFile(o); strings.Contains(string(b), fmt.Sprintf(`"pid":%d,`, h.cmd.Process.Pid)) {
+			bundle = filepath.Dir(o)
+		}
+	}
+	if bundle == "" {
+		t.Fatalf("no bundle of clawos-run %d in %v", h.cmd.Process.Pid, bundles)
+	}
+	check := func(when string) {
+		t.Helper()
+		mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", agent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := ""
+		for _, l := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(l); len(f) > 6 && f[4] == "/" {
+				root = l
+			}
+		}
+		f := strings.Fields(root)
+		sep := slices.Index(f, "-")
+		if sep < 0 || f[sep+1] != "tmpfs" || f[sep+2] != "clawos-root" || !slices.Contains(strings.Split(f[5], ","), "ro") {
+			t.Errorf("%s: the sandbox's root is %q, want the read-only tmpfs clawos-root", when, root)
+		}
+		if host, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(host), "clawos-root") {
+			t.Errorf("%s: the sandbox's root is mounted on the host", when)
+		}
+		if entries, err := os.ReadDir(filepath.Join(bundle, "rootfs")); err != nil || len(entries) != 0 {
+			t.Errorf("%s: the bundle's rootfs on the host: %v %v", when, entries, err)
+		}
+	}
+	check("before the hand-off")
+	for deadline := time.Now().Add(5 * time.Second); program(h.cmd.Process.Pid) != "clawos-wait"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("clawos-run did not hand off in 5 s")
+		}
+	}
+	check("after the hand-off")
+	h.stdin.Write([]byte{'\n'})
+	if code := h.exitCode(t); code != int(unix.EROFS) {
+		t.Errorf("a write to the sandbox's root: exit %d, want EROFS (%s)", code, h.stderr)
+	}
+	assertClean(t, s)
 }
