@@ -49,7 +49,7 @@ STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode extern
 
 build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-runc $(BIN)/clawos-wait $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
 	$(GO) build -o $(BIN)/ ./cmd/clawos-run
-	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-policy
+	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-policy ./cmd/clawos-node
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
 
 # Static C programs: they run inside sandboxes that may have no libc.
@@ -174,11 +174,11 @@ PREFIX    ?= /usr/local
 HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
 # The programs whose manual page and bash completion install generates from
 # their flags (--generate man|bash).
-DOCUMENTED := clawos-run clawos-policy clawos-hook
+DOCUMENTED := clawos-run clawos-policy clawos-hook clawos-node
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/clawos/whitelists
-	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-init $(BIN)/clawos-wait $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-init $(BIN)/clawos-wait $(BIN)/clawos-node $(DESTDIR)$(PREFIX)/bin/
 	for f in hook/hooks.d/*.json; do \
 		sed 's#/usr/local/bin/clawos-hook#$(PREFIX)/bin/clawos-hook#' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); done
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
@@ -189,7 +189,7 @@ install: build
 		sed -e 's#/usr/local/bin#$(PREFIX)/bin#' -e '/"cri": true/d' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-init clawos-wait)
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-init clawos-wait clawos-node)
 	rm -f $(foreach p,$(DOCUMENTED),$(DESTDIR)$(PREFIX)/share/man/man1/$(p).1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$(p))
 	rm -f $(addprefix $(DESTDIR)$(HOOKS_DIR)/,$(notdir $(wildcard hook/hooks.d/*.json)))
 

@@ -40,7 +40,7 @@ type criCluster struct {
 	profiles string // kubelet Localhost seccomp profiles
 }
 
-// installHandler runs the node installer (clawos-hook install-node
+// installHandler runs the node installer (clawos-node install
 // --containerd) on a scratch node root holding base as containerd's
 // config.toml, and returns the configuration containerd is started with:
 // the installed config.toml, its import pointed at the scratch root's
@@ -51,8 +51,8 @@ func installHandler(t testing.TB, dir, base, wrapper string) string {
 	if err := os.WriteFile(filepath.Join(node, "etc/containerd/config.toml"), []byte(base), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(built(t, "../bin/clawos-hook"), "install-node", "--host", node, "--from", "..", "--containerd").CombinedOutput(); err != nil {
-		t.Fatalf("clawos-hook install-node: %v\n%s", err, out)
+	if out, err := exec.Command(built(t, "../bin/clawos-node"), "install", "--host", node, "--from", "..", "--containerd").CombinedOutput(); err != nil {
+		t.Fatalf("clawos-node install: %v\n%s", err, out)
 	}
 	drop := filepath.Join(node, "etc/containerd/conf.d/clawos.toml")
 	b, err := os.ReadFile(drop)

@@ -248,7 +248,7 @@ func TestDeployManifests(t *testing.T) {
 }
 
 // TestInstallNode runs the node installer (deploy/install-node.sh, which
-// runs clawos-hook install-node) against scratch node roots: the programs
+// runs clawos-node install) against scratch node roots: the programs
 // and runtime.json (kept when present) installed atomically; the
 // ConfigMap's whitelists validated, with entries leading out of it,
 // directories and invalid whitelists refused by name and never installed,
@@ -552,7 +552,7 @@ func TestImage(t *testing.T) {
 		}
 	}
 	sort.Strings(files)
-	want := []string{"opt/clawos/bin/clawos-hook", "opt/clawos/bin/clawos-init", "opt/clawos/bin/clawos-policy", "opt/clawos/bin/clawos-runc", "opt/clawos/deploy/runtime.json"}
+	want := []string{"opt/clawos/bin/clawos-hook", "opt/clawos/bin/clawos-init", "opt/clawos/bin/clawos-node", "opt/clawos/bin/clawos-policy", "opt/clawos/bin/clawos-runc", "opt/clawos/deploy/runtime.json"}
 	if !slices.Equal(files, want) {
 		t.Errorf("the image holds %v, want %v", files, want)
 	}
@@ -570,7 +570,7 @@ func TestImage(t *testing.T) {
 	}
 }
 
-// TestInstallNodeRestart runs install-node's whole node path in a scratch
+// TestInstallNodeRestart runs clawos-node install's whole node path in a scratch
 // node root that chroot can run in: runc (Debian's, at its Debian path,
 // with its libraries), a systemctl that records what it is asked, and a
 // listener on containerd's socket. The installer finds the node's runc for
@@ -638,12 +638,12 @@ func TestInstallNodeRestart(t *testing.T) {
 		}
 	}()
 	install := func() (string, error) {
-		out, err := exec.Command(built(t, "../bin/clawos-hook"), "install-node", "--host", host, "--from", "..", "--containerd", "--restart-containerd").CombinedOutput()
+		out, err := exec.Command(built(t, "../bin/clawos-node"), "install", "--host", host, "--from", "..", "--containerd", "--restart-containerd").CombinedOutput()
 		return string(out), err
 	}
 	out, err := install()
 	if err != nil || !strings.Contains(out, "containerd restarted") || !strings.Contains(out, "health check passed") {
-		t.Fatalf("install-node: %v\n%s", err, out)
+		t.Fatalf("clawos-node install: %v\n%s", err, out)
 	}
 	var rt map[string]any
 	if err := json.Unmarshal(mustRead(t, filepath.Join(host, "etc/clawos/runtime.json")), &rt); err != nil || rt["runc"] != "/usr/sbin/runc" {

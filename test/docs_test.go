@@ -203,6 +203,7 @@ func sortedLines(s string) string {
 // each program, for a usage error and a failure of its own.
 func TestExitStatuses(t *testing.T) {
 	bin := func(p string) string { return built(t, "../bin/"+p) }
+	scratch := t.TempDir() // a node root for clawos-node
 	for _, c := range []struct {
 		name string
 		args []string
@@ -216,6 +217,8 @@ func TestExitStatuses(t *testing.T) {
 		{"clawos-hook usage", []string{bin("clawos-hook"), "--bogus"}, 2},
 		{"clawos-hook failure", []string{bin("clawos-hook"), "precreate"}, 1},
 		{"clawos-runc failure", []string{bin("clawos-runc"), "--bogus"}, 1},
+		{"clawos-node usage", []string{bin("clawos-node")}, 2},
+		{"clawos-node failure", []string{bin("clawos-node"), "install", "--host", scratch, "--from", filepath.Join(scratch, "none")}, 1},
 		{"clawos-init usage", []string{bin("clawos-init")}, 127},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -235,9 +238,15 @@ func TestExitStatuses(t *testing.T) {
 // a flag prefix to the flag; and make install puts them under PREFIX.
 func TestGeneratedDocs(t *testing.T) {
 	flagRe := regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`)
-	for _, p := range []string{"clawos-run", "clawos-policy", "clawos-hook"} {
+	for _, p := range []string{"clawos-run", "clawos-policy", "clawos-hook", "clawos-node"} {
 		bin := built(t, "../bin/"+p)
 		help, _ := exec.Command(bin, "--help").CombinedOutput()
+		if p == "clawos-node" { // its flags are its subcommands'
+			for _, sub := range []string{"install", "sync-whitelists"} {
+				h, _ := exec.Command(bin, sub, "--help").CombinedOutput()
+				help = append(help, h...)
+			}
+		}
 		man, err := exec.Command(bin, "--generate", "man").Output()
 		if err != nil || !bytes.HasPrefix(man, []byte(".TH ")) {
 			t.Fatalf("%s --generate man: %v\n%s", p, err, man)
@@ -271,7 +280,7 @@ func TestGeneratedDocs(t *testing.T) {
 	if out, err := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/usr", "HOOKS_DIR=/usr/share/containers/oci/hooks.d").CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
-	for _, f := range []string{"usr/share/man/man1/clawos-run.1", "usr/share/bash-completion/completions/clawos-run", "usr/share/man/man1/clawos-hook.1"} {
+	for _, f := range []string{"usr/share/man/man1/clawos-run.1", "usr/share/bash-completion/completions/clawos-run", "usr/share/man/man1/clawos-hook.1", "usr/share/man/man1/clawos-node.1"} {
 		if fi, err := os.Stat(filepath.Join(dest, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("make install: %s: %v", f, err)
 		}

@@ -2,9 +2,8 @@
 // confines an annotated container's config read on stdin and prints it;
 // `prestart` (or `createRuntime`) checks a container about to start and
 // installs its port rules; `poststop` cleans up; `runc-wrap` does the
-// runtime wrapper's (clawos-runc's) work for a call it must confine;
-// `install-node` and `sync-whitelists` are the Kubernetes installer's (see
-// internal/nodeinstall). See hook and docs/hooks.md.
+// runtime wrapper's (clawos-runc's) work for a call it must confine. The
+// Kubernetes node installer is clawos-node. See hook and docs/hooks.md.
 package main
 
 import (
@@ -15,14 +14,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == wrapStage {
 		inherited = inheritedFDs() // before the Go runtime opens any of its own
 		os.Exit(wrap(os.Args[2:], os.Stderr))
-	}
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case installNodeCmd:
-			os.Exit(installNode(os.Args[2:], os.Stdout, os.Stderr))
-		case syncCmd:
-			os.Exit(syncWhitelists(os.Args[2:], os.Stderr))
-		}
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

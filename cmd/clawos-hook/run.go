@@ -64,14 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if *generate != "" {
-		install, _, _, _ := installFlags(io.Discard)
-		sync, _, _, _, _, _ := syncFlags(io.Discard)
-		c := cli.Command{Name: "clawos-hook", Summary: "the ClawOS OCI hook, runtime wrapper back end and node installer",
-			Synopsis: "[flags] precreate|prestart|createRuntime|poststop", Description: strings.TrimSpace(usage), Flags: fs,
-			Sub: []cli.Command{
-				{Name: installNodeCmd, Synopsis: "[flags]", Summary: "install the node side of clawos-security (the Kubernetes installer's init container)", Flags: install},
-				{Name: syncCmd, Synopsis: "[flags]", Summary: "keep the node's whitelists equal to a ConfigMap (the installer's main container)", Flags: sync},
-			}}
+		c := cli.Command{Name: "clawos-hook", Summary: "the ClawOS OCI hook and runtime wrapper back end",
+			Synopsis: "[flags] precreate|prestart|createRuntime|poststop", Description: strings.TrimSpace(usage), Flags: fs}
 		if err := cli.Generate(stdout, c, *generate, version.Module()); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 2

@@ -21,15 +21,15 @@ import (
 	"github.com/clawos/clawos-security/internal/runcargs"
 )
 
-// Node subcommands: the installer DaemonSet's (deploy/installer.yaml).
+// The subcommands: the installer DaemonSet's (deploy/installer.yaml).
 const (
-	installNodeCmd = "install-node"
-	syncCmd        = "sync-whitelists"
+	installCmd = "install"
+	syncCmd    = "sync-whitelists"
 )
 
-// installFlags defines install-node's flags.
+// installFlags defines install's flags.
 func installFlags(out io.Writer) (fs *flag.FlagSet, o *nodeinstall.Options, restart *bool, label *string) {
-	fs = flag.NewFlagSet("clawos-hook "+installNodeCmd, flag.ContinueOnError)
+	fs = flag.NewFlagSet("clawos-node "+installCmd, flag.ContinueOnError)
 	fs.SetOutput(out)
 	o = &nodeinstall.Options{}
 	fs.StringVar(&o.Host, "host", "/", "the node's root as seen here (/host in the DaemonSet)")
@@ -44,7 +44,7 @@ func installFlags(out io.Writer) (fs *flag.FlagSet, o *nodeinstall.Options, rest
 
 // syncFlags defines sync-whitelists' flags.
 func syncFlags(out io.Writer) (fs *flag.FlagSet, from, to *string, interval *time.Duration, once *bool, events *string) {
-	fs = flag.NewFlagSet("clawos-hook "+syncCmd, flag.ContinueOnError)
+	fs = flag.NewFlagSet("clawos-node "+syncCmd, flag.ContinueOnError)
 	fs.SetOutput(out)
 	from = fs.String("from", "", "the ConfigMap volume of NAME.json whitelists")
 	to = fs.String("to", "/etc/clawos/whitelists", "the node's trusted whitelist directory")
@@ -54,7 +54,7 @@ func syncFlags(out io.Writer) (fs *flag.FlagSet, from, to *string, interval *tim
 	return fs, from, to, interval, once, events
 }
 
-// installNode is `clawos-hook install-node`: nodeinstall.Install, then,
+// installNode is `clawos-node install`: nodeinstall.Install, then,
 // where containerd's configuration changed and --restart-containerd asks,
 // a restart; then a health check through the wrapper and the node's label.
 func installNode(args []string, stdout, stderr io.Writer) int {
@@ -127,7 +127,7 @@ func installNode(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// syncWhitelists is `clawos-hook sync-whitelists`: the DaemonSet's main
+// syncWhitelists is `clawos-node sync-whitelists`: the DaemonSet's main
 // container, keeping the node's trusted directory in step with the
 // ConfigMap, every --interval until SIGTERM.
 func syncWhitelists(args []string, stderr io.Writer) int {
@@ -137,7 +137,7 @@ func syncWhitelists(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if *from == "" {
-		fmt.Fprintln(stderr, "clawos-hook sync-whitelists: --from is required")
+		fmt.Fprintln(stderr, "clawos-node sync-whitelists: --from is required")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
@@ -147,7 +147,7 @@ func syncWhitelists(args []string, stderr io.Writer) int {
 	if *events != "" {
 		var ok bool
 		if ns, pod, ok = strings.Cut(*events, "/"); !ok || ns == "" || pod == "" {
-			fmt.Fprintln(stderr, "clawos-hook sync-whitelists: --events wants NAMESPACE/POD")
+			fmt.Fprintln(stderr, "clawos-node sync-whitelists: --events wants NAMESPACE/POD")
 			return 2
 		}
 		var err error
@@ -160,7 +160,7 @@ func syncWhitelists(args []string, stderr io.Writer) int {
 		return nodeFail(log, err)
 	}
 	// Validated by clawos-policy next to this program (the installer
-	// image's): clawos-hook does not link the JSON Schema library.
+	// image's): clawos-node does not link the JSON Schema library.
 	validate := plancache.PolicyValidator(filepath.Join(filepath.Dir(self), "clawos-policy"))
 	reported := map[string]string{} // refused name -> the reason already reported
 	for {
@@ -223,6 +223,6 @@ func nodeLog(stderr io.Writer) *logrus.Logger {
 }
 
 func nodeFail(log logrus.FieldLogger, err error) int {
-	log.WithError(err).Error("clawos-hook install-node failed")
+	log.WithError(err).Error("clawos-node failed")
 	return 1
 }
