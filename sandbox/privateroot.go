@@ -24,8 +24,8 @@ const privateRootOptions = "mode=0755,size=64k,nr_inodes=4096"
 // as the hand-off and clean-up that may run on it expect.
 //
 // Where the thread cannot have a mount namespace of its own (unshare
-// refused: a container without CAP_SYS_ADMIN), the mount points are made
-// in root on the host as before.
+// refused: a container without CAP_SYS_ADMIN) or mount a tmpfs there, the
+// mount points are made in root on the host as before.
 func onPrivateRoot(root string, build, create func() error) (err error) {
 	host, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
@@ -56,17 +56,16 @@ func onPrivateRoot(root string, build, create func() error) (err error) {
 			err = clawerr.Wrap(clawerr.EIO, cerr, "the launcher's working directory")
 		}
 	}()
-	// Nothing mounted here propagates to the host.
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "a private mount namespace for the sandbox's root")
+	// Nothing mounted here propagates to the host (a slave first, or no
+	// tmpfs at all). Where a mount is refused (an LSM's mount rules), the
+	// mount points are made in root on the host, as without a namespace.
+	if unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, "") == nil &&
+		unix.Mount("clawos-root", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, privateRootOptions) == nil {
+		defer unix.Unmount(root, unix.MNT_DETACH)
+		if err := unix.Mount("", root, "", unix.MS_PRIVATE, ""); err != nil {
+			return clawerr.Wrap(clawerr.EIO, err, "the sandbox's root")
+		}
 	}
-	if err := unix.Mount("clawos-root", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, privateRootOptions); err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "the sandbox's root")
-	}
-	if err := unix.Mount("", root, "", unix.MS_PRIVATE, ""); err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "the sandbox's root")
-	}
-	defer unix.Unmount(root, unix.MNT_DETACH)
 	if err := build(); err != nil {
 		return err
 	}
