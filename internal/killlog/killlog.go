@@ -99,8 +99,22 @@ func (src source) once(pid int, since time.Time, arch translate.Arch) (string, b
 	return Parse(log, pid, since, arch)
 }
 
+// logBuffer is the size of the read: the kernel's ring buffer (128 KiB
+// here), so that a read neither allocates and clears more than the log
+// holds nor misses its start on a larger ring; 1 MiB where the kernel
+// will not say, at most maxLogBuffer.
+func logBuffer() int {
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_SIZE_BUFFER, nil)
+	if err != nil || n <= 0 {
+		return 1 << 20
+	}
+	return min(n, maxLogBuffer)
+}
+
+const maxLogBuffer = 32 << 20
+
 func readKernelLog() ([]byte, error) {
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, logBuffer())
 	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
 	if err != nil {
 		return nil, err

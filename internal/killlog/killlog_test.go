@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/clawos/clawos-security/translate"
 )
 
@@ -118,6 +120,29 @@ func TestKauditd(t *testing.T) {
 	if pid != 0 {
 		t.Logf("kauditd is pid %d, asleep %v", pid, kauditdSleeps())
 	}
+}
+
+// TestReadKernelLog: the read is the size of the kernel's ring buffer
+// (what dmesg reads), and the log is readable as root.
+func TestReadKernelLog(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CLAWOS_INTEGRATION") != "" {
+			t.Fatal("reading the kernel log needs CAP_SYSLOG (root)")
+		}
+		t.Skip("reading the kernel log needs CAP_SYSLOG")
+	}
+	ring, err := unix.Klogctl(unix.SYSLOG_ACTION_SIZE_BUFFER, nil)
+	if err != nil || ring <= 0 {
+		t.Fatalf("the kernel does not say its log's size: %d %v", ring, err)
+	}
+	if got := logBuffer(); got != min(ring, maxLogBuffer) {
+		t.Errorf("reads %d bytes, the ring holds %d", got, ring)
+	}
+	log, err := readKernelLog()
+	if err != nil || len(log) > ring {
+		t.Fatalf("read %d bytes of a %d-byte ring: %v", len(log), ring, err)
+	}
+	t.Logf("ring %d bytes, %d in use", ring, len(log))
 }
 
 // TestAuditBacklog asks the running kernel. As root on the host of a
