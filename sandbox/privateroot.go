@@ -1,8 +1,6 @@
 package sandbox
 
 import (
-	"os"
-
 	"golang.org/x/sys/unix"
 
 	clawerr "github.com/clawos/clawos-security/errors"
@@ -24,35 +22,41 @@ const privateRootOptions = "mode=0755,size=64k,nr_inodes=4096"
 // as the hand-off and clean-up that may run on it expect.
 //
 // Where the thread cannot have a mount namespace of its own (unshare
-// refused: a container without CAP_SYS_ADMIN) or mount a tmpfs there, the
-// mount points are made in root on the host as before.
+// refused: a container without CAP_SYS_ADMIN), could not find its way back
+// (no /proc/thread-self) or cannot mount a tmpfs there, the mount points
+// are made in root on the host as before.
 func onPrivateRoot(root string, build, create func() error) (err error) {
-	host, err := os.Open("/proc/thread-self/ns/mnt")
-	if err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "the launcher's mount namespace")
-	}
-	defer host.Close()
-	cwd, err := os.Open(".")
-	if err != nil {
-		return clawerr.Wrap(clawerr.EIO, err, "the launcher's working directory")
-	}
-	defer cwd.Close()
-	if unix.Unshare(unix.CLONE_NEWNS) != nil {
+	onHost := func() error {
 		if err := build(); err != nil {
 			return err
 		}
 		return create()
+	}
+	// The way back, opened first: the host's namespace, and the working
+	// directory (O_PATH: whatever its mode, even removed).
+	host, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return onHost()
+	}
+	defer unix.Close(host)
+	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return onHost()
+	}
+	defer unix.Close(cwd)
+	if unix.Unshare(unix.CLONE_NEWNS) != nil {
+		return onHost()
 	}
 	defer func() {
 		// Back to the host's namespace: nothing else may run in this one.
 		// Should that fail, the start fails, and Destroy ends the thread
 		// (a locked thread whose goroutine returns ends) with its
 		// namespace.
-		if serr := unix.Setns(int(host.Fd()), unix.CLONE_NEWNS); serr != nil {
+		if serr := unix.Setns(host, unix.CLONE_NEWNS); serr != nil {
 			err = clawerr.Wrap(clawerr.EInternal, serr, "return the launcher thread to the host's mount namespace")
 			return
 		}
-		if cerr := unix.Fchdir(int(cwd.Fd())); cerr != nil && err == nil {
+		if cerr := unix.Fchdir(cwd); cerr != nil && err == nil {
 			err = clawerr.Wrap(clawerr.EIO, cerr, "the launcher's working directory")
 		}
 	}()
