@@ -304,7 +304,8 @@ if ./test.test -test.run "TestKernel" -test.v >/tmp/seccomp.log 2>&1; then
 	echo "CLAWOS seccomp-cases-passed $(grep -c -- "--- PASS" /tmp/seccomp.log)"
 else
 	echo "CLAWOS seccomp-tests FAIL"
-	grep -A3 -- "--- FAIL" /tmp/seccomp.log | head -40
+	# A failing case's messages come before its "--- FAIL" line.
+	grep -B6 -A1 -- "--- FAIL" /tmp/seccomp.log | head -60
 fi
 stamp seccomp-tests
 echo "CLAWOS done"
