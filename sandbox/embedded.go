@@ -120,10 +120,8 @@ func (e *embeddedRuntime) create(ctx context.Context, s *Sandbox, stdio Stdio, l
 	}
 	start := func() error { return c.Start(p) }
 	if s.privateRoot {
-		root := filepath.Join(s.plan.Bundle, "rootfs")
-		start = func() error {
-			return onPrivateRoot(root, func() error { return s.writeRoot(root) }, func() error { return c.Start(p) })
-		}
+		root, create := filepath.Join(s.plan.Bundle, "rootfs"), start
+		start = func() error { return onPrivateRoot(root, func() error { return s.writeRoot(root) }, create) }
 	}
 	if err := s.thread.do(start); err != nil {
 		ec.destroy()
