@@ -36,11 +36,17 @@ func bundleDir(stateDir, id string) string { return filepath.Join(stateDir, "bun
 // pipe: the first descriptor after the standard streams.
 const launcherFD = 3
 
+// gateByte is the launcher's go-ahead on the launcher pipe: clawos-init
+// starts the agent only once it has read it (GATE_BYTE in
+// cmd/clawos-init/init.c).
+const gateByte = 'g'
+
 // launchPipe is the pipe that tells clawos-init whether clawos-run still
-// runs: clawos-run alone holds the write end (close-on-exec, so no runtime
-// process inherits it), the sandbox's init gets the read end as fd 3, and a
-// hang-up means clawos-run is gone. The write end is kept open until
-// clawos-run exits (or dies).
+// runs, and when the agent may start: clawos-run alone holds the write end
+// (close-on-exec, so no runtime process inherits it), the sandbox's init
+// gets the read end as fd 3, waits there for gateByte, and a hang-up means
+// clawos-run is gone. The write end is kept open until clawos-run exits (or
+// dies).
 func launchPipe() (r, w *os.File, err error) {
 	r, w, err = os.Pipe()
 	if err != nil {

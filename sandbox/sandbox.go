@@ -182,17 +182,32 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	ph.done("create")
 	s.agent = openAgent(ctr.pid())
 	s.onDestroy(s.agent.close)
-	if s.stop, err = s.guard(ctx); err != nil {
-		ctr.kill()
-		return nil, err
-	}
+	// The guard runs while the runtime finishes the start and clawos-init
+	// prepares the agent's confinement: clawos-init waits for the
+	// go-ahead, written only once the guard holds, before the agent's
+	// first instruction (the runtime's last steps, its filter's load and
+	// the exec of clawos-init, overlap the guard's netlink and kernel work).
+	guarded := make(chan error, 1)
+	go func() {
+		var err error
+		s.stop, err = s.guard(ctx)
+		guarded <- err
+	}()
+	startErr := ctr.start(ctx)
+	guardErr := <-guarded
 	s.onDestroy(s.stopGuard)
-	ph.done("guard")
-	if err := ctr.start(ctx); err != nil {
+	if guardErr != nil || startErr != nil {
 		ctr.kill()
-		return nil, err
+		if guardErr != nil {
+			return nil, guardErr
+		}
+		return nil, startErr
 	}
-	ph.done("start")
+	if _, err := pw.Write([]byte{gateByte}); err != nil {
+		ctr.kill()
+		return nil, clawerr.Wrap(clawerr.EInternal, err, "let the agent start")
+	}
+	ph.done("guard and start")
 	s.started(ctr.pid(), pw)
 	if o := p.obs; o != nil {
 		if err := o.super.start(ctr.pid()); err != nil {

@@ -79,15 +79,23 @@ func TestWaiter(t *testing.T) {
 }
 
 // waitWaiting waits until pid waits for signals (clawos-wait is set up):
-// the call it is in, /proc/PID/syscall's first field, is rt_sigtimedwait.
+// the call it is in is rt_sigtimedwait.
 func waitWaiting(t *testing.T, pid int) {
 	t.Helper()
-	nr := sysnr(t, "rt_sigtimedwait")
+	waitInCall(t, pid, "rt_sigtimedwait", "")
+}
+
+// waitInCall waits until pid blocks in the system call named call, with
+// arg0 as its first argument unless arg0 is "": /proc/PID/syscall's first
+// two fields are the call's number and that argument.
+func waitInCall(t *testing.T, pid int, call, arg0 string) {
+	t.Helper()
+	nr := sysnr(t, call)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/syscall")
-		if f := strings.Fields(string(b)); len(f) > 0 && f[0] == nr {
+		if f := strings.Fields(string(b)); len(f) > 1 && f[0] == nr && (arg0 == "" || f[1] == arg0) {
 			return
 		}
 	}
-	t.Fatalf("process %d never waited for signals", pid)
+	t.Fatalf("process %d never blocked in %s(%s)", pid, call, arg0)
 }

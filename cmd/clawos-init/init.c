@@ -51,7 +51,14 @@
  * still there when it asked: N is the read end of a pipe whose only write
  * end clawos-run holds, so a hang-up means it is already gone (killed before
  * the request) and the agent is never started. Either way, no agent
- * outlives clawos-run. N is closed before the agent starts.
+ * outlives clawos-run. N is also the launcher's go-ahead: before step 1
+ * this process waits for one byte, GATE_BYTE, which clawos-run writes once
+ * what must hold from the agent's first instruction is in place outside
+ * the sandbox (the port rules in its network namespace, its idmapped mounts
+ * checked, memfds made non-executable), work it does while the runtime
+ * finishes the start and this program prepares; end of file instead (the
+ * launcher gone, or giving up on the start) and the agent is never started.
+ * N is closed before the agent starts.
  *
  * With --init (clawos-run --init, as docker run --init), this process stays
  * as the sandbox's pid 1, a minimal init: it forks before step 1, the child
@@ -100,6 +107,28 @@ static char resolved[MAX_EXEC][MAX_PATH];
 static int fail(const char *what) {
 	fprintf(stderr, "clawos-init: %s: %s\n", what, strerror(errno));
 	return 127;
+}
+
+/* GATE_BYTE is the launcher's go-ahead on --parent-fd (sandbox.gateByte). */
+#define GATE_BYTE 'g'
+
+/* wait_launcher waits on fd, the launcher's pipe, for its go-ahead: 0 once
+ * GATE_BYTE arrived; 127 at end of file (the launcher is gone or gave up)
+ * or on any other byte, and the agent must not start. */
+static int wait_launcher(int fd) {
+	for (;;) {
+		unsigned char b;
+		ssize_t r = read(fd, &b, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return fail("wait for the launcher");
+		if (r == 1 && b == GATE_BYTE)
+			return 0;
+		fprintf(stderr, "clawos-init: %s; the agent is not started\n",
+		        r == 0 ? "the launcher is gone" : "the launcher sent something else than its go-ahead");
+		return 127;
+	}
 }
 
 /* Landlock's network rules (ABI 4, Linux 6.7), which the build host's
@@ -545,13 +574,10 @@ int main(int argc, char **argv) {
 		long r = syscall(SYS_ppoll, &p, 1, &zero, NULL, 0);
 		if (r < 0)
 			return fail("check the launcher");
-		if (r > 0) {
+		/* A hang-up, not data: its go-ahead may be there already. */
+		if (r > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
 			fprintf(stderr, "clawos-init: the launcher is gone; the agent is not started\n");
 			return 127;
-		}
-		if (!init) {
-			close(parent_fd);
-			parent_fd = -1;
 		}
 	}
 	/* A session of its own: the agent has no controlling terminal, so
@@ -586,6 +612,16 @@ int main(int argc, char **argv) {
 		return fail(path);
 	close(cmd_fd);
 
+	/* The go-ahead: from here on the agent's confinement is this
+	 * process's own work. */
+	if (parent_fd >= 0) {
+		if (wait_launcher(parent_fd) != 0)
+			return 127;
+		if (!init) {
+			close(parent_fd);
+			parent_fd = -1;
+		}
+	}
 	if (init && become_init(parent_fd) != 0)
 		return 127;
 	if (connect.handled || bind.handled) {

@@ -141,9 +141,9 @@ type Exec struct {
 	// --complain): clawos-init loads it with a listener (--notify).
 	Notify bool
 	// ParentFD, when non-zero, is the descriptor of a pipe whose write end
-	// the launcher holds: clawos-init arms a parent-death SIGKILL and
-	// refuses to start the agent if the launcher is already gone
-	// (--parent-fd).
+	// the launcher holds: clawos-init arms a parent-death SIGKILL, refuses
+	// to start the agent if the launcher is already gone, and starts it
+	// only once the launcher has written its go-ahead there (--parent-fd).
 	ParentFD int
 	// ExecAt, when non-zero, is the secret address at which clawos-init
 	// places the pathname of the agent's execve (--exec-at); the plan must

@@ -1,0 +1,126 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// allowAll is a one-instruction BPF program, SECCOMP_RET_ALLOW, inline as
+// clawos-init takes it.
+const allowAll = "hex:060000000000ff7f"
+
+// TestInitGate runs clawos-init alone (built with AddressSanitizer and
+// UBSan) with --parent-fd 3, as clawos-run starts it: the agent, a shell
+// that writes a file, must not run before the launcher's go-ahead (the
+// byte 'g') arrives on fd 3, whatever the launcher does instead: a hang-up
+// before or during the wait, or another byte, is exit 127 and no agent.
+// The wait is observed in the kernel (/proc/PID/syscall: read on fd 3),
+// not guessed with a sleep.
+func TestInitGate(t *testing.T) {
+	initBin := built(t, "../bin/clawos-init-san")
+	const (
+		closeFirst = iota // the write end closed before clawos-init starts
+		goAhead
+		hangUp
+		otherByte
+	)
+	for _, c := range []struct {
+		name    string
+		act     int
+		init    bool
+		code    int
+		ran     bool
+		message string
+	}{
+		{"go-ahead", goAhead, false, 0, true, ""},
+		{"--init: go-ahead, then the launcher's ack", goAhead, true, 0, true, ""},
+		{"launcher gone before the start", closeFirst, false, 127, false, "the launcher is gone"},
+		{"launcher gone during the wait", hangUp, false, 127, false, "the launcher is gone"},
+		{"--init: launcher gone during the wait", hangUp, true, 127, false, "the launcher is gone"},
+		{"another byte", otherByte, false, 127, false, "something else than its go-ahead"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			marker := filepath.Join(t.TempDir(), "ran")
+			args := []string{allowAll, "--parent-fd", "3"}
+			if c.init {
+				args = append(args, "--init")
+			}
+			args = append(args, "--", "/bin/sh", "-c", `echo ran > "$0"`, marker)
+			cmd := exec.Command(initBin, args...)
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			cmd.ExtraFiles = []*os.File{r}
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if c.act == closeFirst {
+				w.Close()
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			defer unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+			if c.act != closeFirst {
+				waitInCall(t, cmd.Process.Pid, "read", "0x3")
+				if _, err := os.Stat(marker); err == nil {
+					t.Fatal("the agent ran before the launcher's go-ahead")
+				}
+			}
+			switch c.act {
+			case goAhead:
+				if _, err := w.Write([]byte{'g'}); err != nil {
+					t.Fatal(err)
+				}
+				if c.init {
+					// pid 1 keeps the agent's zombie until the launcher's
+					// ack (a second byte), as clawos-run's started writes it.
+					waitFile(t, marker)
+					w.Write([]byte{1})
+				}
+			case hangUp:
+				w.Close()
+			case otherByte:
+				w.Write([]byte{'x'})
+			}
+			code := 0
+			if err := cmd.Wait(); err != nil {
+				ee, ok := err.(*exec.ExitError)
+				if !ok {
+					t.Fatal(err)
+				}
+				code = ee.ExitCode()
+			}
+			_, statErr := os.Stat(marker)
+			if code != c.code || (statErr == nil) != c.ran || !strings.Contains(stderr.String(), c.message) {
+				t.Errorf("exit %d (want %d), agent ran: %t (want %t), stderr %q (want %q)", code, c.code, statErr == nil, c.ran, stderr.String(), c.message)
+			}
+			for _, bad := range []string{"AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer", "LeakSanitizer"} {
+				if strings.Contains(stderr.String(), bad) {
+					t.Fatalf("sanitizer report:\n%s", stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// waitFile waits until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s never appeared", path)
+}
