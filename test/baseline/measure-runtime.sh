@@ -43,9 +43,9 @@ if [ "$1" = "--reaper" ]; then
 	echo 0 >/proc/sys/kernel/printk_ratelimit
 	mark="clawos-measure-reaper-$$-$RANDOM"
 	echo "$mark" >/dev/kmsg
-	# fd 3: the launcher's pipe, whose writer goes away after the agent
-	# has (pid 1 waits for it before it exits).
-	(cd "$b" && runc run -d --preserve-fds 1 clawos-measure-reaper </dev/null >/dev/null 2>&1 3< <(sleep 2))
+	# fd 3: the launcher's pipe: its go-ahead, then its writer goes away
+	# after the agent has (pid 1 waits for it before it exits).
+	(cd "$b" && runc run -d --preserve-fds 1 clawos-measure-reaper </dev/null >/dev/null 2>&1 3< <(printf g; sleep 2))
 	sleep 0.3
 	runc kill clawos-measure-reaper TERM
 	for _ in $(seq 50); do
@@ -101,8 +101,9 @@ old=$(cat /proc/sys/kernel/printk_ratelimit)
 echo 0 >/proc/sys/kernel/printk_ratelimit
 mark="clawos-measure-$$-$RANDOM"
 echo "$mark" >/dev/kmsg
-# fd 3: a pipe whose writer lives on, as clawos-run's --parent-fd.
-(cd "$b" && runc run --preserve-fds 1 clawos-measure >/dev/null 2>&1 3< <(sleep 10)) || true
+# fd 3: a pipe with the launcher's go-ahead, whose writer lives on, as
+# clawos-run's --parent-fd.
+(cd "$b" && runc run --preserve-fds 1 clawos-measure >/dev/null 2>&1 3< <(printf g; sleep 10)) || true
 sleep 0.5
 log=$(dmesg | sed -n "/$mark/,\$p" | grep 'type=1326' || true)
 # runc exec (what containerd's shim runs for crictl/kubectl exec): a

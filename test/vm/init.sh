@@ -242,12 +242,13 @@ measure)
 	cp /clawos-init /clawos-probe $b/clawos/
 	mkdir -p $b/rootfs
 	cd $b
-	# runc run, with the launcher's pipe on fd 3 (its writer lives on).
+	# runc run, with the launcher's pipe on fd 3 (its go-ahead, and its
+	# writer lives on).
 	cp /measure/config-run.json config.json
 	dmesg -c >/dev/null
 	echo "clawos-measure-run" >/dev/kmsg
 	mkfifo /tmp/parent-fd
-	sleep 60 >/tmp/parent-fd &
+	(printf g; exec sleep 60) >/tmp/parent-fd &
 	writer=$!
 	runc run --preserve-fds 1 clawos-measure </dev/null >/dev/null 2>&1 3</tmp/parent-fd
 	kill $writer
@@ -274,10 +275,10 @@ measure)
 	cp /measure/config-reaper.json config.json
 	dmesg -c >/dev/null
 	echo "clawos-measure-reaper" >/dev/kmsg
-	# fd 3: the launcher's pipe; pid 1 waits (5 s at most) for a byte or
-	# its hang-up once the agent is gone.
+	# fd 3: the launcher's pipe: its go-ahead; pid 1 waits (5 s at most)
+	# for another byte or its hang-up once the agent is gone.
 	mkfifo /tmp/reaper-fd
-	sleep 60 >/tmp/reaper-fd &
+	(printf g; exec sleep 60) >/tmp/reaper-fd &
 	writer=$!
 	runc run -d --preserve-fds 1 clawos-measure </dev/null >/dev/null 2>&1 3</tmp/reaper-fd
 	sleep 1
