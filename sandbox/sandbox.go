@@ -292,10 +292,15 @@ func (s *Sandbox) Supervise(signals <-chan os.Signal, report io.Writer, h *HandO
 			s.log.WithError(err).Debug("waiting for the agent in clawos-run")
 		}
 	}
-	done := make(chan struct{})
-	go forwardSignals(first, signals, done, s.agent, s.plan.cfg.KillAfter, s.log)
+	done, forwarding := make(chan struct{}), make(chan struct{})
+	go func() {
+		forwardSignals(first, signals, done, s.agent, s.plan.cfg.KillAfter, s.log)
+		close(forwarding)
+	}()
 	status, err := s.Wait()
 	close(done)
+	// Destroy closes the agent's pidfd: no signal may be on its way.
+	<-forwarding
 	ph.done("wait")
 	if err != nil {
 		return status, err

@@ -133,10 +133,14 @@ func TestAgentSignals(t *testing.T) {
 	}
 	f := openAgent(first.Process.Pid)
 	defer f.close()
-	done2 := make(chan struct{})
-	go forwardSignals(unix.SIGTERM, make(chan os.Signal), done2, f, time.Hour, logrus.New())
+	done2, ended2 := make(chan struct{}), make(chan struct{})
+	go func() {
+		forwardSignals(unix.SIGTERM, make(chan os.Signal), done2, f, time.Hour, logrus.New())
+		close(ended2)
+	}()
 	err = first.Wait()
 	close(done2)
+	<-ended2
 	if ws, ok := first.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != unix.SIGTERM {
 		t.Errorf("the first signal was not forwarded: %v", err)
 	}
