@@ -202,6 +202,7 @@ fuzz: $(BIN)/init-fuzz $(BIN)/runc-fuzz $(BIN)/clawos-probe
 	$(BIN)/init-fuzz $(FUZZ_INIT_COUNT) $(BIN)/clawos-probe /usr/bin/true test/fuzz/seeds/*
 	$(BIN)/runc-fuzz $(FUZZ_RUNC_COUNT) deploy/runtime.json
 	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)
+	$(GO) test ./translate -run '^$$' -fuzz FuzzDecodeKnown -fuzztime $(FUZZTIME)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi

@@ -187,12 +187,28 @@ func (m Metadata) MarshalJSON() ([]byte, error) { return encodeKnown(metadataAli
 // v has no field for in extra. encoding/json matches member names without
 // regard to case; a member that differs from a known field only in case would
 // be read as that field by us but not by the JSON Schema, so it is refused.
+// An object whose member names are all known fields, spelled plainly (the
+// common case, and every plan cache entry), is decoded once; any other goes
+// through a map of its members first.
 func decodeKnown(b []byte, v any, extra *map[string]json.RawMessage) error {
+	known := knownNames(reflect.TypeOf(v).Elem())
+	if keys, ok := plainKeys(b); ok && allKnown(keys, known) {
+		if err := json.Unmarshal(b, v); err != nil {
+			return err
+		}
+		*extra = nil
+		return nil
+	}
+	return decodeViaMap(b, v, known, extra)
+}
+
+// decodeViaMap is decodeKnown's general path: the members in a map first,
+// then the struct.
+func decodeViaMap(b []byte, v any, known map[string]bool, extra *map[string]json.RawMessage) error {
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	known := jsonNames(reflect.TypeOf(v).Elem())
 	rest := map[string]json.RawMessage{}
 	for k, raw := range all {
 		if known[k] {
@@ -213,6 +229,137 @@ func decodeKnown(b []byte, v any, extra *map[string]json.RawMessage) error {
 		*extra = rest
 	}
 	return nil
+}
+
+// knownNames are the JSON member names of the model's types, by type,
+// computed once (read only).
+var knownNames = func() func(reflect.Type) map[string]bool {
+	m := map[reflect.Type]map[string]bool{}
+	for _, v := range []any{whitelistAlias{}, ruleAlias{}, conditionsAlias{}, portAlias{}, argAlias{}, metadataAlias{}} {
+		t := reflect.TypeOf(v)
+		m[t] = jsonNames(t)
+	}
+	return func(t reflect.Type) map[string]bool {
+		if n, ok := m[t]; ok {
+			return n
+		}
+		return jsonNames(t)
+	}
+}()
+
+func allKnown(keys [][]byte, known map[string]bool) bool {
+	for _, k := range keys {
+		if !known[string(k)] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainKeys returns the member names of the JSON object b when each is
+// spelled plainly: printable ASCII without escapes. ok is false for
+// anything else, a malformed object included (the caller then takes the
+// general path, whose decoder reports it).
+func plainKeys(b []byte) (keys [][]byte, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, false
+		}
+		start := i + 1
+		for i = start; i < len(b) && b[i] != '"'; i++ {
+			if c := b[i]; c == '\\' || c < 0x20 || c >= 0x7f {
+				return nil, false
+			}
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		keys = append(keys, b[start:i])
+		i = skipSpace(b, i+1)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		if i = skipValue(b, skipSpace(b, i+1)); i < 0 {
+			return nil, false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return keys, skipSpace(b, i+1) == len(b)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index after the JSON value that starts at b[i], or
+// -1. It only finds the value's end (strings with their escapes, nesting);
+// json.Unmarshal checks the value itself.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(b) {
+				return -1
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return -1
+			}
+			depth--
+			i++
+		case ',', ':':
+			if depth == 0 {
+				return -1
+			}
+			i++
+		default:
+			if depth == 0 && (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+				return -1
+			}
+			i++
+		}
+		if depth == 0 && i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		if depth == 0 && i >= len(b) {
+			return i
+		}
+	}
+	return -1
 }
 
 // FieldCaseError reports a member whose name differs from a P1.2 field only
