@@ -76,46 +76,77 @@ func parseStatus(b []byte) (int, bool) {
 // off it was sent and printed. A kauditd not found (no audit in the
 // kernel) or in any other state is not asleep.
 func kauditdSleeps() bool {
-	pid := kauditdPid()
-	if pid == 0 {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
+	_, st := kauditdStat()
 	// pid (comm) STATE ...
-	st := string(b)
 	i := strings.LastIndexByte(st, ')')
-	return i > 0 && i+2 < len(st) && strings.HasPrefix(st[:i], strconv.Itoa(pid)+" (kauditd") && (st[i+2] == 'S' || st[i+2] == 'I')
+	return i > 0 && i+2 < len(st) && (st[i+2] == 'S' || st[i+2] == 'I')
 }
 
 // kauditdPid is the pid of the kernel thread kauditd, 0 if there is none.
-// Kernel threads have the lowest pids: the scan is short.
 func kauditdPid() int {
+	pid, _ := kauditdStat()
+	return pid
+}
+
+// kauditdStat finds the kernel thread kauditd among kthreadd's children,
+// and returns its pid and /proc/PID/stat; 0 and "" if there is none. Its
+// parent is kthreadd (pid 2): no process can take the name.
+func kauditdStat() (int, string) {
+	var buf [1024]byte
+	for _, p := range kthreads() {
+		st := readSmall("/proc/"+strconv.Itoa(p)+"/stat", buf[:])
+		i, j := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
+		if i < 0 || j < i || st[i+1:j] != "kauditd" || !strings.HasPrefix(st, strconv.Itoa(p)+" (") {
+			continue
+		}
+		if ppidOf(st) == 2 {
+			return p, st
+		}
+	}
+	return 0, ""
+}
+
+// kthreads are the pids of kthreadd's children, the kernel threads, as the
+// kernel lists them; where it does not (no CONFIG_PROC_CHILDREN), every
+// pid, lowest first (kernel threads have the lowest).
+func kthreads() []int {
+	var pids []int
+	if b, err := os.ReadFile("/proc/2/task/2/children"); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, p)
+			}
+		}
+		return pids
+	}
 	d, err := os.Open("/proc")
 	if err != nil {
-		return 0
+		return nil
 	}
 	defer d.Close()
 	names, _ := d.Readdirnames(-1)
-	pids := make([]int, 0, len(names))
 	for _, n := range names {
 		if p, err := strconv.Atoi(n); err == nil {
 			pids = append(pids, p)
 		}
 	}
 	sort.Ints(pids)
-	for _, p := range pids {
-		comm, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/comm")
-		if err == nil && string(comm) == "kauditd\n" {
-			// Its parent is kthreadd (pid 2): no process can take the name.
-			if stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat"); err == nil && ppidOf(string(stat)) == 2 {
-				return p
-			}
-		}
+	return pids
+}
+
+// readSmall is the start of a small file (a /proc record) read into buf,
+// with one open, read and close; "" if it cannot be read.
+func readSmall(path string, buf []byte) string {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
 	}
-	return 0
+	defer unix.Close(fd)
+	n, err := unix.Read(fd, buf)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return string(buf[:n])
 }
 
 // ppidOf is field 4 of a /proc/PID/stat line.

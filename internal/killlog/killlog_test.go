@@ -49,8 +49,8 @@ func TestParse(t *testing.T) {
 
 // TestFind scripts the kernel: the log each read returns, the audit
 // queue's backlog, whether kauditd sleeps (at each ask), a clock that
-// moves only with the waits. IfKilled stops waiting once the queue is
-// empty and kauditd asleep (one more read), looks again every millisecond
+// moves only with the waits. IfKilled asks first, and reads the log once
+// when the queue is empty and kauditd asleep, looks again every millisecond
 // while kauditd runs with an empty queue (a record it took may not be
 // printed yet: CI once read the log in that instant), and waits as before
 // while records are queued or the kernel will not say; Syscall (a known
@@ -69,7 +69,7 @@ func TestFind(t *testing.T) {
 		waited   time.Duration
 	}{
 		{"recorded at once", true, []string{rec}, 0, []bool{true}, true, 1, 0},
-		{"not killed, queue empty, kauditd asleep", true, []string{other}, 0, []bool{true}, false, 2, 0},
+		{"not killed, queue empty, kauditd asleep", true, []string{other}, 0, []bool{true}, false, 1, 0},
 		{"taken, printed after two looks", true, []string{other, other, rec}, 0, []bool{false, false, true}, true, 3, 2 * settle},
 		{"kauditd never sleeps", true, []string{other}, 0, []bool{false}, false, 101, 100 * time.Millisecond},
 		{"records queued", true, []string{other, other, rec}, 3, []bool{true}, true, 3, 20 * time.Millisecond},
