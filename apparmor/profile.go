@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -53,21 +54,21 @@ type PeerRule struct {
 }
 
 var (
-	nameRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	permsRe  = regexp.MustCompile(`^[rwaklmix]+$`)
-	capRe    = regexp.MustCompile(`^[a-z_]+$`)
-	accessRe = regexp.MustCompile(`^[a-z]+$`)
+	nameRe   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`) })
+	permsRe  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[rwaklmix]+$`) })
+	capRe    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_]+$`) })
+	accessRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]+$`) })
 	// A path glob AppArmor reads unquoted: no spaces or quotes, no @{}
 	// variables (no tunables are included); commas only inside {a,b}
 	// alternations (see validPath).
-	pathRe = regexp.MustCompile(`^/[A-Za-z0-9_./*{},\[\]^+-]*$`)
+	pathRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9_./*{},\[\]^+-]*$`) })
 )
 
 // validPath reports whether path can be written unquoted in a rule: the
 // characters of pathRe, balanced braces, commas only inside braces (outside,
 // a comma would end the rule).
 func validPath(path string) bool {
-	if !pathRe.MatchString(path) {
+	if !pathRe().MatchString(path) {
 		return false
 	}
 	depth := 0
@@ -96,7 +97,7 @@ var networkTypes = map[string]bool{"": true, "stream": true, "dgram": true, "seq
 // section, so the same profile always renders the same bytes. It refuses a
 // profile it cannot write safely.
 func (p *Profile) Render() (string, error) {
-	if !nameRe.MatchString(p.Name) {
+	if !nameRe().MatchString(p.Name) {
 		return "", clawerr.New(clawerr.EProto, fmt.Sprintf("profile name %q: want letters, digits, '_', '.', '-'", p.Name))
 	}
 	var b strings.Builder
@@ -114,7 +115,7 @@ func (p *Profile) Render() (string, error) {
 		flags := append([]string(nil), p.Flags...)
 		sort.Strings(flags)
 		for _, f := range flags {
-			if !accessRe.MatchString(strings.ReplaceAll(f, "_", "")) {
+			if !accessRe().MatchString(strings.ReplaceAll(f, "_", "")) {
 				return "", clawerr.New(clawerr.EProto, fmt.Sprintf("profile flag %q", f))
 			}
 		}
@@ -136,7 +137,7 @@ func (p *Profile) Render() (string, error) {
 	}
 
 	for _, c := range p.Capabilities {
-		if !capRe.MatchString(c) {
+		if !capRe().MatchString(c) {
 			return "", clawerr.New(clawerr.EProto, fmt.Sprintf("capability %q", c))
 		}
 		add("capability %s,", c)
@@ -165,7 +166,7 @@ func (p *Profile) Render() (string, error) {
 		if !validPath(f.Path) {
 			return "", clawerr.New(clawerr.EProto, fmt.Sprintf("file rule path %q: want an absolute glob without spaces or quotes", f.Path))
 		}
-		if !permsRe.MatchString(f.Perms) {
+		if !permsRe().MatchString(f.Perms) {
 			return "", clawerr.New(clawerr.EProto, fmt.Sprintf("file rule %s: permissions %q", f.Path, f.Perms))
 		}
 		rule := f.Path + " " + f.Perms
@@ -196,11 +197,11 @@ func (p *Profile) Render() (string, error) {
 	}{{"ptrace", p.Ptrace}, {"signal", p.Signal}} {
 		for _, r := range kind.rules {
 			for _, a := range r.Access {
-				if !accessRe.MatchString(a) {
+				if !accessRe().MatchString(a) {
 					return "", clawerr.New(clawerr.EProto, fmt.Sprintf("%s access %q", kind.name, a))
 				}
 			}
-			if r.Peer != "" && !nameRe.MatchString(r.Peer) {
+			if r.Peer != "" && !nameRe().MatchString(r.Peer) {
 				return "", clawerr.New(clawerr.EProto, fmt.Sprintf("%s peer %q", kind.name, r.Peer))
 			}
 			access := append([]string(nil), r.Access...)
@@ -221,7 +222,7 @@ func (p *Profile) Render() (string, error) {
 	section("ptrace and signals")
 
 	for _, t := range p.ChangeProfile {
-		if !nameRe.MatchString(t) {
+		if !nameRe().MatchString(t) {
 			return "", clawerr.New(clawerr.EProto, fmt.Sprintf("change_profile target %q", t))
 		}
 		add("change_profile -> %s,", t)

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -338,14 +339,16 @@ func options(req runcargs.Request, cfg Config) (translate.Options, error) {
 
 // whitelistName is a relative path of plain components: no "..", no
 // hidden files, no absolute path.
-var whitelistName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$`)
+var whitelistName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$`)
+})
 
 // ReadWhitelist reads the whitelist name (NAME or NAME.json), the value of
 // annotation key, from the trusted directory dir. The kernel resolves the
 // path beneath dir (openat2 RESOLVE_BENEATH): a symlink that leaves it is
 // refused.
 func ReadWhitelist(dir, key, name string) (string, []byte, error) {
-	if !whitelistName.MatchString(name) || len(name) > 255 {
+	if !whitelistName().MatchString(name) || len(name) > 255 {
 		return "", nil, &clawerr.Error{Code: clawerr.EPerm, Path: "annotations." + key,
 			Message: fmt.Sprintf("%q is not a whitelist name inside the trusted directory", bounded(name, maxField)),
 			Hint:    "name a file of " + dir + " without its .json suffix"}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // NftTable is the nftables table clawos-run installs in a sandbox's network
@@ -77,7 +78,7 @@ func nftRuleset(connect, bind []int, complain bool) string {
 	return b.String()
 }
 
-var counterRe = regexp.MustCompile(`counter packets (\d+) bytes \d+`)
+var counterRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`counter packets (\d+) bytes \d+`) })
 
 // RefusedPackets sums the counters in the output of `nft list table inet
 // clawos`: only the refusing rules count (reject, drop, or in complain mode
@@ -86,7 +87,7 @@ var counterRe = regexp.MustCompile(`counter packets (\d+) bytes \d+`)
 // retransmission).
 func RefusedPackets(listing string) int {
 	n := 0
-	for _, m := range counterRe.FindAllStringSubmatch(listing, -1) {
+	for _, m := range counterRe().FindAllStringSubmatch(listing, -1) {
 		v, _ := strconv.Atoi(m[1])
 		n += v
 	}

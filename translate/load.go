@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -123,7 +124,7 @@ func syntaxCheck(raw []byte, r *Report) bool {
 }
 
 // p12Names are the member names of every P1.2 object.
-var p12Names = func() []string {
+var p12Names = sync.OnceValue(func() []string {
 	var out []string
 	for _, v := range []any{whitelistAlias{}, ruleAlias{}, conditionsAlias{}, portAlias{}, argAlias{}, metadataAlias{}} {
 		for n := range jsonNames(reflect.TypeOf(v)) {
@@ -131,12 +132,12 @@ var p12Names = func() []string {
 		}
 	}
 	return out
-}()
+})
 
 // caseVariant reports whether k differs from a P1.2 member name only in
 // letter case, and which name.
 func caseVariant(k string) (string, bool) {
-	for _, n := range p12Names {
+	for _, n := range p12Names() {
 		if k != n && strings.EqualFold(k, n) {
 			return n, true
 		}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Permission of a rule.
@@ -231,21 +232,23 @@ func decodeViaMap(b []byte, v any, known map[string]bool, extra *map[string]json
 	return nil
 }
 
-// knownNames are the JSON member names of the model's types, by type,
-// computed once (read only).
-var knownNames = func() func(reflect.Type) map[string]bool {
+// knownNames are the JSON member names of t, one of the model's types,
+// computed once per process (read only).
+func knownNames(t reflect.Type) map[string]bool {
+	if n, ok := modelNames()[t]; ok {
+		return n
+	}
+	return jsonNames(t)
+}
+
+var modelNames = sync.OnceValue(func() map[reflect.Type]map[string]bool {
 	m := map[reflect.Type]map[string]bool{}
 	for _, v := range []any{whitelistAlias{}, ruleAlias{}, conditionsAlias{}, portAlias{}, argAlias{}, metadataAlias{}} {
 		t := reflect.TypeOf(v)
 		m[t] = jsonNames(t)
 	}
-	return func(t reflect.Type) map[string]bool {
-		if n, ok := m[t]; ok {
-			return n
-		}
-		return jsonNames(t)
-	}
-}()
+	return m
+})
 
 func allKnown(keys [][]byte, known map[string]bool) bool {
 	for _, k := range keys {

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/gowebpki/jcs"
 
@@ -26,7 +27,7 @@ const (
 	SignaturePlaceholder SignatureState = "placeholder" // present but not 64 lower-case hex digits
 )
 
-var sigPattern = regexp.MustCompile(`^[a-f0-9]{64}$`)
+var sigPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{64}$`) })
 
 // Canonical returns the canonical form of a whitelist that its signature
 // covers: the document without its top-level "signature" member, serialised
@@ -103,7 +104,7 @@ func VerifySignature(raw []byte, sig string) (SignatureState, error) {
 	switch {
 	case sig == "":
 		return SignatureMissing, nil
-	case !sigPattern.MatchString(sig):
+	case !sigPattern().MatchString(sig):
 		return SignaturePlaceholder, nil
 	}
 	d, err := Digest(raw)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	clawerr "github.com/clawos/clawos-security/errors"
 )
@@ -162,13 +163,13 @@ func rulePath(i int, rest ...string) string {
 func checkSchemaVersion(in *input, r *Report) {
 	v := in.wl.SchemaVersion
 	major, _, _ := strings.Cut(v, ".")
-	if semver.MatchString(v) && major != "1" {
+	if semver().MatchString(v) && major != "1" {
 		r.errorf(clawerr.EProto, "schema-version", "schema_version", "this tool reads P1.2 schema 1.x.y",
 			"schema_version %s is not supported", v)
 	}
 }
 
-var semver = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
+var semver = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d+\.\d+\.\d+$`) })
 
 func checkDuplicates(in *input, r *Report) {
 	first := map[string]int{}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +25,9 @@ var (
 	sig31    = []byte(" sig=31 ")
 )
 
-var record = regexp.MustCompile(`type=1326 audit\((\d+)\.(\d+):\d+\): .* pid=(\d+) .* sig=31 arch=([0-9a-f]+) syscall=(\d+)`)
+var record = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`type=1326 audit\((\d+)\.(\d+):\d+\): .* pid=(\d+) .* sig=31 arch=([0-9a-f]+) syscall=(\d+)`)
+})
 
 // Syscall names the syscall of the last seccomp kill of pid logged at or
 // after since, looking again for at most wait while none is found. found
@@ -148,7 +151,7 @@ func Parse(log []byte, pid int, since time.Time, arch translate.Arch) (string, b
 		if !bytes.Contains(line, pidField) || !bytes.Contains(line, sig31) || !bytes.Contains(line, type1326) {
 			continue
 		}
-		m := record.FindStringSubmatch(string(line))
+		m := record().FindStringSubmatch(string(line))
 		if m == nil || m[3] != strconv.Itoa(pid) {
 			continue
 		}

@@ -1,13 +1,14 @@
 package learn
 
+import "sync"
+
 // categories is the syscall -> P1.2 category table of learned whitelists
 // (docs/learn.md). It follows the reference whitelist where that names a
 // call (for example poll and epoll_* under network, eventfd2 and pipe2
 // under misc) and groups the rest by the kernel subsystem they enter;
 // anything not listed is misc.
-var categories = map[string]string{}
-
-func init() {
+var categories = sync.OnceValue(func() map[string]string {
+	categories := map[string]string{}
 	for cat, names := range map[string][]string{
 		"memory": {"mmap", "munmap", "mprotect", "brk", "madvise", "mremap", "msync", "mlock", "mlock2", "munlock",
 			"mlockall", "munlockall", "mincore", "membarrier", "memfd_create", "pkey_alloc", "pkey_free", "pkey_mprotect",
@@ -49,11 +50,12 @@ func init() {
 			categories[n] = cat
 		}
 	}
-}
+	return categories
+})
 
 // Category is the P1.2 category of a syscall in learned whitelists.
 func Category(name string) string {
-	if c, ok := categories[name]; ok {
+	if c, ok := categories()[name]; ok {
 		return c
 	}
 	return "misc"
