@@ -118,6 +118,10 @@ test: lint test-go fuzz
 
 test-go: build $(BIN)/clawos-init-san $(BIN)/clawos-wait-san $(BIN)/clawos-runc-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
+	# The libraries again under the race detector (their goroutines: the
+	# launcher thread, signal forwarding, the guard beside the start); the
+	# integration tests in test/ drive the programs, which it cannot see.
+	CLAWOS_INTEGRATION=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test$$)
 
 # Unit tests only (no kernel, engine or VM tests): what the launcher's,
 # the hook's and the libraries' logic is covered by without a sandbox.
