@@ -74,6 +74,12 @@ func (e *embeddedRuntime) create(ctx context.Context, s *Sandbox, stdio Stdio, l
 		root.Path = filepath.Join(s.plan.Bundle, root.Path)
 	}
 	spec.Root = &root
+	if s.plan.initLoadsContainer && spec.Linux != nil {
+		// clawos-init loads the container stage (--container-filter).
+		linux := *spec.Linux
+		linux.Seccomp = nil
+		spec.Linux = &linux
+	}
 	rootless := os.Geteuid() != 0
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName: s.plan.ID, Spec: &spec, RootlessEUID: rootless, RootlessCgroups: rootless,

@@ -142,6 +142,9 @@ type Plan struct {
 	// obs receives and collects the calls of a learn or complain run; nil
 	// otherwise.
 	obs *observation
+	// initLoadsContainer: clawos-init loads the container stage
+	// (--container-filter), so the embedded runtime does not.
+	initLoadsContainer bool
 	// prepared is when the plan was made: a kernel log record of a
 	// seccomp kill older than that is another process's.
 	prepared time.Time
@@ -355,6 +358,17 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	if c.BundleOnly {
 		ex.ParentFD = 0
 	}
+	// The embedded runtime leaves the container stage to clawos-init,
+	// which loads it before anything else it does (docs/security.md):
+	// libcontainer's init would compile it with libseccomp at every start
+	// (about 3 ms here). Not where the stage is for another runtime (a
+	// bundle), measures the runtime itself, or observes (learn, complain).
+	initLoadsContainer := runtimeName == "embedded" && !c.BundleOnly && !c.MeasureRuntime && obs == nil
+	if initLoadsContainer {
+		if ex.ContainerFilter, err = plan.ContainerFilter(); err != nil {
+			return nil, err
+		}
+	}
 	// A payload written to a memfd runs where execve is allowed unless
 	// memfds are not executable: that needs vm.memfd_noexec (Linux 6.3+).
 	if c.Learn == "" && plan.ExecAllowed() && plan.Allows("memfd_create") && !host.MemfdNoexec {
@@ -462,7 +476,8 @@ func NewPlan(cfg Config, host Host, log logrus.FieldLogger) (*Plan, error) {
 	}
 	return &Plan{AppArmor: prof, ID: id, Bundle: bundle, Spec: spec, Stages: plan.Stages, AgentBPF: plan.AgentBPF, Links: links,
 		Init: host.Init, Ports: plan.Ports, Command: cmdArgs, obs: obs, Landlock: landlock,
-		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, Hosts: hosts, Resolv: resolv, prepared: time.Now(), cfg: c, host: host, log: log}, nil
+		ExecAllowed: plan.ExecAllowed(), PIDOneInit: c.Init, Hosts: hosts, Resolv: resolv, initLoadsContainer: initLoadsContainer,
+		prepared: time.Now(), cfg: c, host: host, log: log}, nil
 }
 
 // baseConfig reads the config.json of the bundle directory, with its root

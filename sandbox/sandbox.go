@@ -326,8 +326,9 @@ func (p *phases) done(step string) {
 // p.Bundle and runs nothing (clawos-run --write-bundle).
 func WriteBundle(p *Plan, rt Runtime) error {
 	// The bundle goes to a runtime later: refuse now what it could not
-	// load. Start does not: its runtime compiles the stage before the
-	// agent's first instruction.
+	// load. Start does not: the stage is compiled before the agent's first
+	// instruction (by the plan for clawos-init under the embedded runtime,
+	// by runc otherwise), and a failure refuses the start.
 	if err := confine.CheckContainer(p.Stages); err != nil {
 		return err
 	}

@@ -3,11 +3,17 @@
  * clawos-hook) mount it read-only into the container and prefix it to the
  * agent's command:
  *
- *   clawos-init FILTER [--exec PATH]... [--exec-cmd] [--tcp-connect PORTS] [--tcp-bind PORTS]
- *               [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]
+ *   clawos-init FILTER [--container-filter FILTER] [--exec PATH]... [--exec-cmd] [--tcp-connect PORTS]
+ *               [--tcp-bind PORTS] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]
  *
  * FILTER is a file holding the compiled filter, or "hex:" and the filter's
  * bytes in hexadecimal (clawos-hook: no file to create and clean up).
+ *
+ * With --container-filter FILTER (clawos-run's embedded runtime, which does
+ * not have its runtime load the container-level filter), this process
+ * loads that filter first, before it reads anything of the container or
+ * makes any other call: everything it and the agent do then runs under it,
+ * as under a filter the runtime loaded before the exec of this program.
  *
  * It runs after the OCI runtime has finished starting the container (under
  * the container-level filter), and as its last acts:
@@ -501,14 +507,15 @@ static int become_init(int ack_fd) {
 
 #ifndef CLAWOS_INIT_NO_MAIN
 int main(int argc, char **argv) {
-	static struct sock_filter insns[BPF_MAXINSNS];
+	static struct sock_filter insns[BPF_MAXINSNS], container_insns[BPF_MAXINSNS];
+	const char *container_filter = NULL;
 	char *exec_paths[MAX_EXEC];
 	int nexec = 0, exec_cmd = 0, notify = 0, init = 0, parent_fd = -1, i = 2;
 	unsigned long long exec_at = 0;
 	static struct ports connect, bind;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: clawos-init FILTER [--exec PATH]... [--exec-cmd] [--tcp-connect PORTS] [--tcp-bind PORTS] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]\n");
+		fprintf(stderr, "usage: clawos-init FILTER [--container-filter FILTER] [--exec PATH]... [--exec-cmd] [--tcp-connect PORTS] [--tcp-bind PORTS] [--notify] [--parent-fd N] [--exec-at ADDR] [--init] -- CMD [ARGS...]\n");
 		return 127;
 	}
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -522,6 +529,10 @@ int main(int argc, char **argv) {
 		}
 		if (strcmp(argv[i], "--init") == 0) {
 			init = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--container-filter") == 0 && i + 1 < argc && container_filter == NULL) {
+			container_filter = argv[++i];
 			continue;
 		}
 		if (strcmp(argv[i], "--exec-at") == 0 && i + 1 < argc) {
@@ -566,6 +577,16 @@ int main(int argc, char **argv) {
 	char **cmd = &argv[i + 1];
 	char *path = cmd[0];
 
+	if (container_filter != NULL) {
+		ssize_t cn = load_filter(container_filter, (unsigned char *)container_insns, sizeof container_insns);
+		if (cn < 0)
+			return 127;
+		struct sock_fprog cprog = { .len = (unsigned short)(cn / sizeof(struct sock_filter)), .filter = container_insns };
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+			return fail("no_new_privs");
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &cprog) < 0)
+			return fail("container filter");
+	}
 	if (parent_fd >= 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
 			return fail("parent-death signal");

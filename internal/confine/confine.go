@@ -130,6 +130,17 @@ func CheckContainer(st *translate.Stages) error {
 // a container that has no file of ours to read it from.
 func (p *Plan) InlineFilter() string { return "hex:" + hex.EncodeToString(p.AgentBPF.Bytes()) }
 
+// ContainerFilter compiles the container stage as clawos-init's
+// --container-filter argument, for a launcher whose runtime does not load
+// it (Exec.ContainerFilter).
+func (p *Plan) ContainerFilter() (string, error) {
+	bpf, err := seccomp.Compile(p.Stages.Container.Seccomp)
+	if err != nil {
+		return "", fmt.Errorf("container stage: %w", err)
+	}
+	return "hex:" + hex.EncodeToString(bpf.Bytes()), nil
+}
+
 // Exec says which files the agent may execute once clawos-init has
 // restricted it with Landlock: Files (paths inside the sandbox), or, with
 // Cmd, the command and its interpreters as clawos-init finds them inside
@@ -137,6 +148,10 @@ func (p *Plan) InlineFilter() string { return "hex:" + hex.EncodeToString(p.Agen
 type Exec struct {
 	Files []string
 	Cmd   bool
+	// ContainerFilter, when set, is the container-level filter as
+	// clawos-init's FILTER argument (ContainerFilter): clawos-init loads
+	// it first, for a runtime that does not (--container-filter).
+	ContainerFilter string
 	// Notify: the filter reports to a supervisor (clawos-run --learn and
 	// --complain): clawos-init loads it with a listener (--notify).
 	Notify bool
@@ -172,6 +187,9 @@ func LandlockNet(mode string, abi int) bool { return mode != LandlockOff && abi 
 // filter (a path in the sandbox or InlineFilter) and execs cmd.
 func InitArgs(filter string, ex Exec, cmd []string) []string {
 	args := []string{Init, filter}
+	if ex.ContainerFilter != "" {
+		args = append(args, "--container-filter", ex.ContainerFilter)
+	}
 	for _, f := range ex.Files {
 		args = append(args, "--exec", f)
 	}

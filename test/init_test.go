@@ -1,9 +1,12 @@
 package test
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,4 +126,84 @@ func waitFile(t *testing.T, path string) {
 		}
 	}
 	t.Fatalf("%s never appeared", path)
+}
+
+// killOn is a BPF program that kills the process at syscall nr (native
+// numbers) and allows every other call, inline as clawos-init takes it.
+func killOn(t *testing.T, name string) string {
+	nr, err := strconv.Atoi(sysnr(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insn := func(code uint16, jt, jf uint8, k uint32) string {
+		var b [8]byte
+		binary.LittleEndian.PutUint16(b[0:], code)
+		b[2], b[3] = jt, jf
+		binary.LittleEndian.PutUint32(b[4:], k)
+		return hex.EncodeToString(b[:])
+	}
+	return "hex:" + insn(0x20, 0, 0, 0) + // ld [0]: the syscall number
+		insn(0x15, 0, 1, uint32(nr)) + // jeq nr
+		insn(0x06, 0, 0, 0x80000000) + // ret KILL_PROCESS
+		insn(0x06, 0, 0, 0x7fff0000) // ret ALLOW
+}
+
+// TestInitContainerFilter runs clawos-init alone (ASan/UBSan) with
+// --container-filter, as clawos-run's embedded runtime starts it (the
+// runtime loads no filter then): the filter holds clawos-init's own work
+// from its first call after its arguments (a filter that kills setsid,
+// which clawos-init calls before it reads anything of the container and
+// the agent never calls, kills clawos-init), and the agent runs under it
+// beside the agent filter (a call the
+// agent filter allows and it does not is killed; /proc/self/status counts
+// two filters). A malformed one refuses the start.
+func TestInitContainerFilter(t *testing.T) {
+	initBin := built(t, "../bin/clawos-init-san")
+	probe := built(t, "../bin/clawos-probe")
+	for _, c := range []struct {
+		name      string
+		container string
+		cmd       []string
+		signal    unix.Signal // the death wanted; 0: an exit with code
+		code      int
+		stdout    string
+	}{
+		{"the agent under both filters", allowAll, []string{probe, "status"}, 0, 0, "Seccomp_filters:\t2"},
+		{"a call the container filter kills", killOn(t, "getppid"), []string{probe, "call", sysnr(t, "getppid")}, unix.SIGSYS, 0, ""},
+		// setsid: clawos-init's first call after its arguments and the
+		// launcher pipe, before it looks for the command in the container;
+		// the agent does not make it.
+		{"clawos-init's own calls are under it", killOn(t, "setsid"), []string{"--exec-cmd", "--", probe, "status"}, unix.SIGSYS, 0, ""},
+		{"a malformed filter", "hex:0600", []string{probe, "status"}, 0, 127, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{allowAll, "--container-filter", c.container}
+			if c.cmd[0] != "--exec-cmd" {
+				args = append(args, "--")
+			}
+			cmd := exec.Command(initBin, append(args, c.cmd...)...)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ws syscall.WaitStatus
+			if ee, ok := err.(*exec.ExitError); ok {
+				ws = ee.Sys().(syscall.WaitStatus)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.signal != 0 && (!ws.Signaled() || ws.Signal() != c.signal):
+				t.Errorf("status %v, want death by %v (stderr %q)", ws, c.signal, stderr.String())
+			case c.signal == 0 && (ws.Signaled() || ws.ExitStatus() != c.code):
+				t.Errorf("status %v, want exit %d (stderr %q)", ws, c.code, stderr.String())
+			case !strings.Contains(stdout.String(), c.stdout):
+				t.Errorf("stdout %q, want %q", stdout.String(), c.stdout)
+			}
+			for _, bad := range []string{"AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"} {
+				if strings.Contains(stderr.String(), bad) {
+					t.Fatalf("sanitizer report:\n%s", stderr.String())
+				}
+			}
+		})
+	}
 }
