@@ -185,8 +185,9 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	// The guard runs while the runtime finishes the start and clawos-init
 	// prepares the agent's confinement: clawos-init waits for the
 	// go-ahead, written only once the guard holds, before the agent's
-	// first instruction (the runtime's last steps, its filter's load and
-	// the exec of clawos-init, overlap the guard's netlink and kernel work).
+	// first instruction (the runtime's last steps, the exec of clawos-init
+	// and its loading of the container filter overlap the guard's netlink
+	// and kernel work).
 	guarded := make(chan error, 1)
 	go func() {
 		var err error
