@@ -116,11 +116,12 @@ $(BIN)/clawos-pause: test/pause/pause.c
 
 test: lint test-go fuzz
 
+# Every test, then the libraries again under the race detector (their
+# goroutines: the launcher thread, signal forwarding, the guard beside the
+# start); the integration tests in test/ drive the programs, which it
+# cannot see.
 test-go: build $(BIN)/clawos-init-san $(BIN)/clawos-wait-san $(BIN)/clawos-runc-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
-	# The libraries again under the race detector (their goroutines: the
-	# launcher thread, signal forwarding, the guard beside the start); the
-	# integration tests in test/ drive the programs, which it cannot see.
 	CLAWOS_INTEGRATION=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test$$)
 
 # Unit tests only (no kernel, engine or VM tests): what the launcher's,
