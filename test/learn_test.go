@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -115,40 +116,62 @@ func TestLearn(t *testing.T) {
 			run := func(args ...string) runResult {
 				return s.clawosRun(t, append(append(append([]string{}, p.flags...), args...), append([]string{"--"}, p.cmd...)...)...)
 			}
-			for k := 0; k < p.runs; k++ {
-				args := []string{"--learn", out}
-				if k > 0 {
-					args = append(args, "--merge", out)
+			// A runtime's timing-dependent calls (p.timing) can first show
+			// up after the learn runs: where the enforced or complaining run
+			// meets one the learned whitelist lacks, learning goes on with
+			// one more merged run, as a user would, at most extraLearnRounds
+			// times; any other call fails at once.
+			var wl *translate.Whitelist
+			for round := 0; ; round++ {
+				runs := p.runs
+				if round > 0 {
+					runs = 1
 				}
-				if r := run(args...); r.code != 0 || !strings.Contains(r.stdout, p.want) {
-					t.Fatalf("learn: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+				for k := 0; k < runs; k++ {
+					args := []string{"--learn", out}
+					if round > 0 || k > 0 {
+						args = append(args, "--merge", out)
+					}
+					if r := run(args...); r.code != 0 || !strings.Contains(r.stdout, p.want) {
+						t.Fatalf("learn: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+					}
 				}
-			}
-			raw, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wl, rep := v.Validate(raw, translate.Options{})
-			if err := rep.Err(); err != nil {
-				t.Fatalf("the learned whitelist does not validate: %v", err)
-			}
-			if rep.Signature != translate.SignatureValid {
-				t.Errorf("signature %s", rep.Signature)
+				raw, err := os.ReadFile(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var rep translate.Report
+				wl, rep = v.Validate(raw, translate.Options{})
+				if err := rep.Err(); err != nil {
+					t.Fatalf("the learned whitelist does not validate: %v", err)
+				}
+				if rep.Signature != translate.SignatureValid {
+					t.Errorf("signature %s", rep.Signature)
+				}
+				if r := run("--whitelist", out, "--baseline", "none"); r.code != 0 || !strings.Contains(r.stdout, p.want) {
+					if call := killedAt(r); r.code == 128+int(unix.SIGSYS) && p.timing[call] && round < extraLearnRounds {
+						t.Logf("enforced run %d killed at %s, a call of the runtime's that depends on timing (measured): one more learn run", round, call)
+						continue
+					}
+					t.Fatalf("enforced under the learned whitelist: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+				}
+				report := filepath.Join(dir, "complain.json")
+				if r := run("--whitelist", out, "--baseline", "none", "--complain", "--report", report); r.code != 0 {
+					t.Fatalf("complain: exit %d\n%s", r.code, r.stderr)
+				}
+				if vs := violations(t, report); len(vs) != 0 {
+					if timingOnly(vs, p.timing) && round < extraLearnRounds {
+						t.Logf("complain run %d: %v, calls of the runtime's that depend on timing (measured): one more learn run", round, vs)
+						continue
+					}
+					t.Errorf("complain under the learned whitelist: %v", vs)
+				}
+				break
 			}
 			for _, r := range wl.Syscalls {
 				if r.Category == "" || r.VerifiedByStrace == nil || !*r.VerifiedByStrace || !strings.Contains(r.Notes, "learned: seen") {
 					t.Errorf("rule %s lacks category, verified_by_strace or notes: %+v", r.Name, r)
 				}
-			}
-			if r := run("--whitelist", out, "--baseline", "none"); r.code != 0 || !strings.Contains(r.stdout, p.want) {
-				t.Fatalf("enforced under the learned whitelist: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-			}
-			report := filepath.Join(dir, "complain.json")
-			if r := run("--whitelist", out, "--baseline", "none", "--complain", "--report", report); r.code != 0 {
-				t.Fatalf("complain: exit %d\n%s", r.code, r.stderr)
-			}
-			if vs := violations(t, report); len(vs) != 0 {
-				t.Errorf("complain under the learned whitelist: %v", vs)
 			}
 			enforced := func(reduced string) runResult { return run("--whitelist", reduced, "--baseline", "none") }
 			var padded []string
@@ -172,6 +195,32 @@ func TestLearn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// extraLearnRounds bounds the learn runs TestLearn adds for a runtime's
+// timing-dependent calls.
+const extraLearnRounds = 3
+
+var killedAtRe = regexp.MustCompile(`agent killed by seccomp.* syscall=(\w+)`)
+
+// killedAt is the call a run's agent was killed at by seccomp, from
+// clawos-run's log; "" if none is named.
+func killedAt(r runResult) string {
+	if m := killedAtRe.FindStringSubmatch(r.stderr); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// timingOnly reports whether every violation of a complain report is a
+// call in timing.
+func timingOnly(vs []map[string]any, timing map[string]bool) bool {
+	for _, v := range vs {
+		if name, _ := v["syscall"].(string); !timing[name] {
+			return false
+		}
+	}
+	return true
 }
 
 // violations reads a complain report.
