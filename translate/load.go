@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,8 +125,8 @@ func syntaxCheck(raw []byte, r *Report) bool {
 // p12Names are the member names of every P1.2 object.
 var p12Names = sync.OnceValue(func() []string {
 	var out []string
-	for _, v := range []any{whitelistAlias{}, ruleAlias{}, conditionsAlias{}, portAlias{}, argAlias{}, metadataAlias{}} {
-		for n := range jsonNames(reflect.TypeOf(v)) {
+	for _, names := range modelNames() {
+		for n := range names {
 			out = append(out, n)
 		}
 	}

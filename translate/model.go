@@ -241,6 +241,7 @@ func knownNames(t reflect.Type) map[string]bool {
 	return jsonNames(t)
 }
 
+// modelNames are the JSON member names of each P1.2 object's type.
 var modelNames = sync.OnceValue(func() map[reflect.Type]map[string]bool {
 	m := map[reflect.Type]map[string]bool{}
 	for _, v := range []any{whitelistAlias{}, ruleAlias{}, conditionsAlias{}, portAlias{}, argAlias{}, metadataAlias{}} {
