@@ -62,11 +62,7 @@ func TestWaiter(t *testing.T) {
 			if got := strings.TrimSpace(out.String()); got != c.want {
 				t.Errorf("got %q, want %q (%s)", got, c.want, stderr.String())
 			}
-			for _, bad := range []string{"AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"} {
-				if strings.Contains(stderr.String(), bad) {
-					t.Fatalf("sanitizer report:\n%s", stderr.String())
-				}
-			}
+			noSanitizerReport(t, stderr.String())
 		})
 	}
 	for _, args := range [][]string{{}, {"1", "2", "3", "x", "echo"}, {"-1", "2", "3", "--", "echo"}, {"1", "2x", "3", "--", "echo"},
@@ -74,6 +70,17 @@ func TestWaiter(t *testing.T) {
 		r := runSplit(t, 10*time.Second, waiter, args...)
 		if r.code != 125 {
 			t.Errorf("clawos-wait %q: exit %d, want 125 (%s)", args, r.code, r.stderr)
+		}
+	}
+}
+
+// noSanitizerReport fails t where stderr, of a program built with
+// AddressSanitizer and UBSan, holds a report of theirs or of LeakSanitizer.
+func noSanitizerReport(t *testing.T, stderr string) {
+	t.Helper()
+	for _, bad := range []string{"AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer", "LeakSanitizer"} {
+		if strings.Contains(stderr, bad) {
+			t.Fatalf("sanitizer report:\n%s", stderr)
 		}
 	}
 }
