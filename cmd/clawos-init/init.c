@@ -115,6 +115,17 @@ static int fail(const char *what) {
 	return 127;
 }
 
+/* install_filter sets no_new_privs and loads the n bytes of BPF at insns
+ * with flags: 0, or 127 once it has said what failed (what: the load). */
+static int install_filter(struct sock_filter *insns, ssize_t n, unsigned int flags, const char *what) {
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return fail("no_new_privs");
+	struct sock_fprog prog = { .len = (unsigned short)(n / sizeof(struct sock_filter)), .filter = insns };
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) < 0)
+		return fail(what);
+	return 0;
+}
+
 /* GATE_BYTE is the launcher's go-ahead on --parent-fd (sandbox.gateByte). */
 #define GATE_BYTE 'g'
 
@@ -579,13 +590,8 @@ int main(int argc, char **argv) {
 
 	if (container_filter != NULL) {
 		ssize_t cn = load_filter(container_filter, (unsigned char *)container_insns, sizeof container_insns);
-		if (cn < 0)
+		if (cn < 0 || install_filter(container_insns, cn, SECCOMP_FILTER_FLAG_TSYNC, "container filter") != 0)
 			return 127;
-		struct sock_fprog cprog = { .len = (unsigned short)(cn / sizeof(struct sock_filter)), .filter = container_insns };
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-			return fail("no_new_privs");
-		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &cprog) < 0)
-			return fail("container filter");
 	}
 	if (parent_fd >= 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
@@ -675,14 +681,10 @@ int main(int argc, char **argv) {
 		exec_path = (char *)exec_at;
 		memcpy(exec_path, path, len);
 	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-		return fail("no_new_privs");
-	struct sock_fprog prog = { .len = (unsigned short)(n / sizeof(struct sock_filter)), .filter = insns };
 	/* TSYNC and NEW_LISTENER exclude each other; this process is
 	 * single-threaded, so NEW_LISTENER alone covers it. */
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-	            notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : SECCOMP_FILTER_FLAG_TSYNC, &prog) < 0)
-		return fail("seccomp");
+	if (install_filter(insns, n, notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : SECCOMP_FILTER_FLAG_TSYNC, "seccomp") != 0)
+		return 127;
 	/* The notifying filters always report getppid: this call waits until
 	 * the supervisor holds the listener (which exec would close). */
 	if (notify)
