@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"os"
@@ -197,12 +198,9 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	startErr := ctr.start(ctx)
 	guardErr := <-guarded
 	s.onDestroy(s.stopGuard)
-	if guardErr != nil || startErr != nil {
+	if err := cmp.Or(guardErr, startErr); err != nil {
 		ctr.kill()
-		if guardErr != nil {
-			return nil, guardErr
-		}
-		return nil, startErr
+		return nil, err
 	}
 	if _, err := pw.Write([]byte{gateByte}); err != nil {
 		ctr.kill()
