@@ -119,14 +119,18 @@ type Outcome struct {
 // Apply is deterministic and idempotent: a config it has confined comes out
 // the same.
 func Apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger) (*Outcome, error) {
-	out, _, err := apply(spec, cfg, log, true)
+	out, _, err := apply(spec, cfg, log, true, false)
 	return out, err
 }
 
 // apply is Apply, returning the plan; without createRuntime it injects the
 // poststop hook only, for a wrapper that does the createRuntime stage's
-// work itself once runc's create has returned (WrapCreate).
-func apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger, createRuntime bool) (*Outcome, *confine.Plan, error) {
+// work itself once runc's create has returned (WrapCreate). With
+// initLoads, clawos-init loads the container stage (--container-filter,
+// compiled here) and the config has no linux.seccomp: for the wrapper,
+// through which every process of the container starts, so that runc does
+// not compile the stage with libseccomp at every create (docs/security.md).
+func apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger, createRuntime, initLoads bool) (*Outcome, *confine.Plan, error) {
 	req := runcargs.Requested(spec.Annotations)
 	if err := sandboxMarker(req, cfg); err != nil || (req.Sandbox && cfg.CRI) {
 		if err != nil {
@@ -151,8 +155,15 @@ func apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger, createRuntime b
 		return out, nil, err
 	}
 	// The config goes to the engine: refuse here what its runtime could
-	// not load (prestart, after the runtime loaded it, need not).
-	if err := confine.CheckContainer(plan.Stages); err != nil {
+	// not load (prestart, after the runtime loaded it, need not); compiled
+	// for clawos-init where it loads the stage.
+	var containerFilter string
+	if initLoads {
+		containerFilter, err = plan.ContainerFilter()
+	} else {
+		err = confine.CheckContainer(plan.Stages)
+	}
+	if err != nil {
 		return out, nil, err
 	}
 	wl := plan.Whitelist
@@ -175,7 +186,7 @@ func apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger, createRuntime b
 	out.Landlock = landlock
 	// The command is resolved inside the container (clawos-init searches
 	// $PATH) whether or not Landlock restricts what it may execute.
-	ex := confine.Exec{Cmd: use}
+	ex := confine.Exec{Cmd: use, ContainerFilter: containerFilter}
 	// The port rules by Landlock as well, where the kernel can (ABI 4): a
 	// second layer beside the table prestart installs, for the main
 	// process and every exec (WrapExec reuses this prefix).
@@ -187,6 +198,9 @@ func apply(spec *specs.Spec, cfg Config, log logrus.FieldLogger, createRuntime b
 	spec.Mounts = append(spec.Mounts, confine.InitMount(cfg.Init))
 	if err := plan.Annotate(spec, cfg.Runtime); err != nil {
 		return out, nil, err
+	}
+	if initLoads {
+		spec.Linux.Seccomp = nil // its digest stays in the annotations
 	}
 	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
 	var execFiles []string

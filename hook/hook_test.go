@@ -16,6 +16,7 @@ import (
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/internal/confine"
 	"github.com/clawos/clawos-security/internal/plancache"
+	"github.com/clawos/clawos-security/internal/runcargs"
 	"github.com/clawos/clawos-security/translate"
 	"github.com/clawos/clawos-security/translate/schema"
 )
@@ -200,28 +201,61 @@ func TestApplyRefusals(t *testing.T) {
 	}
 }
 
+// TestPrestartChecksTheConfig checks that prestart (and the wrapper's
+// createRuntime work, which shares carries) refuses a config that lost any
+// part of its profile, in both forms: precreate's (the runtime loads the
+// container stage from linux.seccomp) and the wrapper's (clawos-init loads
+// it from its command line, and the config has no linux.seccomp).
 func TestPrestartChecksTheConfig(t *testing.T) {
 	cfg := testConfig(t)
-	confined := func() *specs.Spec {
+	precreate := func(t *testing.T) *specs.Spec {
 		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe"})
 		if _, err := Apply(s, cfg, quiet()); err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
+	wrapper := func(t *testing.T) *specs.Spec {
+		s := exampleSpec(map[string]string{AnnotationWhitelist: "probe"})
+		if _, _, err := apply(s, cfg, quiet(), false, true); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Another whitelist's container stage, compiled: a filter clawos-init
+	// would load without complaint.
+	other := exampleSpec(map[string]string{AnnotationWhitelist: "probe", AnnotationBaseline: "start,tokio"})
+	if _, _, err := apply(other, cfg, quiet(), false, true); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
+		form func(*testing.T) *specs.Spec
 		edit func(*specs.Spec)
 		want string
 	}{
-		{"agent filter swapped", func(s *specs.Spec) { s.Process.Args[1] = "hex:00" }, "not loaded by clawos-init"},
-		{"container filter widened", func(s *specs.Spec) { s.Linux.Seccomp.DefaultAction = specs.ActAllow }, "filter differs"},
-		{"agent digest edited", func(s *specs.Spec) { s.Annotations[confine.AnnotationAgentDigest] = "sha256:0" }, "agent stage"},
-		{"no_new_privs off", func(s *specs.Spec) { s.Process.NoNewPrivileges = false }, "no_new_privs"},
-		{"whitelist annotation removed", func(s *specs.Spec) { delete(s.Annotations, AnnotationWhitelist) }, "no whitelist annotation"},
+		{"agent filter swapped", precreate, func(s *specs.Spec) { s.Process.Args[1] = "hex:00" }, "not loaded by clawos-init"},
+		{"container filter widened", precreate, func(s *specs.Spec) { s.Linux.Seccomp.DefaultAction = specs.ActAllow }, "filter differs"},
+		{"container filter removed", precreate, func(s *specs.Spec) { s.Linux.Seccomp = nil }, "has no seccomp filter"},
+		{"agent digest edited", precreate, func(s *specs.Spec) { s.Annotations[confine.AnnotationAgentDigest] = "sha256:0" }, "agent stage"},
+		{"no_new_privs off", precreate, func(s *specs.Spec) { s.Process.NoNewPrivileges = false }, "no_new_privs"},
+		{"whitelist annotation removed", precreate, func(s *specs.Spec) { delete(s.Annotations, AnnotationWhitelist) }, "no whitelist annotation"},
+		{"precreate's form with another container filter for clawos-init", precreate, func(s *specs.Spec) {
+			s.Process.Args = append(append([]string{s.Process.Args[0], s.Process.Args[1]}, other.Process.Args[2:4]...), s.Process.Args[2:]...)
+		}, "not the whitelist's container stage"},
+		{"wrapper: agent filter swapped", wrapper, func(s *specs.Spec) { s.Process.Args[1] = "hex:00" }, "not loaded by clawos-init"},
+		{"wrapper: container filter swapped", wrapper, func(s *specs.Spec) { s.Process.Args[3] = other.Process.Args[3] }, "not the whitelist's container stage"},
+		{"wrapper: container filter dropped", wrapper, func(s *specs.Spec) {
+			s.Process.Args = append(s.Process.Args[:2:2], s.Process.Args[4:]...)
+		}, "has no seccomp filter"},
+		{"wrapper: container digest edited", wrapper, func(s *specs.Spec) { s.Annotations[translate.AnnotationProfileDigest] = "sha256:0" }, "filter differs"},
+		{"wrapper: another stage in linux.seccomp", wrapper, func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+		}, "filter differs"},
+		{"wrapper: no_new_privs off", wrapper, func(s *specs.Spec) { s.Process.NoNewPrivileges = false }, "no_new_privs"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := confined()
+			s := c.form(t)
 			c.edit(s)
 			bundle := t.TempDir()
 			b, _ := json.Marshal(s)
@@ -232,6 +266,21 @@ func TestPrestartChecksTheConfig(t *testing.T) {
 			}
 			if !errors.Is(err, clawerr.ErrPerm) {
 				t.Errorf("code %v, want EPERM", clawerr.CodeOf(err))
+			}
+		})
+	}
+	// Both forms as made pass the check (prestart then goes on to the
+	// namespaces, which this test process shares with the host).
+	for name, form := range map[string]func(*testing.T) *specs.Spec{"precreate": precreate, "wrapper": wrapper} {
+		t.Run(name+": carried", func(t *testing.T) {
+			s := form(t)
+			req := runcargs.Requested(s.Annotations)
+			plan, err := planFor(s, req, cfg.Runtime, cfg, &Outcome{}, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := carries(s, plan); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

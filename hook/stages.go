@@ -208,9 +208,11 @@ func statePath(cfg Config, id string) string {
 	return filepath.Join(cfg.StateDir, id+".json")
 }
 
-// carries checks that spec is what Apply makes of plan: the same
-// container-level filter (by digest, in the config and its annotation),
-// the same agent filter on clawos-init's command line, no_new_privs.
+// carries checks that spec is what Apply or the wrapper makes of plan: the
+// same container-level filter (by digest in its annotation, and in the
+// config for the runtime to load or compiled on clawos-init's command line,
+// or both), the same agent filter on clawos-init's command line,
+// no_new_privs.
 func carries(spec *specs.Spec, plan *confine.Plan) error {
 	refuse := func(path, msg string) error {
 		return &clawerr.Error{Code: clawerr.EPerm, Path: path,
@@ -221,15 +223,30 @@ func carries(spec *specs.Spec, plan *confine.Plan) error {
 	if err != nil {
 		return err
 	}
-	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+	initFilter, initLoads := initContainerFilter(spec)
+	if spec.Linux == nil || (spec.Linux.Seccomp == nil && !initLoads) {
 		return refuse("linux.seccomp", "it has no seccomp filter")
 	}
-	got, err := translate.ProfileDigest(spec.Linux.Seccomp)
-	if err != nil {
-		return err
+	if spec.Linux.Seccomp != nil {
+		got, err := translate.ProfileDigest(spec.Linux.Seccomp)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return refuse("linux.seccomp", "its filter differs (digest "+got+", want "+want+")")
+		}
 	}
-	if got != want || spec.Annotations[translate.AnnotationProfileDigest] != want {
-		return refuse("linux.seccomp", "its filter differs (digest "+got+", want "+want+")")
+	if got := spec.Annotations[translate.AnnotationProfileDigest]; got != want {
+		return refuse("annotations."+translate.AnnotationProfileDigest, "its filter differs (digest "+got+", want "+want+")")
+	}
+	if initLoads {
+		compiled, err := plan.ContainerFilter()
+		if err != nil {
+			return err
+		}
+		if initFilter != compiled {
+			return refuse("process.args", "the container filter clawos-init loads is not the whitelist's container stage")
+		}
 	}
 	agent, err := translate.ProfileDigest(plan.Stages.Agent.Seccomp)
 	if err != nil {
@@ -249,6 +266,19 @@ func carries(spec *specs.Spec, plan *confine.Plan) error {
 		return refuse("linux.devices", "it gives the container devices beyond the runtime's default set (a privileged config)")
 	}
 	return nil
+}
+
+// initContainerFilter is the container filter on a confined command line
+// (clawos-init FILTER --container-filter CONTAINER ...), and whether it has
+// one.
+func initContainerFilter(spec *specs.Spec) (string, bool) {
+	if spec.Process == nil {
+		return "", false
+	}
+	if a := spec.Process.Args; len(a) > 3 && a[0] == confine.Init && a[2] == "--container-filter" {
+		return a[3], true
+	}
+	return "", false
 }
 
 // installPorts installs the port rules in the network namespace of pid,

@@ -58,7 +58,7 @@ func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *O
 		return nil, nil, err
 	}
 	finishing := rc.Name == "create" && rc.PidFile != ""
-	out, plan, err := apply(spec, cfg, log, !finishing)
+	out, plan, err := apply(spec, cfg, log, !finishing, true)
 	if out == nil || err != nil {
 		return out, nil, err
 	}

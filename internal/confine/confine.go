@@ -68,6 +68,8 @@ type Plan struct {
 	// Ports is enforced in the sandbox's network namespace; nil when the
 	// whitelist restricts nothing.
 	Ports *namespaces.PortPolicy
+	// containerFilter is ContainerFilter's result, compiled once.
+	containerFilter string
 }
 
 // NewPlan translates wl into its two stages for runtime ("embedded" or
@@ -132,13 +134,17 @@ func (p *Plan) InlineFilter() string { return "hex:" + hex.EncodeToString(p.Agen
 
 // ContainerFilter compiles the container stage as clawos-init's
 // --container-filter argument, for a launcher whose runtime does not load
-// it (Exec.ContainerFilter).
+// it (Exec.ContainerFilter). It compiles once per plan (a plan is not for
+// concurrent use).
 func (p *Plan) ContainerFilter() (string, error) {
-	bpf, err := seccomp.Compile(p.Stages.Container.Seccomp)
-	if err != nil {
-		return "", fmt.Errorf("container stage: %w", err)
+	if p.containerFilter == "" {
+		bpf, err := seccomp.Compile(p.Stages.Container.Seccomp)
+		if err != nil {
+			return "", fmt.Errorf("container stage: %w", err)
+		}
+		p.containerFilter = "hex:" + hex.EncodeToString(bpf.Bytes())
 	}
-	return "hex:" + hex.EncodeToString(bpf.Bytes()), nil
+	return p.containerFilter, nil
 }
 
 // Exec says which files the agent may execute once clawos-init has
