@@ -90,7 +90,7 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 	if err != nil {
 		return out, err
 	}
-	return out, created(st, spec, plan, out, cfg)
+	return out, created(st, spec, plan, out, cfg, nil)
 }
 
 // created is the createRuntime stage's work on a container the runtime has
@@ -98,8 +98,25 @@ func Prestart(st *specs.State, cfg Config, log logrus.FieldLogger) (*Outcome, er
 // made no namespace of the host's, the port rules are installed in its
 // network namespace, its AppArmor profile held, the state record for
 // poststop written. Prestart runs it as runc's hook; the wrapper runs it
-// itself after runc's create (WrapCreate), with the plan it has just made.
-func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome, cfg Config) error {
+// itself after runc's create (WrapCreate), with the plan it has just made
+// and, for a pod's network namespace, the port rules it installed there
+// while runc created the container (early, else nil). A table installed in
+// a joined namespace is removed again if the stage fails.
+func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome, cfg Config, early *earlyPorts) (err error) {
+	joined := netnsPath(spec)
+	if plan.Ports != nil && joined != "" {
+		defer func() {
+			if err == nil {
+				return
+			}
+			if early != nil {
+				<-early.done // not removed before it is in
+			}
+			if rerr := removeTable(record{NetNS: joined, Table: portTable(st.ID)}); rerr != nil {
+				err = fmt.Errorf("%w (and its port rules could not be removed: %v)", err, rerr)
+			}
+		}()
+	}
 	if err := carries(spec, plan); err != nil {
 		return err
 	}
@@ -113,20 +130,24 @@ func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome
 	out.Digest = spec.Annotations[translate.AnnotationProfileDigest]
 	rec := record{ID: st.ID, Whitelist: out.Whitelist, WhitelistID: out.WhitelistID, Digest: out.Digest, Pid: st.Pid, Started: time.Now()}
 	if plan.Ports != nil {
-		if joined := netnsPath(spec); joined != "" {
+		if joined != "" {
 			// A pod's network namespace, shared with its other
 			// containers: a table of our own, removed by poststop.
 			plan.Ports.Table = portTable(st.ID)
 			rec.NetNS, rec.Table = joined, plan.Ports.Table
 		}
-		if err := installPorts(st.Pid, plan.Ports); err != nil {
+		if early != nil {
+			err = early.wait(st.Pid)
+		} else {
+			err = installPorts(st.Pid, plan.Ports)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	// The container's AppArmor profile, when Apply generated it: counted
 	// as used until poststop, so that no other container's stop removes
 	// it from the kernel while this one runs.
-	var err error
 	if rec.AppArmor, err = holdAppArmor(confine.SystemAppArmor(), spec, st.ID, confine.LoadAppArmor); err != nil {
 		return err
 	}
@@ -287,25 +308,77 @@ func installPorts(pid int, p *namespaces.PortPolicy) error {
 	if pid <= 0 {
 		return clawerr.New(clawerr.EProto, "the OCI state has no pid")
 	}
-	var self, ctr unix.Stat_t
+	_, err := installPortsAt("/proc/"+strconv.Itoa(pid)+"/ns/net", p)
+	return err
+}
+
+// installPortsAt installs the port rules in the network namespace at path,
+// refusing when that is the host's (this hook's own), and returns the
+// namespace's identity (device and inode).
+func installPortsAt(path string, p *namespaces.PortPolicy) (unix.Stat_t, error) {
+	var self, ns unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
-		return clawerr.Wrap(clawerr.EInternal, err, "stat the host's network namespace")
+		return ns, clawerr.Wrap(clawerr.EInternal, err, "stat the host's network namespace")
 	}
-	nsPath := "/proc/" + strconv.Itoa(pid) + "/ns/net"
-	if err := unix.Stat(nsPath, &ctr); err != nil {
-		return clawerr.Wrap(clawerr.ENoEnt, err, "stat the container's network namespace")
+	f, err := os.Open(path)
+	if err != nil {
+		return ns, clawerr.Wrap(clawerr.ENoEnt, err, "open the container's network namespace")
 	}
-	if self.Ino == ctr.Ino && self.Dev == ctr.Dev {
-		return &clawerr.Error{Code: clawerr.EPerm, Path: "linux.namespaces",
+	defer f.Close()
+	if err := unix.Fstat(int(f.Fd()), &ns); err != nil {
+		return ns, clawerr.Wrap(clawerr.ENoEnt, err, "stat the container's network namespace")
+	}
+	if self.Ino == ns.Ino && self.Dev == ns.Dev {
+		return ns, &clawerr.Error{Code: clawerr.EPerm, Path: "linux.namespaces",
 			Message: "the whitelist restricts ports, but the container shares the host's network namespace, where they cannot be enforced",
 			Hint:    "give the container a network namespace of its own (not --network host)"}
 	}
-	f, err := os.Open(nsPath)
-	if err != nil {
-		return clawerr.Wrap(clawerr.ENoEnt, err, "open the container's network namespace")
+	return ns, p.Install(f)
+}
+
+// earlyPorts installs a container's port rules in the network namespace
+// its config joins (a pod's, which exists before the container) while the
+// runtime creates the container: the wrapper's create (WrapCreate). The
+// container's process starts only after the create returns, so the rules
+// are in before the agent's first instruction either way.
+type earlyPorts struct {
+	done chan struct{}
+	ns   unix.Stat_t // the namespace the rules went into
+	err  error
+}
+
+// installEarly starts installing p as container id's table in the network
+// namespace at path.
+func installEarly(path, id string, p *namespaces.PortPolicy) *earlyPorts {
+	e := &earlyPorts{done: make(chan struct{})}
+	pp := *p
+	pp.Table = portTable(id)
+	go func() {
+		defer close(e.done)
+		e.ns, e.err = installPortsAt(path, &pp)
+	}()
+	return e
+}
+
+// wait returns the installation's error, then checks that the created
+// container (pid) is in the namespace the rules went into.
+func (e *earlyPorts) wait(pid int) error {
+	<-e.done
+	if e.err != nil {
+		return e.err
 	}
-	defer f.Close()
-	return p.Install(f)
+	if pid <= 0 {
+		return clawerr.New(clawerr.EProto, "the OCI state has no pid")
+	}
+	var ns unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/net", &ns); err != nil {
+		return clawerr.Wrap(clawerr.ENoEnt, err, "stat the container's network namespace")
+	}
+	if ns.Ino != e.ns.Ino || ns.Dev != e.ns.Dev {
+		return &clawerr.Error{Code: clawerr.EPerm, Path: "linux.namespaces",
+			Message: "the container is not in the network namespace its config names, where its port rules were installed"}
+	}
+	return nil
 }
 
 // killLogWait bounds poststop's wait for the kernel's record of a seccomp

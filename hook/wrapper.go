@@ -28,12 +28,16 @@ import (
 // (the restored process would skip clawos-init).
 //
 // For a create with --pid-file (what containerd's shim runs), finish is
-// not nil: the caller runs it once runc's create has succeeded, and it
-// does the createRuntime stage's work (created) with the plan just made,
-// in this process, instead of runc running clawos-hook as a hook; if it
-// fails, the caller deletes the container, whose process has not started.
-// Other creates and runc run keep the injected createRuntime hook.
-func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *Outcome, finish func() (*Outcome, error), err error) {
+// not nil and the caller runs it once runc's create has returned, exactly
+// once. With made (the container created), it does the createRuntime
+// stage's work (created) with the plan just made, in this process, instead
+// of runc running clawos-hook as a hook; if it fails, the caller deletes
+// the container, whose process has not started. Without made (runc failed,
+// or the container was deleted since), it removes what the wrapper
+// installed for the container: the port rules that, in a pod's network
+// namespace, go in while runc creates the container. Other creates and
+// runc run keep the injected createRuntime hook.
+func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *Outcome, finish func(made bool) (*Outcome, error), err error) {
 	if len(rc.Unknown) > 0 {
 		return &Outcome{}, nil, &clawerr.Error{Code: clawerr.EPerm, Path: "args",
 			Message: fmt.Sprintf("runc %s: %s is not a runc %s flag or command the ClawOS wrapper knows; refused rather than passed to runc unread", rc.Name, strings.Join(rc.Unknown, " "), rc.Name),
@@ -76,14 +80,34 @@ func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *O
 	if !finishing {
 		return out, nil, nil
 	}
-	return out, func() (*Outcome, error) {
+	// A pod's network namespace exists before the container: its port
+	// rules go in while runc creates the container.
+	var early *earlyPorts
+	joined := netnsPath(spec)
+	if plan.Ports != nil && joined != "" {
+		early = installEarly(joined, rc.ID, plan.Ports)
+	}
+	abandon := func() error {
+		if early == nil {
+			return nil
+		}
+		<-early.done
+		return removeTable(record{NetNS: joined, Table: portTable(rc.ID)})
+	}
+	return out, func(made bool) (*Outcome, error) {
 		fout := &Outcome{Whitelist: out.Whitelist, WhitelistID: out.WhitelistID, Signature: out.Signature, AppArmor: out.AppArmor, Landlock: out.Landlock}
+		if !made {
+			return fout, abandon()
+		}
 		pid, err := readPid(rc.PidFile)
 		if err != nil {
+			if aerr := abandon(); aerr != nil {
+				err = fmt.Errorf("%w (and its port rules could not be removed: %v)", err, aerr)
+			}
 			return fout, err
 		}
 		st := &specs.State{Version: specs.Version, ID: rc.ID, Status: specs.StateCreated, Pid: pid, Bundle: rc.Bundle}
-		return fout, created(st, spec, plan, fout, cfg)
+		return fout, created(st, spec, plan, fout, cfg, early)
 	}, nil
 }
 

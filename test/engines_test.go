@@ -958,6 +958,114 @@ func TestWrapperRuncForms(t *testing.T) {
 	}
 }
 
+// TestWrapperJoinedNetns checks the wrapper's create into a network
+// namespace that exists before the container (a pod's, joined by path):
+// the port rules go in while runc creates the container, as a table of the
+// container's own, and are there before its start; they are gone again
+// after its stop, after a create that runc fails, and after a create the
+// wrapper refuses once runc has made the container.
+func TestWrapperJoinedNetns(t *testing.T) {
+	f := newEngineFixture(t, "runc", "tar", "ip", "nsenter", "nft")
+	rootfs := f.rootfs(t)
+	root := filepath.Join(f.dir, "runc-joined")
+	const netns = "clawos-test-joined"
+	runCmd(t, nil, nil, "ip", "netns", "del", netns)
+	if code, out := runCmd(t, nil, nil, "ip", "netns", "add", netns); code != 0 {
+		t.Fatalf("ip netns add: %s", out)
+	}
+	t.Cleanup(func() { runCmd(t, nil, nil, "ip", "netns", "del", netns) })
+	tables := func(t *testing.T) string {
+		code, out := runCmd(t, nil, nil, "nsenter", "--net=/run/netns/"+netns, "nft", "list", "tables")
+		if code != 0 {
+			t.Fatalf("nft list tables: %s", out)
+		}
+		return out
+	}
+	bundle := func(t *testing.T, name string, edit func(*specs.Spec)) string {
+		b := filepath.Join(f.dir, name)
+		os.MkdirAll(b, 0o755)
+		s := specconv.Example()
+		s.Root = &specs.Root{Path: rootfs, Readonly: true}
+		s.Process.Terminal = false
+		s.Process.Args = []string{"/clawos-probe", "listen-connect", "8080"}
+		s.Annotations = map[string]string{hook.AnnotationWhitelist: "probe"}
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = "/run/netns/" + netns
+			}
+		}
+		if edit != nil {
+			edit(s)
+		}
+		raw, _ := json.Marshal(s)
+		os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
+		return b
+	}
+	create := func(t *testing.T, w, b, id string) (int, string) {
+		t.Helper()
+		return runDetached(t, w, "--root", root, "create", "--bundle", b, "--pid-file", filepath.Join(b, "init.pid"), id)
+	}
+	gone := func(t *testing.T, id string) {
+		t.Helper()
+		if out := tables(t); strings.Contains(out, "clawos") {
+			t.Errorf("the namespace still has a port table:\n%s", out)
+		}
+		if _, out := runCmd(t, nil, nil, "runc", "--root", root, "state", id); !strings.Contains(out, "does not exist") {
+			t.Errorf("the container is still there: %s", out)
+		}
+	}
+	wrapper := f.wrapperWith(t, "wrapper-joined", f.config())
+	t.Run("created: rules in before the start, removed at the stop", func(t *testing.T) {
+		id := "clawos-joined-ok"
+		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
+		b := bundle(t, "joined-ok", nil)
+		if code, out := create(t, wrapper, b, id); code != 0 {
+			t.Fatalf("create: exit %d\n%s", code, out)
+		}
+		if out := tables(t); !strings.Contains(out, "table inet clawos-"+id) {
+			t.Fatalf("no port table of the container before its start:\n%s", out)
+		}
+		if code, out := runCmd(t, nil, nil, wrapper, "--root", root, "start", id); code != 0 {
+			t.Fatalf("start: exit %d\n%s", code, out)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if _, out := runCmd(t, nil, nil, "runc", "--root", root, "state", id); strings.Contains(out, `"status": "stopped"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the agent did not stop")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if code, out := runCmd(t, nil, nil, wrapper, "--root", root, "delete", id); code != 0 {
+			t.Fatalf("delete: exit %d\n%s", code, out)
+		}
+		gone(t, id)
+	})
+	t.Run("runc's create fails: no rules left", func(t *testing.T) {
+		id := "clawos-joined-failed"
+		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
+		b := bundle(t, "joined-failed", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: filepath.Join(f.dir, "no-such-source"), Options: []string{"bind"}})
+		})
+		if code, out := create(t, wrapper, b, id); code == 0 {
+			t.Fatalf("create of a bundle runc cannot make: exit 0\n%s", out)
+		}
+		gone(t, id)
+	})
+	t.Run("refused after runc made it: no rules left", func(t *testing.T) {
+		id := "clawos-joined-refused"
+		defer runCmd(t, nil, nil, "runc", "--root", root, "delete", "-f", id)
+		cfg := f.config()
+		b := bundle(t, "joined-refused", nil)
+		cfg.StateDir = filepath.Join(b, "config.json", "state") // a path under a file
+		if code, out := create(t, f.wrapperWith(t, "wrapper-joined-refused", cfg), b, id); code == 0 || !strings.Contains(out, "state directory") {
+			t.Fatalf("create: exit %d, want the state directory's refusal\n%s", code, out)
+		}
+		gone(t, id)
+	})
+}
+
 // TestPodmanExec checks `podman exec` into a confined container with
 // podman's default ulimits, under both setups. With the hooks alone (no
 // hook runs for an exec, so it cannot be confined) an exec never starts the

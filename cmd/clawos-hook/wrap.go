@@ -49,7 +49,7 @@ func wrap(args []string, stderr io.Writer) int {
 	}
 	var out *hook.Outcome
 	var stdin []byte
-	var finish func() (*hook.Outcome, error)
+	var finish func(made bool) (*hook.Outcome, error)
 	switch {
 	case rc.Name == "exec" && len(rc.Unknown) == 0:
 		args, out, err = hook.WrapExec(rc, args)
@@ -98,6 +98,9 @@ func wrap(args []string, stderr io.Writer) int {
 			// Created, but its create could not be recorded: refused,
 			// and no container left to start.
 			deleteCreated(rc, cfg, log)
+			abandonCreate(finish, log)
+		case finish != nil:
+			abandonCreate(finish, log)
 		}
 		return status
 	}
@@ -109,8 +112,8 @@ func wrap(args []string, stderr io.Writer) int {
 // just done (the container created, its process not started), records it
 // as that stage, and on failure, an unrecorded one included, deletes the
 // container and refuses the create.
-func finishCreate(rc runcargs.Command, cfg hook.Config, finish func() (*hook.Outcome, error), stderr io.Writer, log logrus.FieldLogger) int {
-	out, err := finish()
+func finishCreate(rc runcargs.Command, cfg hook.Config, finish func(made bool) (*hook.Outcome, error), stderr io.Writer, log logrus.FieldLogger) int {
+	out, err := finish(true)
 	if aerr := hook.Append(cfg.AuditLog, hook.NewRecord("createRuntime", rc.ID, out, err)); aerr != nil && err == nil {
 		err = aerr // an unaudited start is refused
 	}
@@ -119,6 +122,14 @@ func finishCreate(rc runcargs.Command, cfg hook.Config, finish func() (*hook.Out
 	}
 	deleteCreated(rc, cfg, log)
 	return runcargs.Fail(stderr, rc.Log, err)
+}
+
+// abandonCreate removes what the wrapper installed for a container that
+// runc did not create, or that was deleted since (finish without made).
+func abandonCreate(finish func(made bool) (*hook.Outcome, error), log logrus.FieldLogger) {
+	if _, err := finish(false); err != nil {
+		log.WithError(err).Error("the port rules of a container that was not created could not be removed")
+	}
 }
 
 // deleteCreated deletes a container the wrapper had runc create and then
