@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -629,6 +630,12 @@ events_logger = "file"
 	podman = []string{"--root", root, "--runroot", runroot, "--storage-driver", "overlay"}
 	t.Cleanup(func() {
 		runCmd(t, env, nil, "podman", append(podman, "rm", "-a", "-f")...)
+		// conmon runs `podman container cleanup` on its own when a
+		// container exits, and that podman mounts the storage's overlay
+		// home again: wait for every process that names this storage
+		// before unmounting it (one still starting left the mount behind,
+		// failing every later test's mount check).
+		waitNoProcessNaming(t, root, 10*time.Second)
 		unix.Unmount(filepath.Join(root, "overlay"), unix.MNT_DETACH)
 	})
 	image = "localhost/clawos-probe:test"
@@ -1149,6 +1156,32 @@ func TestPodmanExec(t *testing.T) {
 // removeUnder removes dir, detaching first what is mounted under it:
 // podman's overlay driver leaves its storage directory mounted on itself,
 // which os.RemoveAll cannot remove and later cleanup checks find.
+// waitNoProcessNaming waits, at most d, until no process but this one has
+// s in its command line.
+func waitNoProcessNaming(t testing.TB, s string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		var found []string
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && bytes.Contains(cmd, []byte(s)) {
+				found = append(found, strings.ReplaceAll(string(cmd), "\x00", " "))
+			}
+		}
+		if len(found) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("processes still use %s: %v", s, found)
+			return
+		}
+	}
+}
+
 func removeUnder(dir string) {
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	var points []string
