@@ -148,10 +148,34 @@ func (s *Sandbox) handOff(h *HandOff, signals <-chan os.Signal) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errNoHandOff, err)
 	}
-	argv := append([]string{WaiterName, strconv.Itoa(s.agent.pid), strconv.FormatInt(p.cfg.KillAfter.Milliseconds(), 10), strconv.Itoa(exe), "--"}, h.Args...)
-	argv = append(argv, string(state))
+	argv := []string{WaiterName, strconv.Itoa(s.agent.pid), strconv.FormatInt(p.cfg.KillAfter.Milliseconds(), 10), strconv.Itoa(exe)}
+	// The relays stop between two reads; clawos-wait reads on from there
+	// (or, where the exec fails, they copy on here).
+	for _, r := range s.relays {
+		r.pause()
+	}
+	resume := func() {
+		for _, r := range s.relays {
+			if !r.eof.Load() {
+				r.start()
+			}
+		}
+	}
+	for _, r := range s.relays {
+		if r.eof.Load() {
+			continue
+		}
+		from, to, err := r.dup()
+		if err != nil {
+			resume()
+			return fmt.Errorf("%w: %v", errNoHandOff, err)
+		}
+		fds = append(fds, from, to)
+		argv = append(argv, "--relay", strconv.Itoa(from), strconv.Itoa(to))
+	}
+	argv = append(append(append(argv, "--"), h.Args...), string(state))
 	env := os.Environ()
-	return s.thread.do(func() error {
+	err = s.thread.do(func() error {
 		var set, old unix.Sigset_t
 		for _, sig := range []unix.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGCHLD, unix.SIGALRM} {
 			set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
@@ -167,6 +191,8 @@ func (s *Sandbox) handOff(h *HandOff, signals <-chan os.Signal) error {
 		unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 		return fmt.Errorf("%w: exec %s: %v", errNoHandOff, h.Waiter, err)
 	})
+	resume()
+	return err
 }
 
 // FinishHandOff is the end of a handed-off run, in the program clawos-wait

@@ -113,6 +113,8 @@ type Sandbox struct {
 	// bundle on the host: the embedded runtime as root, in a run.
 	privateRoot bool
 	refused     int // packets the port policy refused (or would have)
+	// relays copy the agent's output to the caller's terminal (relay).
+	relays []*relay
 	// undo are Destroy's steps, run last first.
 	undo []func()
 }
@@ -144,12 +146,35 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	}()
 	ph := newPhases(p.log)
 	var err error
+	var relayed []*os.File // the agent's ends of the relays' pipes
 	if !p.cfg.TTY {
 		var closeIn func()
 		if stdio.In, stdio.Out, stdio.Err, closeIn, err = withoutTerminal(stdio.In, stdio.Out, stdio.Err); err != nil {
 			return nil, err
 		}
 		s.onDestroy(closeIn)
+		// In this process the terminal is copied by relays, which a
+		// hand-off passes to clawos-wait.
+		if s.inProcess {
+			for _, out := range []*io.Writer{&stdio.Out, &stdio.Err} {
+				pw, ok := (*out).(plainWriter)
+				if !ok {
+					continue
+				}
+				term, ok := pw.Writer.(*os.File)
+				if !ok {
+					continue
+				}
+				r, w, err := newRelay(term)
+				if err != nil {
+					return nil, err
+				}
+				s.relays = append(s.relays, r)
+				s.onDestroy(r.close)
+				relayed = append(relayed, w)
+				*out = w
+			}
+		}
 	}
 	s.stdio = stdio
 	stateDir := p.cfg.StateDir
@@ -175,8 +200,16 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	s.onDestroy(func() { pw.Close() })
 	ctr, err := rt.create(ctx, s, stdio, pr)
 	pr.Close()
+	// The agent holds the relays' write ends now: end of file comes when
+	// the sandbox's processes are gone.
+	for _, w := range relayed {
+		w.Close()
+	}
 	if err != nil {
 		return nil, err
+	}
+	for _, r := range s.relays {
+		r.start()
 	}
 	s.ctr = ctr
 	s.onDestroy(ctr.destroy)
@@ -229,6 +262,9 @@ func (s *Sandbox) Wait() (int, error) {
 	ws, err := s.ctr.wait()
 	if err != nil {
 		return 0, err
+	}
+	for _, r := range s.relays {
+		r.wait()
 	}
 	if o := s.plan.obs; o != nil {
 		if err := o.super.wait(); err != nil {

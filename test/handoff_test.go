@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -112,6 +113,16 @@ func procKB(pid int, file, field string) (int, bool) {
 	return 0, false
 }
 
+// heldSmall checks that the launcher pid, handed off, holds at most 5 MB.
+func heldSmall(t *testing.T, pid int, when string) {
+	t.Helper()
+	kb := residentKB(t, pid)
+	t.Logf("held %s: %s, VmRSS %d kB", when, program(pid), kb)
+	if kb > 5*1024 {
+		t.Errorf("clawos-wait holds %d kB, want at most 5 MB", kb)
+	}
+}
+
 // waitProgram waits until pid runs name.
 func waitProgram(t *testing.T, pid int, name string) {
 	t.Helper()
@@ -153,11 +164,7 @@ func TestRunHandOff(t *testing.T) {
 		pid := h.cmd.Process.Pid
 		waitProgram(t, pid, want)
 		if s.runtime == "embedded" {
-			kb := residentKB(t, pid)
-			t.Logf("held while the agent runs: %s, VmRSS %d kB", program(pid), kb)
-			if kb > 5*1024 {
-				t.Errorf("clawos-wait holds %d kB, want at most 5 MB", kb)
-			}
+			heldSmall(t, pid, "while the agent runs")
 		}
 		h.stdin.Write([]byte{1})
 		if code := h.exitCode(t); code != 0 {
@@ -303,4 +310,113 @@ func TestRunPrivateRoot(t *testing.T) {
 		t.Errorf("a write to the sandbox's root: exit %d, want EROFS (%s)", code, h.stderr)
 	}
 	assertClean(t, s)
+}
+
+// TestRunHandOffTerminal checks the hand-off of an agent whose output goes
+// to the caller's terminal (clawos-run copies it: the agent holds a pipe,
+// never the terminal): clawos-wait takes the copying over, so the launcher
+// holds a few hundred kilobytes here too, and every line the agent wrote,
+// before, during and after the hand-off, reaches the terminal once and in
+// order, more than a pipe's and a terminal's buffers hold. The runc
+// runtime does not hand off; its output arrives as well.
+func TestRunHandOffTerminal(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, s sandboxTools) {
+		want := "clawos-wait"
+		if s.runtime == "runc" {
+			want = "clawos-run"
+		}
+		master, slave := openPty(t)
+		defer master.Close()
+		const n = 20000 // lines of about 11 bytes, per batch
+		cmd := exec.Command(s.run, append(s.flags(), "--hand-off-after", "0s", "--whitelist", probeWhitelist, "--", s.probe, "chatter", strconv.Itoa(n))...)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = slave, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		defer cmd.Process.Kill()
+		var mu sync.Mutex
+		var out bytes.Buffer
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			buf := make([]byte, 32<<10)
+			for {
+				k, err := master.Read(buf)
+				mu.Lock()
+				out.Write(buf[:k])
+				mu.Unlock()
+				if err != nil {
+					return // EIO: every descriptor of the terminal closed
+				}
+			}
+		}()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			ready := bytes.Contains(out.Bytes(), []byte("ready"))
+			mu.Unlock()
+			if ready {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the agent did not get ready (%s)", &stderr)
+			}
+		}
+		pid := cmd.Process.Pid
+		waitProgram(t, pid, want)
+		if s.runtime == "embedded" {
+			heldSmall(t, pid, "while the agent writes to a terminal")
+		}
+		cmd.Process.Signal(unix.SIGHUP) // the second batch, then exit 0
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("clawos-run: %v (%s)", err, &stderr)
+		}
+		select {
+		case <-read:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the terminal was not closed 10 s after clawos-run's exit")
+		}
+		got := strings.Split(strings.TrimSuffix(strings.ReplaceAll(out.String(), "\r\n", "\n"), "\n"), "\n")
+		var wantLines []string
+		for _, w := range []string{"line", "ready", "more"} {
+			if w == "ready" {
+				wantLines = append(wantLines, w)
+				continue
+			}
+			for k := 1; k <= n; k++ {
+				wantLines = append(wantLines, fmt.Sprintf("%s %d", w, k))
+			}
+		}
+		if !slices.Equal(got, wantLines) {
+			i := 0
+			for i < len(got) && i < len(wantLines) && got[i] == wantLines[i] {
+				i++
+			}
+			t.Fatalf("the terminal got %d lines, want %d; first difference at line %d (%q) (%s)", len(got), len(wantLines), i+1,
+				got[min(i, len(got)-1)], &stderr)
+		}
+		assertClean(t, s)
+	})
+}
+
+// openPty opens a pseudo-terminal's master and slave ends.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return master, slave
 }

@@ -40,15 +40,7 @@ func TestWaiter(t *testing.T) {
 			}
 			defer echo.Close()
 			cmd.ExtraFiles = []*os.File{echo}
-			var out, stderr strings.Builder
-			cmd.Stdout, cmd.Stderr = &out, &stderr
-			// A group of its own: whatever happens to the test, the
-			// waiter and its child (which may ignore SIGTERM) go.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+			out, stderr := startGroup(t, cmd)
 			if len(c.signals) > 0 {
 				waitWaiting(t, cmd.Process.Pid)
 				for _, sig := range c.signals {
@@ -65,13 +57,91 @@ func TestWaiter(t *testing.T) {
 			noSanitizerReport(t, stderr.String())
 		})
 	}
+	// --relay: the agent's output copied from a pipe, all of it before the
+	// clean-up program runs; a destination that fails (a pipe nobody
+	// reads: EPIPE) is drained, so that the agent never blocks, and does
+	// not end clawos-wait (SIGPIPE).
+	for _, c := range []struct {
+		name   string
+		broken bool
+		want   string
+	}{
+		{"relayed", false, seqLines(100000) + "end 768 0\n"},
+		{"destination fails", true, "end 768 0\n"},
+	} {
+		t.Run("relay: "+c.name, func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			echo, err := os.Open("/bin/echo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer echo.Close()
+			to := "1"
+			files := []*os.File{echo, r, w} // 3, 4, 5
+			if c.broken {
+				br, bw, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				br.Close()
+				defer bw.Close()
+				files, to = append(files, bw), "6"
+			}
+			// The child writes to fd 5 and holds no read end; the waiter
+			// reads fd 4 and holds no write end.
+			script := "sh -c \"$1\" 4<&- & exec 5>&-; exec \"$0\" $! 300 3 --relay 4 " + to + " -- echo end"
+			cmd := exec.Command("sh", "-c", script, waiter, "seq 1 100000 >&5; exit 3")
+			cmd.ExtraFiles = files
+			out, stderr := startGroup(t, cmd)
+			r.Close()
+			w.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("%v: %s", err, stderr.String())
+			}
+			if got := out.String(); got != c.want {
+				t.Errorf("got %d bytes ending %q, want %d bytes ending %q (%s)", len(got), got[max(0, len(got)-40):], len(c.want), c.want[max(0, len(c.want)-40):], stderr.String())
+			}
+			noSanitizerReport(t, stderr.String())
+		})
+	}
 	for _, args := range [][]string{{}, {"1", "2", "3", "x", "echo"}, {"-1", "2", "3", "--", "echo"}, {"1", "2x", "3", "--", "echo"},
-		{"99999999999999999999", "2", "3", "--", "echo"}, {"1", "2", "", "--", "echo"}} {
+		{"99999999999999999999", "2", "3", "--", "echo"}, {"1", "2", "", "--", "echo"},
+		{"1", "2", "3", "--relay", "99", "1", "--", "echo"}, {"1", "2", "3", "--relay", "1", "1", "--", "echo"},
+		{"1", "2", "3", "--relay", "x", "1", "--", "echo"}, {"1", "2", "3", "--relay", "0", "1"},
+		{"1", "2", "3", "--relay", "0", "1", "--relay", "0", "2", "--relay", "0", "1", "--", "echo"}} {
 		r := runSplit(t, 10*time.Second, waiter, args...)
 		if r.code != 125 {
 			t.Errorf("clawos-wait %q: exit %d, want 125 (%s)", args, r.code, r.stderr)
 		}
 	}
+}
+
+// startGroup starts cmd in a process group of its own, its output
+// collected: whatever happens to the test, the waiter and its child (which
+// may ignore SIGTERM) are killed at the test's end.
+func startGroup(t *testing.T, cmd *exec.Cmd) (out, stderr *strings.Builder) {
+	t.Helper()
+	out, stderr = &strings.Builder{}, &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(-cmd.Process.Pid, unix.SIGKILL) })
+	return out, stderr
+}
+
+// seqLines is what seq 1 n prints.
+func seqLines(n int) string {
+	var b strings.Builder
+	for k := 1; k <= n; k++ {
+		b.WriteString(strconv.Itoa(k))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // noSanitizerReport fails t where stderr, of a program built with

@@ -104,6 +104,29 @@ static void pause_forever(void) {
 
 static void on_signal(int sig) { syscall(SYS_exit_group, 128 + sig); }
 
+/* lines writes "WORD 1\n" to "WORD N\n" on stdout, with write(2) only. */
+static void lines(const char *word, long n) {
+	char buf[64];
+	for (long k = 1; k <= n; k++) {
+		int len = snprintf(buf, sizeof buf, "%s %ld\n", word, k);
+		for (int off = 0; off < len;) {
+			long w = syscall(SYS_write, 1, buf + off, len - off);
+			if (w <= 0)
+				syscall(SYS_exit_group, 125);
+			off += (int)w;
+		}
+	}
+}
+
+static long chatter_n;
+
+/* chatter's second batch, then exit 0: write is async-signal-safe. */
+static void on_chatter(int sig) {
+	(void)sig;
+	lines("more", chatter_n);
+	syscall(SYS_exit_group, 0);
+}
+
 static unsigned long arg(int argc, char **argv, int i) {
 	return i < argc ? strtoul(argv[i], NULL, 0) : 0;
 }
@@ -409,6 +432,15 @@ int main(int argc, char **argv) {
 		report(r == -1 ? errno : 0);
 	}
 	if (strcmp(op, "ready") == 0) {
+		syscall(SYS_write, 1, "ready\n", 6);
+		for (;;) pause_forever();
+	}
+	/* chatter N: N lines, "ready", then at SIGHUP N more lines, exit 0. */
+	if (strcmp(op, "chatter") == 0 && i < argc) {
+		chatter_n = atol(argv[i]);
+		struct sigaction sa = { .sa_handler = on_chatter };
+		sigaction(SIGHUP, &sa, NULL);
+		lines("line", chatter_n);
 		syscall(SYS_write, 1, "ready\n", 6);
 		for (;;) pause_forever();
 	}
