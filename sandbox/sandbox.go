@@ -171,6 +171,7 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 				}
 				s.relays = append(s.relays, r)
 				s.onDestroy(r.close)
+				s.onDestroy(func() { w.Close() }) // a start that fails before the create
 				relayed = append(relayed, w)
 				*out = w
 			}
