@@ -148,23 +148,11 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 	var err error
 	var relayed []*os.File // the agent's ends of the relays' pipes
 	if !p.cfg.TTY {
-		var closeIn func()
-		if stdio.In, stdio.Out, stdio.Err, closeIn, err = withoutTerminal(stdio.In, stdio.Out, stdio.Err); err != nil {
-			return nil, err
-		}
-		s.onDestroy(closeIn)
-		// In this process the terminal is copied by relays, which a
-		// hand-off passes to clawos-wait.
+		copyTerminal := plainTerminal
 		if s.inProcess {
-			for _, out := range []*io.Writer{&stdio.Out, &stdio.Err} {
-				pw, ok := (*out).(plainWriter)
-				if !ok {
-					continue
-				}
-				term, ok := pw.Writer.(*os.File)
-				if !ok {
-					continue
-				}
+			// In this process the terminal is copied by relays, which a
+			// hand-off passes to clawos-wait.
+			copyTerminal = func(term *os.File) (io.Writer, error) {
 				r, w, err := newRelay(term)
 				if err != nil {
 					return nil, err
@@ -173,9 +161,14 @@ func Start(ctx context.Context, p *Plan, rt Runtime, stdio Stdio) (*Sandbox, err
 				s.onDestroy(r.close)
 				s.onDestroy(func() { w.Close() }) // a start that fails before the create
 				relayed = append(relayed, w)
-				*out = w
+				return w, nil
 			}
 		}
+		var closeIn func()
+		if stdio.In, stdio.Out, stdio.Err, closeIn, err = withoutTerminal(stdio.In, stdio.Out, stdio.Err, copyTerminal); err != nil {
+			return nil, err
+		}
+		s.onDestroy(closeIn)
 	}
 	s.stdio = stdio
 	stateDir := p.cfg.StateDir

@@ -138,14 +138,19 @@ func isTerminal(v any) bool {
 // agent a pipe that clawos-run copies to it instead of the file itself.
 type plainWriter struct{ io.Writer }
 
+// plainTerminal is withoutTerminal's copy for a runtime that makes the
+// agent's pipe and copies it itself (plainWriter).
+func plainTerminal(term *os.File) (io.Writer, error) { return plainWriter{term}, nil }
+
 // withoutTerminal returns the standard streams of an agent without --tty:
-// a terminal stdin becomes /dev/null, a terminal stdout or stderr a pipe
-// that clawos-run copies to it. The agent then holds no descriptor of the
-// caller's terminal, from which it could read what the user types to the
-// shell afterwards (a terminal is usually open read-write on all three),
-// even after clawos-run is gone. clawos-init also starts a new session, so
+// a terminal stdin becomes /dev/null, a terminal stdout or stderr what copyTo
+// makes of it, a pipe that clawos-run copies to it (plainTerminal, or the
+// sandbox's own relay). The agent then holds no descriptor of the caller's
+// terminal, from which it could read what the user types to the shell
+// afterwards (a terminal is usually open read-write on all three), even
+// after clawos-run is gone. clawos-init also starts a new session, so
 // /dev/tty does not reach it either. done closes /dev/null.
-func withoutTerminal(stdin io.Reader, stdout, stderr io.Writer) (io.Reader, io.Writer, io.Writer, func(), error) {
+func withoutTerminal(stdin io.Reader, stdout, stderr io.Writer, copyTo func(term *os.File) (io.Writer, error)) (io.Reader, io.Writer, io.Writer, func(), error) {
 	done := func() {}
 	if isTerminal(stdin) {
 		null, err := os.Open(os.DevNull)
@@ -154,11 +159,15 @@ func withoutTerminal(stdin io.Reader, stdout, stderr io.Writer) (io.Reader, io.W
 		}
 		stdin, done = null, func() { null.Close() }
 	}
-	if isTerminal(stdout) {
-		stdout = plainWriter{stdout}
-	}
-	if isTerminal(stderr) {
-		stderr = plainWriter{stderr}
+	for _, out := range []*io.Writer{&stdout, &stderr} {
+		if isTerminal(*out) {
+			w, err := copyTo((*out).(*os.File))
+			if err != nil {
+				done()
+				return nil, nil, nil, nil, err
+			}
+			*out = w
+		}
 	}
 	return stdin, stdout, stderr, done, nil
 }
