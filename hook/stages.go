@@ -109,10 +109,11 @@ func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome
 			if err == nil {
 				return
 			}
-			if early != nil {
-				<-early.done // not removed before it is in
+			rerr := early.remove()
+			if early == nil {
+				rerr = removeTable(record{NetNS: joined, Table: portTable(st.ID)})
 			}
-			if rerr := removeTable(record{NetNS: joined, Table: portTable(st.ID)}); rerr != nil {
+			if rerr != nil {
 				err = fmt.Errorf("%w (and its port rules could not be removed: %v)", err, rerr)
 			}
 		}()
@@ -343,6 +344,7 @@ func installPortsAt(path string, p *namespaces.PortPolicy) (unix.Stat_t, error) 
 // are in before the agent's first instruction either way.
 type earlyPorts struct {
 	done chan struct{}
+	at   record      // the namespace's path and the table (NetNS, Table)
 	ns   unix.Stat_t // the namespace the rules went into
 	err  error
 }
@@ -350,14 +352,24 @@ type earlyPorts struct {
 // installEarly starts installing p as container id's table in the network
 // namespace at path.
 func installEarly(path, id string, p *namespaces.PortPolicy) *earlyPorts {
-	e := &earlyPorts{done: make(chan struct{})}
+	e := &earlyPorts{done: make(chan struct{}), at: record{NetNS: path, Table: portTable(id)}}
 	pp := *p
-	pp.Table = portTable(id)
+	pp.Table = e.at.Table
 	go func() {
 		defer close(e.done)
 		e.ns, e.err = installPortsAt(path, &pp)
 	}()
 	return e
+}
+
+// remove removes the table once its installation has ended (a table is
+// never removed before it is in); nothing for a nil e.
+func (e *earlyPorts) remove() error {
+	if e == nil {
+		return nil
+	}
+	<-e.done
+	return removeTable(e.at)
 }
 
 // wait returns the installation's error, then checks that the created

@@ -87,21 +87,14 @@ func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *O
 	if plan.Ports != nil && joined != "" {
 		early = installEarly(joined, rc.ID, plan.Ports)
 	}
-	abandon := func() error {
-		if early == nil {
-			return nil
-		}
-		<-early.done
-		return removeTable(record{NetNS: joined, Table: portTable(rc.ID)})
-	}
 	return out, func(made bool) (*Outcome, error) {
 		fout := &Outcome{Whitelist: out.Whitelist, WhitelistID: out.WhitelistID, Signature: out.Signature, AppArmor: out.AppArmor, Landlock: out.Landlock}
 		if !made {
-			return fout, abandon()
+			return fout, early.remove()
 		}
 		pid, err := readPid(rc.PidFile)
 		if err != nil {
-			if aerr := abandon(); aerr != nil {
+			if aerr := early.remove(); aerr != nil {
 				err = fmt.Errorf("%w (and its port rules could not be removed: %v)", err, aerr)
 			}
 			return fout, err
