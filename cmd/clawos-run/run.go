@@ -254,6 +254,9 @@ func finish(ctx context.Context, args []string, stderr io.Writer) int {
 // launch plans the sandbox and prints it, writes its bundle or runs it,
 // forwarding SIGINT, SIGTERM and SIGHUP to the agent.
 func launch(ctx context.Context, c *config, stdin io.Reader, stdout, stderr io.Writer, log *logrus.Logger) (int, error) {
+	if !c.printSpec && c.writeBundle == "" {
+		sandbox.WarmCgroups()
+	}
 	host, err := sandbox.ProbeHost("")
 	if err != nil {
 		return 0, err
