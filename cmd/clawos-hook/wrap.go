@@ -16,6 +16,7 @@ import (
 
 	clawerr "github.com/clawos/clawos-security/errors"
 	"github.com/clawos/clawos-security/hook"
+	"github.com/clawos/clawos-security/internal/cgwarm"
 	"github.com/clawos/clawos-security/internal/runcargs"
 )
 
@@ -43,6 +44,13 @@ func wrap(args []string, stderr io.Writer) int {
 		return runcargs.Fail(stderr, "", clawerr.Wrap(clawerr.EIO, err, "working directory"))
 	}
 	rc := runcargs.Parse(args, cwd)
+	switch rc.Name {
+	case "create", "run", "exec":
+		// runc moves the container's (or the exec's) first process into
+		// its cgroups: the kernel's wait for the first such move starts
+		// now, while the config is confined (package cgwarm).
+		cgwarm.Start()
+	}
 	cfg, err := wrapperConfig(wrapper)
 	if err != nil {
 		return runcargs.Fail(stderr, rc.Log, err)
