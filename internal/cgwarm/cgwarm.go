@@ -13,7 +13,8 @@
 // container, so that the container's own migration finds the grace period
 // over.
 //
-// The write moves the calling process into the cgroup it is already in: it
+// The write moves the calling process into the cgroup it is already in
+// (and is not made unless that cgroup's cgroup.procs lists the process): it
 // changes no membership, needs no privilege the caller lacks to manage
 // cgroups anyway (it is skipped where cgroup.procs is not writable), and
 // its failure changes nothing but the start's duration. The kernel looks
@@ -58,15 +59,38 @@ func Warm(root, membership string) error {
 	if err != nil {
 		return err
 	}
+	// The file must list this process: a cgroup file system mounted
+	// from another root than the one /proc/PID/cgroup is relative to
+	// (some containers') could name another cgroup at the same path,
+	// and the write would move the process there.
+	pid := strconv.Itoa(os.Getpid())
+	members, err := os.ReadFile(procs)
+	if err != nil {
+		return err
+	}
+	if !lists(members, pid) {
+		return fmt.Errorf("%s does not list this process (%s): not its cgroup", procs, pid)
+	}
 	f, err := os.OpenFile(procs, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if _, err := f.WriteString(strconv.Itoa(os.Getpid())); err != nil {
+	if _, err := f.WriteString(pid); err != nil {
 		return fmt.Errorf("%s: %w", procs, err)
 	}
 	return nil
+}
+
+// lists reports whether procs, a cgroup.procs file's text, has the line
+// pid.
+func lists(procs []byte, pid string) bool {
+	for _, l := range bytes.Split(procs, []byte("\n")) {
+		if string(l) == pid {
+			return true
+		}
+	}
+	return false
 }
 
 // Procs is the cgroup.procs file of the cgroup that membership (the text

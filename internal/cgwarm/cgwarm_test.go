@@ -65,29 +65,7 @@ func TestWarmStaysInItsCgroup(t *testing.T) {
 		os.Stdout.Write(b)
 		os.Exit(0)
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CLAWOS_INTEGRATION") != "" {
-			t.Fatal("needs root (CLAWOS_INTEGRATION=1)")
-		}
-		t.Skip("needs root")
-	}
-	unified := ""
-	for _, dir := range []string{Root, filepath.Join(Root, "unified")} {
-		if isCgroupFS(dir, true) {
-			unified = dir
-			break
-		}
-	}
-	if unified == "" {
-		// A host without a unified hierarchy: Warm uses a v1 one, which
-		// TestProcs covers; the process cannot be cloned into a cgroup.
-		t.Skip("no cgroup v2 hierarchy to clone a process into (v1 only)")
-	}
-	dir := filepath.Join(unified, fmt.Sprintf("clawos-cgwarm-test-%d", os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(dir)
+	dir := testCgroup(t)
 	fd, err := os.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -103,5 +81,75 @@ func TestWarmStaysInItsCgroup(t *testing.T) {
 	want := "0::/" + filepath.Base(dir) + "\n"
 	if !strings.Contains(string(out), want) {
 		t.Fatalf("after Warm the process's cgroups are\n%s\nwant the line %q", out, want)
+	}
+}
+
+// testCgroup makes a cgroup of the unified hierarchy for the test, removed
+// after it.
+func testCgroup(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CLAWOS_INTEGRATION") != "" {
+			t.Fatal("needs root (CLAWOS_INTEGRATION=1)")
+		}
+		t.Skip("needs root")
+	}
+	unified := ""
+	for _, dir := range []string{Root, filepath.Join(Root, "unified")} {
+		if isCgroupFS(dir, true) {
+			unified = dir
+			break
+		}
+	}
+	if unified == "" {
+		// A host without a unified hierarchy: Warm uses a v1 one, which
+		// TestProcs covers; a process cannot be cloned into a v1 cgroup.
+		t.Skip("no cgroup v2 hierarchy (v1 only)")
+	}
+	dir := filepath.Join(unified, fmt.Sprintf("clawos-cgwarm-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	return dir
+}
+
+// TestWarmRefusesAnotherCgroup gives Warm a membership that names another
+// cgroup than the process's (as a cgroup file system mounted from another
+// root would): Warm must not write, and the process must not move.
+func TestWarmRefusesAnotherCgroup(t *testing.T) {
+	dir := testCgroup(t)
+	before, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	membership := filepath.Join(t.TempDir(), "cgroup")
+	if err := os.WriteFile(membership, []byte("0::/"+filepath.Base(dir)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Warm(Root, membership); err == nil || !strings.Contains(err.Error(), "does not list this process") {
+		t.Fatalf("Warm = %v, want a refusal", err)
+	}
+	after, _ := os.ReadFile("/proc/self/cgroup")
+	procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if string(after) != string(before) || len(procs) != 0 {
+		t.Fatalf("the process moved: cgroups %q -> %q, the other cgroup's processes %q", before, after, procs)
+	}
+}
+
+func TestLists(t *testing.T) {
+	for _, tc := range []struct {
+		procs, pid string
+		want       bool
+	}{
+		{"1\n42\n", "42", true},
+		{"1\n420\n", "42", false},
+		{"142\n", "42", false},
+		{"", "42", false},
+		{"42", "42", true},
+	} {
+		if got := lists([]byte(tc.procs), tc.pid); got != tc.want {
+			t.Errorf("lists(%q, %q) = %v", tc.procs, tc.pid, got)
+		}
 	}
 }
