@@ -39,7 +39,9 @@ import (
 const Root = "/sys/fs/cgroup"
 
 // Start runs Warm in the background and returns at once; its result is
-// not waited for (an early exit of the process ends it harmlessly).
+// not waited for. A process that exits while the write waits for its grace
+// period exits when the grace period ends (the kernel waits
+// uninterruptibly): a failing start can take that much longer to report.
 func Start() {
 	go func() { _ = Warm(Root, "/proc/self/cgroup") }()
 }
