@@ -57,6 +57,16 @@ var presets = map[string]func(p *Profile){
 	},
 }
 
+// CheckPreset refuses a preset name that is not one of KnownPresets; ""
+// (no preset) passes.
+func CheckPreset(name string) error {
+	if _, ok := presets[name]; name != "" && !ok {
+		return &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("unknown AppArmor preset %q", name),
+			Hint: "known presets: " + strings.Join(KnownPresets(), ", ")}
+	}
+	return nil
+}
+
 // KnownPresets lists the P1.6 presets, sorted.
 func KnownPresets() []string {
 	out := make([]string, 0, len(presets))
@@ -133,12 +143,10 @@ func Generate(in Input) (*Profile, error) {
 	}
 	base(p)
 	if in.Preset != "" {
-		apply, ok := presets[in.Preset]
-		if !ok {
-			return nil, &clawerr.Error{Code: clawerr.ENoEnt, Message: fmt.Sprintf("unknown AppArmor preset %q", in.Preset),
-				Hint: "known presets: " + strings.Join(KnownPresets(), ", ")}
+		if err := CheckPreset(in.Preset); err != nil {
+			return nil, err
 		}
-		apply(p)
+		presets[in.Preset](p)
 	}
 	switch {
 	case in.Agent == nil:

@@ -365,6 +365,21 @@ func (p *Plan) ApplyAppArmor(spec *specs.Spec, mode, preset string, execFiles []
 	default:
 		return "", nil, &clawerr.Error{Code: clawerr.EProto, Message: fmt.Sprintf("AppArmor mode %q: want auto, required or off", mode)}
 	}
+	// A preset the user named wrong is refused whatever the kernel; the
+	// profile itself is generated only where the kernel can load it (0.3
+	// ms of every start on a kernel without AppArmor).
+	if err := apparmor.CheckPreset(preset); err != nil {
+		return "", nil, err
+	}
+	if err := apparmor.Enabled("/sys/module/apparmor/parameters/enabled", AppArmorFS); err != nil {
+		if mode == AppArmorRequired {
+			return "", nil, &clawerr.Error{Code: clawerr.EPerm, Message: "AppArmor is required, but the kernel has no AppArmor", Err: err}
+		}
+		// Every run on such a kernel would say it: clawos-run --check does
+		// once, the audit record and --print-spec say it per sandbox.
+		log.WithError(err).Debug("no AppArmor profile applied (AppArmor mode auto)")
+		return AppArmorUnavailable, nil, nil
+	}
 	base := "clawos-" + strings.SplitN(p.Whitelist.WhitelistID, "-", 2)[0]
 	if preset != "" {
 		base = preset
@@ -383,15 +398,6 @@ func (p *Plan) ApplyAppArmor(spec *specs.Spec, mode, preset string, execFiles []
 		if text, err = prof.Render(); err != nil {
 			return "", nil, err
 		}
-	}
-	if err := apparmor.Enabled("/sys/module/apparmor/parameters/enabled", AppArmorFS); err != nil {
-		if mode == AppArmorRequired {
-			return "", nil, &clawerr.Error{Code: clawerr.EPerm, Message: "AppArmor is required, but the kernel has no AppArmor", Err: err}
-		}
-		// Every run on such a kernel would say it: clawos-run --check does
-		// once, the audit record and --print-spec say it per sandbox.
-		log.WithError(err).Debug("no AppArmor profile applied (AppArmor mode auto)")
-		return AppArmorUnavailable, nil, nil
 	}
 	spec.Process.ApparmorProfile = prof.Name
 	return AppArmorApplied, &AppArmorProfile{Name: prof.Name, Text: text}, nil

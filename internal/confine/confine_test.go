@@ -230,6 +230,13 @@ func TestApplyAppArmor(t *testing.T) {
 	if _, _, err := p.ApplyAppArmor(spec(), "maybe", "", nil, logrus.New()); err == nil {
 		t.Error("an unknown mode was accepted")
 	}
+	// Whatever the kernel: the profile is not generated where AppArmor is
+	// missing, but a wrong preset name is still refused.
+	for _, mode := range []string{AppArmorAuto, AppArmorRequired} {
+		if _, _, err := p.ApplyAppArmor(spec(), mode, "nope", nil, logrus.New()); !errors.Is(err, clawerr.ErrNotFound) {
+			t.Errorf("%s, an unknown preset: %v", mode, err)
+		}
+	}
 	s := spec()
 	state, prof, err := p.ApplyAppArmor(s, AppArmorAuto, "", []string{"/usr/bin/true"}, logrus.New())
 	if err != nil {
