@@ -109,13 +109,13 @@ func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome
 			if err == nil {
 				return
 			}
-			rerr := early.remove()
-			if early == nil {
+			var rerr error
+			if early != nil {
+				rerr = early.remove()
+			} else {
 				rerr = removeTable(record{NetNS: joined, Table: portTable(st.ID)})
 			}
-			if rerr != nil {
-				err = fmt.Errorf("%w (and its port rules could not be removed: %v)", err, rerr)
-			}
+			err = withRemoval(err, rerr)
 		}()
 	}
 	if err := carries(spec, plan); err != nil {
@@ -335,6 +335,15 @@ func installPortsAt(path string, p *namespaces.PortPolicy) (unix.Stat_t, error) 
 			Hint:    "give the container a network namespace of its own (not --network host)"}
 	}
 	return ns, p.Install(f)
+}
+
+// withRemoval is err, saying so where the port rules of the container
+// whose create failed could not be removed (rerr).
+func withRemoval(err, rerr error) error {
+	if rerr == nil {
+		return err
+	}
+	return fmt.Errorf("%w (and its port rules could not be removed: %v)", err, rerr)
 }
 
 // earlyPorts installs a container's port rules in the network namespace

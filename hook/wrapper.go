@@ -94,10 +94,7 @@ func WrapCreate(rc runcargs.Command, cfg Config, log logrus.FieldLogger) (out *O
 		}
 		pid, err := readPid(rc.PidFile)
 		if err != nil {
-			if aerr := early.remove(); aerr != nil {
-				err = fmt.Errorf("%w (and its port rules could not be removed: %v)", err, aerr)
-			}
-			return fout, err
+			return fout, withRemoval(err, early.remove())
 		}
 		st := &specs.State{Version: specs.Version, ID: rc.ID, Status: specs.StateCreated, Pid: pid, Bundle: rc.Bundle}
 		return fout, created(st, spec, plan, fout, cfg, early)
