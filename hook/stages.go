@@ -152,6 +152,13 @@ func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome
 	if rec.AppArmor, err = holdAppArmor(confine.SystemAppArmor(), spec, st.ID, confine.LoadAppArmor); err != nil {
 		return err
 	}
+	// The kernel's audit thread, seen asleep before the container's process
+	// runs and after this stage's own audit records (a profile's load, port
+	// rules where audit is on): poststop reads the kernel log only if it
+	// has been woken since.
+	if m, ok := killlog.MarkAudit(); ok {
+		rec.Audit = &m
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return clawerr.Wrap(clawerr.EInternal, err, "encode state record")
@@ -181,6 +188,9 @@ type record struct {
 	Table string `json:"nft_table,omitempty"`
 	// AppArmor is the generated profile the container holds.
 	AppArmor string `json:"apparmor,omitempty"`
+	// Audit is the kernel's audit thread as createRuntime left it, nil
+	// where it was not seen asleep.
+	Audit *killlog.Mark `json:"audit_mark,omitempty"`
 }
 
 // appArmorHolder is container id's name among a profile's users.
@@ -410,7 +420,8 @@ func (e *earlyPorts) wait(pid int) error {
 // later covers the audit thread's lag. It was 50 ms, 50 of poststop's 67.
 // Where the kernel says its audit queue is empty and its audit thread
 // sleeps (killlog.IfKilled: root on the host), a container that was not
-// killed does not wait at all.
+// killed does not wait at all; where the thread has not run since the
+// state record's mark, the log is not read either.
 const killLogWait = 10 * time.Millisecond
 
 // Poststop removes what prestart left for the container, and names the
@@ -426,9 +437,14 @@ func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 			// clawos-init became): the engine says only "Bad system
 			// call". The kernel has logged it by the time the engine
 			// runs poststop, but for its audit thread's lag, which an
-			// empty audit queue rules out.
+			// empty audit queue rules out; an audit thread that has not
+			// run since createRuntime's mark rules out the kill itself.
 			if rec.Pid > 0 {
-				if name, found := killlog.IfKilled(rec.Pid, rec.Started, translate.NativeArch(), killLogWait); found {
+				var mark killlog.Mark
+				if rec.Audit != nil {
+					mark = *rec.Audit
+				}
+				if name, found := killlog.IfKilled(rec.Pid, rec.Started, mark, translate.NativeArch(), killLogWait); found {
 					out.KilledBy = name
 				}
 			}

@@ -61,6 +61,8 @@ func TestFind(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		ifKilled bool
+		mark     Mark     // taken before the process ran
+		quiet    bool     // the audit thread has not run since mark
 		logs     []string // one per read; the last repeats
 		backlog  int      // -1: the kernel will not say
 		idle     []bool   // kauditd asleep, one per ask; the last repeats
@@ -68,13 +70,19 @@ func TestFind(t *testing.T) {
 		reads    int
 		waited   time.Duration
 	}{
-		{"recorded at once", true, []string{rec}, 0, []bool{true}, true, 1, 0},
-		{"not killed, queue empty, kauditd asleep", true, []string{other}, 0, []bool{true}, false, 1, 0},
-		{"taken, printed after two looks", true, []string{other, other, rec}, 0, []bool{false, false, true}, true, 3, 2 * settle},
-		{"kauditd never sleeps", true, []string{other}, 0, []bool{false}, false, 101, 100 * time.Millisecond},
-		{"records queued", true, []string{other, other, rec}, 3, []bool{true}, true, 3, 20 * time.Millisecond},
-		{"backlog unknown", true, []string{other}, -1, []bool{true}, false, 11, 100 * time.Millisecond},
-		{"a known kill waits", false, []string{other}, 0, []bool{true}, false, 11, 100 * time.Millisecond},
+		{"recorded at once", true, Mark{}, false, []string{rec}, 0, []bool{true}, true, 1, 0},
+		{"not killed, queue empty, kauditd asleep", true, Mark{}, false, []string{other}, 0, []bool{true}, false, 1, 0},
+		{"taken, printed after two looks", true, Mark{}, false, []string{other, other, rec}, 0, []bool{false, false, true}, true, 3, 2 * settle},
+		{"kauditd never sleeps", true, Mark{}, false, []string{other}, 0, []bool{false}, false, 101, 100 * time.Millisecond},
+		{"records queued", true, Mark{}, false, []string{other, other, rec}, 3, []bool{true}, true, 3, 20 * time.Millisecond},
+		{"backlog unknown", true, Mark{}, false, []string{other}, -1, []bool{true}, false, 11, 100 * time.Millisecond},
+		{"a known kill waits", false, Mark{}, false, []string{other}, 0, []bool{true}, false, 11, 100 * time.Millisecond},
+		// The audit thread has not run since the mark: nothing is read.
+		{"quiet since the mark", true, Mark{Pid: 30, Sleeps: 7}, true, []string{rec}, 0, []bool{true}, false, 0, 0},
+		// It has: the kill is found as without a mark.
+		{"woken since the mark", true, Mark{Pid: 30, Sleeps: 7}, false, []string{rec}, 0, []bool{true}, true, 1, 0},
+		{"woken, records queued", true, Mark{Pid: 30, Sleeps: 7}, false, []string{other, rec}, 2, []bool{true}, true, 2, 10 * time.Millisecond},
+		{"a zero mark is never quiet", true, Mark{}, true, []string{rec}, 0, []bool{true}, true, 1, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := time.Unix(5000, 0)
@@ -97,10 +105,16 @@ func TestFind(t *testing.T) {
 					asks++
 					return i
 				},
+				quiet: func(m Mark) bool {
+					if m != c.mark || m.Pid == 0 {
+						t.Errorf("asked whether %+v is quiet", m)
+					}
+					return c.quiet
+				},
 				sleep: func(d time.Duration) { waited += d; clock = clock.Add(d) },
 				now:   func() time.Time { return clock },
 			}
-			name, found := src.find(42, time.Unix(1500, 0), translate.ArchX8664, 100*time.Millisecond, c.ifKilled)
+			name, found := src.find(42, time.Unix(1500, 0), c.mark, translate.ArchX8664, 100*time.Millisecond, c.ifKilled)
 			if found != c.found || (found && name != "getuid") || reads != c.reads || waited != c.waited {
 				t.Errorf("%q %v after %d reads and %v, want found %v after %d reads and %v", name, found, reads, waited, c.found, c.reads, c.waited)
 			}
