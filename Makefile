@@ -29,7 +29,7 @@ help:
 	@echo "make vm-kernel  fetch the VM matrix's kernels and aarch64 guest programs into $(VM_DIR)/"
 	@echo "make crictl     build crictl for the CRI tests into $(CRICTL_DIR)/"
 	@echo "make runc-libcontainer  build runc of the libcontainer clawos-run embeds (BenchmarkStart's second anchor) into /var/cache/clawos-test/"
-	@echo "make fuzz       fuzz clawos-init's parsers and the wrapper front's (ASan, UBSan), and the whitelist translator"
+	@echo "make fuzz       fuzz clawos-init's parsers, the wrapper front's and clawos-poststop's (ASan, UBSan), and the whitelist translator"
 	@echo "make demo       run the corrected reference whitelist against real calls and print the verdicts"
 	@echo "make bench      run the benchmarks"
 	@echo "make cover      unit-test coverage of the libraries and the programs' logic, per package and in total ($(BIN)/cover.out)"
@@ -47,7 +47,7 @@ help:
 # is needed on the node.
 STATIC := -buildmode=pie -tags=seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags "-static-pie"'
 
-build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-runc $(BIN)/clawos-wait $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
+build: $(BIN)/clawos-probe $(BIN)/clawos-init $(BIN)/clawos-runc $(BIN)/clawos-poststop $(BIN)/clawos-wait $(BIN)/clawos-pause $(BIN)/clawos-attack-exec $(BIN)/clawos-attack-tfo $(BIN)/init-resolve
 	$(GO) build -o $(BIN)/ ./cmd/clawos-run
 	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/clawos-hook ./cmd/clawos-policy ./cmd/clawos-node
 	$(GO) build -o $(BIN)/clawos-demo ./test/agents/demo
@@ -78,6 +78,17 @@ $(BIN)/clawos-runc: cmd/clawos-runc/front.c
 	@mkdir -p $(BIN)
 	$(MUSL_CHECK)
 	$(MUSL_CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+# The poststop hook's quick path, in front of clawos-hook: it runs at every
+# confined container's stop.
+$(BIN)/clawos-poststop: cmd/clawos-poststop/poststop.c
+	@mkdir -p $(BIN)
+	$(MUSL_CHECK)
+	$(MUSL_CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BIN)/clawos-poststop-san: cmd/clawos-poststop/poststop.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -o $@ $<
 
 # What clawos-run becomes while a long-running agent runs (sandbox.HandOff).
 $(BIN)/clawos-wait: cmd/clawos-wait/wait.c
@@ -114,6 +125,10 @@ $(BIN)/runc-fuzz: test/fuzz/runc_fuzz.c test/fuzz/rng.h cmd/clawos-runc/front.c
 	@mkdir -p $(BIN)
 	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
 
+$(BIN)/poststop-fuzz: test/fuzz/poststop_fuzz.c test/fuzz/rng.h cmd/clawos-poststop/poststop.c
+	@mkdir -p $(BIN)
+	$(CC) $(SANITIZE) -Wno-unused-function -o $@ $<
+
 # The attack programs of test/attacks/ (dynamic where the attack needs it).
 $(BIN)/clawos-attack-tfo: test/attacks/tfo.c
 	@mkdir -p $(BIN)
@@ -133,7 +148,7 @@ test: lint test-go fuzz
 # goroutines: the launcher thread, signal forwarding, the guard beside the
 # start); the integration tests in test/ drive the programs, which it
 # cannot see.
-test-go: build $(BIN)/clawos-init-san $(BIN)/clawos-wait-san $(BIN)/clawos-runc-san vm-kernel crictl
+test-go: build $(BIN)/clawos-init-san $(BIN)/clawos-wait-san $(BIN)/clawos-runc-san $(BIN)/clawos-poststop-san vm-kernel crictl
 	CLAWOS_INTEGRATION=1 $(GO) test -count=1 -timeout 45m ./...
 	CLAWOS_INTEGRATION=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test$$)
 
@@ -196,7 +211,7 @@ DOCUMENTED := clawos-run clawos-policy clawos-hook clawos-node
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/clawos/whitelists
-	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-init $(BIN)/clawos-wait $(BIN)/clawos-node $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/clawos-run $(BIN)/clawos-policy $(BIN)/clawos-hook $(BIN)/clawos-runc $(BIN)/clawos-poststop $(BIN)/clawos-init $(BIN)/clawos-wait $(BIN)/clawos-node $(DESTDIR)$(PREFIX)/bin/
 	for f in hook/hooks.d/*.json; do \
 		sed 's#/usr/local/bin/clawos-hook#$(PREFIX)/bin/clawos-hook#' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); done
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
@@ -207,7 +222,7 @@ install: build
 		sed -e 's#/usr/local/bin#$(PREFIX)/bin#' -e '/"cri": true/d' deploy/runtime.json > $(DESTDIR)/etc/clawos/runtime.json
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-init clawos-wait clawos-node)
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,clawos-run clawos-policy clawos-hook clawos-runc clawos-poststop clawos-init clawos-wait clawos-node)
 	rm -f $(foreach p,$(DOCUMENTED),$(DESTDIR)$(PREFIX)/share/man/man1/$(p).1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$(p))
 	rm -f $(addprefix $(DESTDIR)$(HOOKS_DIR)/,$(notdir $(wildcard hook/hooks.d/*.json)))
 
@@ -216,9 +231,11 @@ uninstall:
 # wrapper front's configuration reader and router, under ASan and UBSan.
 FUZZ_INIT_COUNT ?= 300000
 FUZZ_RUNC_COUNT ?= 2000000
-fuzz: $(BIN)/init-fuzz $(BIN)/runc-fuzz $(BIN)/clawos-probe
+FUZZ_POSTSTOP_COUNT ?= 3000000
+fuzz: $(BIN)/init-fuzz $(BIN)/runc-fuzz $(BIN)/poststop-fuzz $(BIN)/clawos-probe
 	$(BIN)/init-fuzz $(FUZZ_INIT_COUNT) $(BIN)/clawos-probe /usr/bin/true test/fuzz/seeds/*
 	$(BIN)/runc-fuzz $(FUZZ_RUNC_COUNT) deploy/runtime.json
+	$(BIN)/poststop-fuzz $(FUZZ_POSTSTOP_COUNT)
 	$(GO) test ./translate -run '^$$' -fuzz FuzzValidateTranslate -fuzztime $(FUZZTIME)
 	$(GO) test ./translate -run '^$$' -fuzz FuzzDecodeKnown -fuzztime $(FUZZTIME)
 

@@ -87,33 +87,6 @@ static const char *const tokens[] = {
 	"\"RUNC\"", "null", "true", "-1e5", "clawos", "CLAWOS", "\"io.clawos.whitelist\":\"x\"",
 };
 
-static void mutate(char *d, size_t *n, size_t cap) {
-	int kind = (int)(next() % 5);
-	if (*n == 0)
-		kind = 3;
-	switch (kind) {
-	case 0: /* bit flip */
-		d[next() % *n] ^= (char)(1u << (next() % 8));
-		break;
-	case 1: /* byte */
-		d[next() % *n] = (char)next();
-		break;
-	case 2: /* truncate */
-		*n = next() % (*n + 1);
-		break;
-	default: { /* a token spliced in */
-		const char *t = tokens[next() % (sizeof tokens / sizeof tokens[0])];
-		size_t tl = strlen(t), at = *n ? next() % (*n + 1) : 0;
-		if (*n + tl + 1 <= cap) {
-			memmove(d + at + tl, d + at, *n - at);
-			memcpy(d + at, t, tl);
-			*n += tl;
-		}
-		break;
-	}
-	}
-}
-
 static const char *const builtin[] = {
 	"{\"runc\": \"/usr/bin/runc\", \"hook\": \"/usr/local/bin/clawos-hook\", \"whitelist_dir\": \"/etc/clawos/whitelists\","
 	" \"cri\": true, \"timeout\": \"10s\", \"n\": [1, -2.5e3, {\"a\": null}]}",
@@ -176,7 +149,7 @@ int main(int argc, char **argv) {
 		size_t n = seedlen[s];
 		memcpy(d, seeds[s], n);
 		for (int m = (int)(next() % 4) + 1; m > 0; m--)
-			mutate(d, &n, sizeof d - 1);
+			splice_mutate(d, &n, sizeof d - 1, tokens, sizeof tokens / sizeof tokens[0]);
 		LLVMFuzzerTestOneInput((const uint8_t *)d, n);
 	}
 	unlink("config.json");
