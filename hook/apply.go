@@ -300,7 +300,38 @@ func inject(spec *specs.Spec, cfg Config, createRuntime bool) {
 	if createRuntime {
 		spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, hook("createRuntime"))
 	}
-	spec.Hooks.Poststop = append(spec.Hooks.Poststop, hook("poststop"))
+	post := hook("poststop")
+	if quickPoststop(cfg) {
+		// clawos-poststop does the stage where createRuntime left it
+		// nothing but the record to remove, and execs clawos-hook for the
+		// rest with the same arguments and state.
+		post.Path = cfg.Poststop
+		post.Args = append([]string{"clawos-poststop", "--state-dir", cfg.StateDir, "--audit-log", cfg.AuditLog, "--", cfg.Hook}, post.Args...)
+	}
+	spec.Hooks.Poststop = append(spec.Hooks.Poststop, post)
+}
+
+// quickPoststop says whether clawos-poststop is configured and installed.
+func quickPoststop(cfg Config) bool {
+	if cfg.Poststop == "" || cfg.Poststop == PoststopOff {
+		return false
+	}
+	fi, err := os.Stat(cfg.Poststop)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// hasQuickPoststop says whether spec's poststop hooks include
+// clawos-poststop as inject adds it.
+func hasQuickPoststop(spec *specs.Spec, cfg Config) bool {
+	if spec.Hooks == nil || cfg.Poststop == "" || cfg.Poststop == PoststopOff {
+		return false
+	}
+	for _, h := range spec.Hooks.Poststop {
+		if h.Path == cfg.Poststop {
+			return true
+		}
+	}
+	return false
 }
 
 // splitInit splits a command line Apply made into clawos-init's part, up

@@ -66,6 +66,12 @@ type Config struct {
 	// Hook is clawos-hook on the host, injected as the prestart and
 	// poststop hooks.
 	Hook string `json:"hook,omitempty"`
+	// Poststop is clawos-poststop on the host, injected as the poststop
+	// hook in front of clawos-hook: it does the stage without starting
+	// clawos-hook where createRuntime left nothing to do but remove the
+	// state record and write the audit line (fastPoststop). "off", or a
+	// program not installed, injects clawos-hook itself.
+	Poststop string `json:"poststop,omitempty"`
 	// Policy is clawos-policy on the host: it validates a whitelist the
 	// plan cache does not hold (clawos-hook does not link the JSON Schema
 	// library).
@@ -92,6 +98,10 @@ type Config struct {
 	validate plancache.Validator
 }
 
+// PoststopOff is Config.Poststop when clawos-hook runs the poststop stage
+// itself.
+const PoststopOff = "off"
+
 // WithDefaults fills what c leaves empty. Programs are looked for next to
 // self (the running executable).
 func (c Config) WithDefaults(self string) Config {
@@ -109,6 +119,7 @@ func (c Config) WithDefaults(self string) Config {
 	def(&c.Init, filepath.Join(dir, "clawos-init"))
 	def(&c.Hook, filepath.Join(dir, "clawos-hook"))
 	def(&c.Policy, filepath.Join(dir, "clawos-policy"))
+	def(&c.Poststop, filepath.Join(dir, "clawos-poststop"))
 	def(&c.PlanCache, plancache.DefaultDir(os.Geteuid()))
 	def(&c.Runc, runcargs.DefaultRunc)
 	def(&c.Runtime, "runc")
@@ -124,6 +135,9 @@ func (c Config) Check() error {
 		if !filepath.IsAbs(p) {
 			return &clawerr.Error{Code: clawerr.EProto, Path: name, Message: fmt.Sprintf("%q is not an absolute path", p)}
 		}
+	}
+	if c.Poststop != PoststopOff && !filepath.IsAbs(c.Poststop) {
+		return &clawerr.Error{Code: clawerr.EProto, Path: "poststop", Message: fmt.Sprintf("%q is neither an absolute path nor %q", c.Poststop, PoststopOff)}
 	}
 	switch c.Landlock {
 	case confine.LandlockAuto, confine.LandlockRequired, confine.LandlockOff:
@@ -161,7 +175,7 @@ func (c Config) TimeoutDuration() time.Duration {
 // Args is c as clawos-hook's flags, for the hooks precreate injects.
 func (c Config) Args() []string {
 	args := []string{"--config", "", "--whitelist-dir", c.WhitelistDir, "--state-dir", c.StateDir, "--audit-log", c.AuditLog,
-		"--apparmor", c.AppArmor, "--init", c.Init, "--policy", c.Policy, "--plan-cache", c.PlanCache, "--runtime-name", c.Runtime, "--timeout", c.Timeout}
+		"--apparmor", c.AppArmor, "--init", c.Init, "--poststop", c.Poststop, "--policy", c.Policy, "--plan-cache", c.PlanCache, "--runtime-name", c.Runtime, "--timeout", c.Timeout}
 	if c.RequireSignature {
 		args = append(args, "--require-signature")
 	}

@@ -166,6 +166,9 @@ func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return clawerr.Wrap(clawerr.EIO, err, "create the state directory")
 	}
+	if err := syncQuickFile(cfg, spec, st.ID, rec); err != nil {
+		return err
+	}
 	if err := atomicfile.WriteState(statePath(cfg, st.ID), b, 0o600); err != nil {
 		return err
 	}
@@ -428,6 +431,10 @@ const killLogWait = 10 * time.Millisecond
 // syscall of a seccomp kill of its agent (Outcome.KilledBy).
 func Poststop(st *specs.State, cfg Config) (*Outcome, error) {
 	out := &Outcome{}
+	// clawos-poststop's file, where it left the stage to us.
+	if err := removeQuickFile(quickPath(cfg, st.ID)); err != nil {
+		return out, err
+	}
 	b, err := os.ReadFile(statePath(cfg, st.ID))
 	if err == nil {
 		var rec record

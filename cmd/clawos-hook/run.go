@@ -48,6 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.AppArmor, "apparmor", "", "AppArmor: auto, required or off (default auto)")
 	fs.BoolVar(&cfg.RequireSignature, "require-signature", false, "refuse unsigned whitelists")
 	fs.StringVar(&cfg.Init, "init", "", "clawos-init on the host (default: next to clawos-hook)")
+	fs.StringVar(&cfg.Poststop, "poststop", "", "clawos-poststop on the host, the poststop stage's quick path injected in front of clawos-hook (default: next to clawos-hook; off: clawos-hook itself)")
 	fs.StringVar(&cfg.Policy, "policy", "", "clawos-policy on the host, which validates a whitelist the plan cache does not hold (default: next to clawos-hook)")
 	fs.StringVar(&cfg.PlanCache, "plan-cache", "", "the plan cache: whitelists clawos-policy validated, by content (default /var/cache/clawos/plans for root; off: validate every time)")
 	fs.StringVar(&cfg.Runtime, "runtime-name", "", "runtime whose measured needs the container filter includes (default runc)")
@@ -102,6 +103,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			base.Init = cfg.Init
 		case "policy":
 			base.Policy = cfg.Policy
+		case "poststop":
+			base.Poststop = cfg.Poststop
 		case "plan-cache":
 			base.PlanCache = cfg.PlanCache
 		case "runtime-name":

@@ -21,8 +21,8 @@ import (
 )
 
 // Programs are what a node runs: the wrapper, the hook it hands confined
-// calls to, and the agent's init.
-var Programs = []string{"clawos-init", "clawos-hook", "clawos-runc", "clawos-policy"}
+// calls to, the poststop hook's quick path, and the agent's init.
+var Programs = []string{"clawos-init", "clawos-hook", "clawos-runc", "clawos-poststop", "clawos-policy"}
 
 // Options says where things are.
 type Options struct {
