@@ -1,22 +1,12 @@
 package test
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/opencontainers/runc/libcontainer/specconv"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/clawos/clawos-security/hook"
 )
@@ -34,78 +24,15 @@ func BenchmarkHookStages(b *testing.B) {
 	if os.Getenv(integrationEnv) == "" || os.Geteuid() != 0 {
 		b.Skipf("needs root and %s=1", integrationEnv)
 	}
-	hookBin, _ := filepath.Abs("../bin/clawos-hook")
-	initBin, _ := filepath.Abs("../bin/clawos-init")
-	dir := b.TempDir()
-	wlDir := filepath.Join(dir, "wl")
-	os.MkdirAll(wlDir, 0o755)
-	raw, err := os.ReadFile(probeWhitelist)
-	if err != nil {
-		b.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(wlDir, "probe.json"), raw, 0o644)
-	cfg := hook.Config{WhitelistDir: wlDir, StateDir: filepath.Join(dir, "state"), AuditLog: filepath.Join(dir, "audit.jsonl"),
-		Init: initBin, Hook: hookBin}.WithDefaults(hookBin)
-	s := specconv.Example()
-	s.Annotations = map[string]string{hook.AnnotationWhitelist: "probe"}
-	s.Process.Args = []string{"/clawos-probe", "call", "39"}
-	// As podman runs it: the hooks alone refuse no_new_privileges (an
-	// exec would run under the container-level filter only).
-	s.Process.NoNewPrivileges = false
-	in, _ := json.Marshal(s)
-	call := func(stage string, stdin []byte) ([]byte, time.Duration) {
-		start := time.Now()
-		cmd := exec.Command(hookBin, append(cfg.Args(), stage)...)
-		cmd.Stdin = bytes.NewReader(stdin)
-		out, err := cmd.Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				b.Fatalf("%s: %v: %s", stage, err, ee.Stderr)
-			}
-			b.Fatalf("%s: %v", stage, err)
-		}
-		return out, time.Since(start)
-	}
-	confined, _ := call("precreate", in)
-	bundle := filepath.Join(dir, "bundle")
-	os.MkdirAll(bundle, 0o755)
-	os.WriteFile(filepath.Join(bundle, "config.json"), confined, 0o644)
-	// prestart installs port rules in the netns of pid: a process of its
-	// own network namespace stands in for the container.
-	// The namespaces a container has (prestart refuses a container that
-	// shares the host's pid namespace): unshare's child stands in.
-	holder := exec.Command("unshare", "--net", "--pid", "--ipc", "--uts", "--mount", "--cgroup", "--fork", "--kill-child", "sleep", "600")
-	if err := holder.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { holder.Process.Kill(); holder.Wait() }()
-	// Wait, bounded, for the child in its own namespaces (unshare has
-	// run): the event itself, not a fixed sleep.
-	self, _ := os.Readlink("/proc/self/ns/pid")
-	pid := 0
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", holder.Process.Pid, holder.Process.Pid))
-		if f := strings.Fields(string(children)); len(f) > 0 {
-			pid, _ = strconv.Atoi(f[0])
-			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err == nil && ns != self {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("the namespace holder did not unshare its namespaces")
-		}
-		runtime.Gosched()
-	}
-	state, _ := json.Marshal(specs.State{Version: specs.Version, ID: "bench", Status: "created", Pid: pid, Bundle: bundle})
+	h := newHookStages(b)
 	var pre, start, stop []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, d := call("precreate", in)
+		_, d := h.call("precreate", h.config)
 		pre = append(pre, d)
-		_, d = call("prestart", state)
+		_, d = h.call("prestart", h.state)
 		start = append(start, d)
-		_, d = call("poststop", state)
+		_, d = h.call("poststop", h.state)
 		stop = append(stop, d)
 	}
 	b.StopTimer()
