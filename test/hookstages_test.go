@@ -88,9 +88,31 @@ func newHookStages(tb testing.TB) *hookStages {
 
 // call runs clawos-hook's stage with stdin, failing the test if it fails.
 func (h *hookStages) call(stage string, stdin []byte) ([]byte, time.Duration) {
+	return h.run(specs.Hook{Path: h.hookBin, Args: append(append([]string{"clawos-hook"}, h.cfg.Args()...), stage)}, stdin)
+}
+
+// poststop is the poststop hook precreate injected into the config.
+func (h *hookStages) poststop() specs.Hook {
+	var spec specs.Spec
+	b, err := os.ReadFile(filepath.Join(h.bundle, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	if spec.Hooks == nil || len(spec.Hooks.Poststop) != 1 {
+		h.tb.Fatalf("precreate's poststop hooks: %+v", spec.Hooks)
+	}
+	return spec.Hooks.Poststop[0]
+}
+
+// run runs a hook as runc does (Path, with Args as its argv), failing
+// the test if it fails.
+func (h *hookStages) run(hk specs.Hook, stdin []byte) ([]byte, time.Duration) {
+	stage := hk.Args[len(hk.Args)-1]
 	start := time.Now()
-	cmd := exec.Command(h.hookBin, append(h.cfg.Args(), stage)...)
-	cmd.Stdin = bytes.NewReader(stdin)
+	cmd := &exec.Cmd{Path: hk.Path, Args: hk.Args, Stdin: bytes.NewReader(stdin)}
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError

@@ -32,15 +32,12 @@ func TestPoststopQuick(t *testing.T) {
 		t.Fatal("the hook tests run as root (CI does)")
 	}
 	h := newHookStages(t)
-	var spec specs.Spec
-	if err := json.Unmarshal(mustRead(t, filepath.Join(h.bundle, "config.json")), &spec); err != nil {
-		t.Fatal(err)
-	}
+	injected := h.poststop()
 	installed, _ := filepath.Abs("../bin/clawos-poststop")
-	if spec.Hooks == nil || len(spec.Hooks.Poststop) != 1 || spec.Hooks.Poststop[0].Path != installed {
-		t.Fatalf("precreate's poststop hooks: %+v, want %s in front of clawos-hook", spec.Hooks, installed)
+	if injected.Path != installed {
+		t.Fatalf("precreate's poststop hook: %+v, want %s in front of clawos-hook", injected, installed)
 	}
-	args := spec.Hooks.Poststop[0].Args
+	args := injected.Args
 	if len(args) < 8 || args[5] != "--" || args[6] != h.hookBin {
 		t.Fatalf("clawos-poststop's arguments: %q", args)
 	}
