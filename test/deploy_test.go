@@ -258,7 +258,7 @@ func TestDeployManifests(t *testing.T) {
 // in a mount namespace where the scratch root's /etc/containerd is the
 // node's); a second run changes nothing; a relative --prefix is refused.
 func TestInstallNode(t *testing.T) {
-	for _, p := range []string{"clawos-init", "clawos-hook", "clawos-runc", "clawos-policy"} {
+	for _, p := range []string{"clawos-init", "clawos-hook", "clawos-runc", "clawos-poststop", "clawos-policy"} {
 		built(t, "../bin/"+p)
 	}
 	if _, err := exec.LookPath("containerd"); err != nil {
@@ -307,7 +307,7 @@ func TestInstallNode(t *testing.T) {
 			t.Errorf("the installer does not say %q:\n%s", want, out)
 		}
 	}
-	for _, f := range []string{"usr/local/bin/clawos-runc", "usr/local/bin/clawos-hook", "usr/local/bin/clawos-init", "usr/local/bin/clawos-policy",
+	for _, f := range []string{"usr/local/bin/clawos-runc", "usr/local/bin/clawos-hook", "usr/local/bin/clawos-poststop", "usr/local/bin/clawos-init", "usr/local/bin/clawos-policy",
 		"etc/clawos/runtime.json", "etc/clawos/whitelists/probe.json", "etc/containerd/conf.d/clawos.toml"} {
 		if _, err := os.Stat(filepath.Join(host, f)); err != nil {
 			t.Errorf("not installed: %v", err)
@@ -552,7 +552,7 @@ func TestImage(t *testing.T) {
 		}
 	}
 	sort.Strings(files)
-	want := []string{"opt/clawos/bin/clawos-hook", "opt/clawos/bin/clawos-init", "opt/clawos/bin/clawos-node", "opt/clawos/bin/clawos-policy", "opt/clawos/bin/clawos-runc", "opt/clawos/deploy/runtime.json"}
+	want := []string{"opt/clawos/bin/clawos-hook", "opt/clawos/bin/clawos-init", "opt/clawos/bin/clawos-node", "opt/clawos/bin/clawos-policy", "opt/clawos/bin/clawos-poststop", "opt/clawos/bin/clawos-runc", "opt/clawos/deploy/runtime.json"}
 	if !slices.Equal(files, want) {
 		t.Errorf("the image holds %v, want %v", files, want)
 	}
