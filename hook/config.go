@@ -69,7 +69,7 @@ type Config struct {
 	// Poststop is clawos-poststop on the host, injected as the poststop
 	// hook in front of clawos-hook: it does the stage without starting
 	// clawos-hook where createRuntime left nothing to do but remove the
-	// state record and write the audit line (fastPoststop). "off", or a
+	// state record and write the audit line (quickFile). "off", or a
 	// program not installed, injects clawos-hook itself.
 	Poststop string `json:"poststop,omitempty"`
 	// Policy is clawos-policy on the host: it validates a whitelist the

@@ -18,7 +18,7 @@
  * with ARG0 ARGS... and the same standard input: clawos-hook does the
  * stage, and says what went wrong.
  *
- * DIR/ID.poststop (hook.fastPoststop), the caller's, mode 0600:
+ * DIR/ID.poststop (hook.quickFile), the caller's, mode 0600:
  *
  *   clawos-poststop 1
  *   id ID
