@@ -23,16 +23,17 @@ func quickPath(cfg Config, id string) string {
 // quickFileVersion is the first line of clawos-poststop's file.
 const quickFileVersion = "clawos-poststop 1"
 
-// quickFile renders clawos-poststop's file (cmd/clawos-poststop) for a
-// container whose poststop stage will have nothing to do but remove rec
+// quickFile renders clawos-poststop's file (cmd/clawos-poststop) for the
+// container of rec, whose poststop stage will have nothing to do but remove it
 // and write its audit record, unless the kernel's audit thread has run
 // since rec's mark: the id, the mark, and the audit record Poststop would
 // write then, rendered by NewRecord, after its time. ok is false where
 // poststop has more to do (port rules in a joined namespace, an AppArmor
 // profile held), no mark was taken, or the id is one clawos-poststop does
 // not read.
-func quickFile(id string, rec record) (b []byte, ok bool, err error) {
-	if rec.Audit == nil || rec.NetNS != "" || rec.Table != "" || rec.AppArmor != "" || !runcargs.ValidID(id) || rec.ID != id {
+func quickFile(rec record) (b []byte, ok bool, err error) {
+	id := rec.ID
+	if rec.Audit == nil || rec.NetNS != "" || rec.Table != "" || rec.AppArmor != "" || !runcargs.ValidID(id) {
 		return nil, false, nil
 	}
 	r := NewRecord("poststop", id, &Outcome{Whitelist: rec.Whitelist, WhitelistID: rec.WhitelistID, Digest: rec.Digest}, nil)
@@ -52,14 +53,14 @@ func quickFile(id string, rec record) (b []byte, ok bool, err error) {
 }
 
 // syncQuickFile writes clawos-poststop's file where spec's poststop hook
-// is clawos-poststop and quickFile renders one, and removes the file
-// otherwise (a container of the same id before this one may have left
+// is clawos-poststop and quickFile renders one for rec, and removes the
+// file otherwise (a container of the same id before this one may have left
 // it): before the state record is written, so that clawos-poststop never
 // acts on a file that is not this record's.
-func syncQuickFile(cfg Config, spec *specs.Spec, id string, rec record) error {
-	path := quickPath(cfg, id)
+func syncQuickFile(cfg Config, spec *specs.Spec, rec record) error {
+	path := quickPath(cfg, rec.ID)
 	if hasQuickPoststop(spec, cfg) {
-		b, ok, err := quickFile(id, rec)
+		b, ok, err := quickFile(rec)
 		if err != nil {
 			return err
 		}

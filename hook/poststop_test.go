@@ -20,7 +20,7 @@ import (
 func TestQuickFile(t *testing.T) {
 	mark := &killlog.Mark{Pid: 30, Sleeps: 82448}
 	rec := record{ID: "c-1", Whitelist: "probe", WhitelistID: "wl-1", Digest: "sha256:ab", Pid: 42, Audit: mark}
-	b, ok, err := quickFile("c-1", rec)
+	b, ok, err := quickFile(rec)
 	if err != nil || !ok {
 		t.Fatalf("quickFile: %v %v", ok, err)
 	}
@@ -42,16 +42,14 @@ func TestQuickFile(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		id   string
 		rec  record
 	}{
-		{"no mark", "c-1", record{ID: "c-1"}},
-		{"port rules in a joined namespace", "c-1", record{ID: "c-1", NetNS: "/run/netns/p", Table: "clawos-c-1", Audit: mark}},
-		{"an AppArmor profile held", "c-1", record{ID: "c-1", AppArmor: "clawos-probe", Audit: mark}},
-		{"an id clawos-poststop does not read", "-x", record{ID: "-x", Audit: mark}},
-		{"another container's record", "c-2", record{ID: "c-1", Audit: mark}},
+		{"no mark", record{ID: "c-1"}},
+		{"port rules in a joined namespace", record{ID: "c-1", NetNS: "/run/netns/p", Table: "clawos-c-1", Audit: mark}},
+		{"an AppArmor profile held", record{ID: "c-1", AppArmor: "clawos-probe", Audit: mark}},
+		{"an id clawos-poststop does not read", record{ID: "-x", Audit: mark}},
 	} {
-		if b, ok, err := quickFile(c.id, c.rec); ok || err != nil || b != nil {
+		if b, ok, err := quickFile(c.rec); ok || err != nil || b != nil {
 			t.Errorf("%s: %q %v %v", c.name, b, ok, err)
 		}
 	}
@@ -103,7 +101,7 @@ func TestSyncQuickFile(t *testing.T) {
 		if c.stale {
 			os.WriteFile(path, []byte("clawos-poststop 1\nid c-1\nmark 1 1\nstale\n"), 0o600)
 		}
-		if err := syncQuickFile(cfg, c.spec, "c-1", c.rec); err != nil {
+		if err := syncQuickFile(cfg, c.spec, c.rec); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		b, err := os.ReadFile(path)

@@ -166,7 +166,7 @@ func created(st *specs.State, spec *specs.Spec, plan *confine.Plan, out *Outcome
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return clawerr.Wrap(clawerr.EIO, err, "create the state directory")
 	}
-	if err := syncQuickFile(cfg, spec, st.ID, rec); err != nil {
+	if err := syncQuickFile(cfg, spec, rec); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteState(statePath(cfg, st.ID), b, 0o600); err != nil {
